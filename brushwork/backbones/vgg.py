@@ -1,0 +1,116 @@
+"""VGG-16 and VGG-19 feature stacks, defined here so torchvision is not needed.
+
+Two weight layouts are understood: torchvision's (RGB, 0..1, ImageNet mean/std) and caffe's
+(BGR, 0..255, mean subtracted) as used by the original VGG release, neural-style and HED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from brushwork.backbones.base import FeatureExtractor
+from brushwork.backbones.weights import apply_state_dict
+from brushwork.errors import BrushworkError
+
+CONFIGS = {
+    16: (2, 2, 3, 3, 3),
+    19: (2, 2, 4, 4, 4),
+}
+WIDTHS = (64, 128, 256, 512, 512)
+
+#: torchvision's ImageNet checkpoints; the hex after the dash is the sha256 prefix torch.hub checks.
+URLS = {
+    16: "https://download.pytorch.org/models/vgg16-397923af.pth",
+    19: "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+}
+
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+LAYOUTS = ("torchvision", "caffe")
+
+
+def vgg_layer_names(depth: int) -> list[str]:
+    names = []
+    for block, convs in enumerate(CONFIGS[depth], start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return names
+
+
+class VGG(FeatureExtractor):
+    """``features`` matches torchvision's module indices, so its checkpoints load as they are."""
+
+    # The paper's "conv4_2" is read after caffe's in-place ReLU, so relu4_2 is the same response.
+    content_layers = ("relu4_2",)
+    style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+    def __init__(self, depth: int = 19, pooling: str = "max", layout: str = "torchvision"):
+        super().__init__()
+        if depth not in CONFIGS:
+            raise BrushworkError(f"VGG depth must be 16 or 19, not {depth}")
+        if pooling not in ("max", "avg"):
+            raise BrushworkError(f"pooling must be max or avg, not {pooling!r}")
+        if layout not in LAYOUTS:
+            raise BrushworkError(f"weights layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+        self.name = f"vgg{depth}"
+        self.depth = depth
+        self.layout = layout
+        self.layer_names = tuple(vgg_layer_names(depth))
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for convs, width in zip(CONFIGS[depth], WIDTHS, strict=True):
+            for _ in range(convs):
+                layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU()]
+                in_ch = width
+            # Average pooling gives smoother gradients (Gatys et al.); max is what the weights saw.
+            layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+        self.features = nn.Sequential(*layers)
+        if layout == "caffe":
+            self.register_buffer("mean", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.ones(1, 3, 1, 1))
+        else:
+            self.register_buffer("mean", torch.tensor(TORCHVISION_MEAN).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(TORCHVISION_STD).view(1, 3, 1, 1))
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        if self.layout == "caffe":
+            image = image.flip(1) * 255.0
+        return (image - self.mean) / self.std
+
+    def iter_layers(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        for name, layer in zip(self.layer_names, self.features, strict=True):
+            x = layer(x)
+            yield name, x
+
+    def load_weights(self, state: dict[str, torch.Tensor], source: str = "weights") -> VGG:
+        features = normalise_vgg_keys(state)
+        found = vgg_depth_of(features)
+        if found is not None and found != self.depth:
+            raise BrushworkError(f"{source} holds VGG-{found} weights, not VGG-{self.depth}: use --backbone vgg{found}")
+        apply_state_dict(self.features, features, f"VGG-{self.depth} ({source})")
+        return self
+
+
+def normalise_vgg_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept ``features.N.weight`` (torchvision) and bare ``N.weight`` (a saved ``features``)."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("features."):
+            key = key[len("features.") :]
+        head = key.split(".", 1)[0]
+        if head.isdigit():
+            out[key] = value
+    return out
+
+
+def vgg_depth_of(state: dict[str, torch.Tensor]) -> int | None:
+    """16 or 19 from the number of 3x3 convolutions in a VGG state dict; None if it is not VGG."""
+    convs = [v for k, v in normalise_vgg_keys(state).items() if k.endswith("weight") and v.dim() == 4]
+    if not convs or any(tuple(v.shape[2:]) != (3, 3) for v in convs):
+        return None
+    return {13: 16, 16: 19}.get(len(convs))

@@ -1,0 +1,71 @@
+"""Finding and safely reading weight files: local paths, the torch.hub cache, hash-checked downloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from brushwork.errors import BrushworkError
+
+
+def offline() -> bool:
+    """True when ``BRUSHWORK_OFFLINE`` is set: never try the network."""
+    return os.environ.get("BRUSHWORK_OFFLINE", "").lower() not in ("", "0", "false", "no")
+
+
+def hub_cache_path(url: str) -> Path:
+    """Where torch.hub keeps (or would keep) the file behind ``url``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from .safetensors or a torch file, never unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise BrushworkError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        raise BrushworkError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BrushworkError(f"{path}: holds no plain state dict of tensors")
+    return state
+
+
+def fetch_state_dict(url: str) -> dict[str, torch.Tensor]:
+    """Download ``url`` into the torch.hub cache (sha256 prefix in the file name is checked) and load it."""
+    cached = hub_cache_path(url)
+    if cached.is_file():
+        return load_state_dict_file(cached)
+    if offline():
+        raise BrushworkError(f"{cached.name} is not in the torch cache and BRUSHWORK_OFFLINE is set")
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - network, disk and hash failures all end the same way
+        raise BrushworkError(f"could not download {url} ({type(exc).__name__}: {exc})") from exc
+
+
+def apply_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` strictly, turning missing keys or wrong shapes into one readable message."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        detail = []
+        if missing:
+            detail.append(f"missing {len(missing)} tensors (first: {missing[0]})")
+        if wrong:
+            k = wrong[0]
+            detail.append(f"{len(wrong)} of the wrong shape ({k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise BrushworkError(f"weights do not fit {what}: " + "; ".join(detail))
+    module.load_state_dict({k: state[k] for k in own}, strict=True)

@@ -1,0 +1,263 @@
+"""``brushwork <verb>``: parse, call the library, print. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
+
+
+def _name_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _add_stylize_options(p: argparse.ArgumentParser) -> None:
+    from brushwork.backbones import BACKBONES, LAYOUTS
+    from brushwork.images import DEFAULT_MAX_PIXELS
+    from brushwork.style.color import MODES
+    from brushwork.style.gatys import OPTIMIZERS, StyleConfig
+
+    d = StyleConfig()
+    p.add_argument("-o", "--output", help="output .png (default: CONTENT-STYLE.png here)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    g = p.add_argument_group("look")
+    g.add_argument("--image-size", type=int, default=d.image_size, help="long side of the output in px")
+    g.add_argument("--iterations", type=int, default=d.iterations, help="iterations at the first scale")
+    g.add_argument("--content-weight", type=float, default=d.content_weight)
+    g.add_argument("--style-weight", type=float, default=d.style_weight)
+    g.add_argument("--tv-weight", type=float, default=d.tv_weight, help="smoothness (total variation)")
+    g.add_argument("--style-scale", type=float, default=d.style_scale, help="style image size relative to output")
+    g.add_argument("--style-blend-weights", type=_float_list, default=None, help="e.g. 3,7 for two styles")
+    g.add_argument("--preserve-colors", choices=MODES, default=d.preserve_colors)
+    g.add_argument("--original-colors", action="store_true", help="same as --preserve-colors luminance")
+    g.add_argument("--init", choices=("content", "noise"), default=d.init)
+    g.add_argument("--init-image", help="start from this image instead")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g = p.add_argument_group("engine")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    g.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam only")
+    g.add_argument("--scales", type=_int_list, default=None, help="coarse-to-fine sizes, e.g. 512,1024,2048")
+    g.add_argument("--fine-iterations", type=int, default=None, help="iterations at each finer scale")
+    g.add_argument("--content-layers", type=_name_list, default=None, help="e.g. relu4_2")
+    g.add_argument("--style-layers", type=_name_list, default=None, help="e.g. relu1_1,relu2_1,relu3_1")
+    g.add_argument("--backbone", choices=BACKBONES, default="auto")
+    g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
+    g.add_argument(
+        "--weights-layout", choices=LAYOUTS, default="torchvision", help="caffe: BGR, 0-255, mean-subtracted"
+    )
+    g.add_argument("--pooling", choices=("max", "avg"), default="max")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g = p.add_argument_group("run")
+    g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
+    g.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
+    g.add_argument("--params-from", help="take the options stored in a brushwork PNG (flags given here win)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brushwork", description="brushwork: an AI art studio")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="verb")
+
+    p = sub.add_parser("stylize", help="paint a photo in the style of one or more paintings (Gatys et al.)")
+    p.add_argument("content", help="the photo")
+    p.add_argument("--style", nargs="+", required=True, help="one or more style images")
+    _add_stylize_options(p)
+
+    p = sub.add_parser("demo", help="stylise the bundled example photo offline (a quick first run)")
+    p.add_argument("-o", "--output", default="brushwork-demo.png")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--iterations", type=int, default=150)
+
+    p = sub.add_parser("info", help="print the parameters a brushwork image was made with")
+    p.add_argument("image")
+    return parser
+
+
+def _stylize_params_from(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse twice: options stored in --params-from become defaults, so flags on the line still win."""
+    args = parser.parse_args(argv)
+    if args.verb != "stylize" or not args.params_from:
+        return args
+    from brushwork.images import read_parameters
+    from brushwork.style.gatys import StyleConfig
+
+    stored = read_parameters(args.params_from)
+    keys = {f.name for f in fields(StyleConfig)} | {"weights_layout", "pooling"}
+    defaults = {k: v for k, v in stored.items() if k in keys}
+    if "style_blend" in defaults:
+        defaults["style_blend_weights"] = defaults.pop("style_blend")
+    if stored.get("backbone") in ("vgg16", "vgg19", "lite0"):
+        defaults["backbone"] = stored["backbone"]
+    if defaults.get("init") not in ("content", "noise"):
+        defaults.pop("init", None)
+    stylize_parser = parser._subparsers._group_actions[0].choices["stylize"]  # noqa: SLF001
+    stylize_parser.set_defaults(**defaults)
+    return parser.parse_args(argv)
+
+
+def _run_stylize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from brushwork.api import stylize
+    from brushwork.images import check_output_path, save_image
+
+    output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
+    check_output_path(output, args.force)
+    step_path = output.with_name(output.stem + ".step{:05d}.png")
+    if args.save_every and not args.force:
+        existing = sorted(output.parent.glob(output.stem + ".step*.png"))
+        if existing:
+            raise BrushworkError(f"{existing[0]}: intermediates of an earlier run exist; use --force to overwrite")
+    for path in [args.content, *args.style, args.init_image, args.weights]:
+        if path and not Path(path).exists():
+            raise BrushworkError(f"{path}: no such file")
+
+    bar = None
+    latest: dict = {}
+
+    def on_step(step) -> None:
+        nonlocal bar
+        latest["step"] = step
+        if not args.quiet:
+            if bar is None:
+                bar = tqdm(total=step.total, unit="it", dynamic_ncols=True, file=sys.stderr)
+            bar.update(1)
+            if step.step % 10 == 0 or step.step == step.total:
+                bar.set_postfix({k: f"{v.item():.3g}" for k, v in step.losses.items()}, refresh=False)
+        if args.save_every and step.step % args.save_every == 0:
+            from brushwork.images import tensor_to_image
+
+            save_image(tensor_to_image(step.image), str(step_path).format(step.step), {"step": step.step})
+
+    options = dict(
+        image_size=args.image_size,
+        iterations=args.iterations,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        style_scale=args.style_scale,
+        style_blend=args.style_blend_weights,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        init=args.init,
+        seed=args.seed,
+        preserve_colors="luminance" if args.original_colors else args.preserve_colors,
+        content_layers=args.content_layers,
+        style_layers=args.style_layers,
+        scales=args.scales,
+        fine_iterations=args.fine_iterations,
+    )
+    try:
+        result = stylize(
+            args.content,
+            args.style,
+            backbone=args.backbone,
+            weights=args.weights,
+            weights_layout=args.weights_layout,
+            pooling=args.pooling,
+            device=args.device,
+            init_image=args.init_image,
+            max_pixels=args.max_pixels,
+            on_step=on_step,
+            **options,
+        )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        step = latest.get("step")
+        if step is None:
+            print("brushwork: interrupted before the first iteration; nothing written", file=sys.stderr)
+            return 130
+        from brushwork.images import tensor_to_image
+
+        partial = output.with_name(output.stem + ".interrupted.png")
+        save_image(tensor_to_image(step.image), partial, {"interrupted_at_step": step.step, **options})
+        print(f"brushwork: interrupted; the image so far is in {partial} (continue with --init-image)", file=sys.stderr)
+        return 130
+    if bar is not None:
+        bar.close()
+    save_image(result, output, result.info["parameters"])
+    print(output)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    argv = [
+        "stylize",
+        str(EXAMPLES / "tubingen.jpg"),
+        "--style",
+        str(EXAMPLES / "starry_night.jpg"),
+        "--image-size",
+        str(args.image_size),
+        "--iterations",
+        str(args.iterations),
+        "-o",
+        args.output,
+    ]
+    return main(argv + (["--force"] if args.force else []))
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from brushwork.images import read_parameters
+
+    print(json.dumps(read_parameters(args.image), indent=2, sort_keys=True))
+    return 0
+
+
+def _memory_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # A second Ctrl-C during the save would leave nothing; make the first one a clean exception.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        args = _stylize_params_from(parser, argv)
+        if args.version:
+            from brushwork import __version__
+
+            print(__version__)
+            return 0
+        handlers = {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info}
+        if args.verb not in handlers:
+            parser.print_help()
+            return 2
+        return handlers[args.verb](args)
+    except BrushworkError as exc:
+        print(f"brushwork: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (RuntimeError, MemoryError) as exc:
+        if _memory_error(exc):
+            print("brushwork: error: out of memory; try a smaller --image-size or --scales", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Image input and output: every file that comes in is checked, every file that goes out is atomic.
+
+Loading copes with EXIF rotation, CMYK, 16-bit, palette, alpha and greyscale, and refuses
+decompression bombs. Saving writes to a temporary file and renames it into place, refuses to
+overwrite without ``force``, and embeds the run's parameters in a PNG text chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from brushwork.errors import BrushworkError
+
+#: Default cap on the pixels of an input image (about 16k x 16k); configurable per call.
+DEFAULT_MAX_PIXELS = 16384 * 16384
+#: The PNG text-chunk key holding a run's parameters (the same key A1111 uses).
+PARAMETERS_KEY = "parameters"
+
+# A truncated file must fail, not come back half grey.
+Image.LOAD_TRUNCATED_IMAGES = False
+
+
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``path`` as an 8-bit RGB image, upright, or raise :class:`BrushworkError`."""
+    path = Path(path)
+    if not path.exists():
+        raise BrushworkError(f"{path}: no such file")
+    if path.is_dir():
+        raise BrushworkError(f"{path}: is a folder, not an image")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x the limit; treat that as over the limit too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return _to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BrushworkError(
+            f"{path}: image too large (more than {max_pixels:,} pixels); "
+            "raise the limit with --max-pixels if you trust this file"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise BrushworkError(f"{path}: not an image file brushwork can read") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BrushworkError(f"{path}: unreadable or corrupt image ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale the real range down to 8 bits instead of clipping at 255.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        # Transparent areas become white, as they look in a viewer, instead of their hidden colour.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def image_to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> float tensor (1, 3, H, W) in 0..1."""
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
+    """Float tensor (1, 3, H, W) or (3, H, W) in 0..1 -> PIL RGB."""
+    if tensor.dim() == 4:
+        tensor = tensor[0]
+    arr = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr, "RGB")
+
+
+def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse an output that would overwrite without ``force`` or land in a missing folder."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise BrushworkError(f"{path}: output must be a .png file (it carries the run's parameters)")
+    if not path.parent.exists():
+        raise BrushworkError(f"{path.parent}: output folder does not exist")
+    if path.is_dir():
+        raise BrushworkError(f"{path}: is a folder")
+    if path.exists() and not force:
+        raise BrushworkError(f"{path}: already exists; use --force to overwrite")
+    return path
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, parameters: dict | None = None) -> Path:
+    """Write ``img`` as PNG atomically (temp file + rename), with ``parameters`` as JSON text."""
+    path = Path(path)
+    info = PngImagePlugin.PngInfo()
+    if parameters is not None:
+        info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format="PNG", pnginfo=info)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_parameters(path: str | os.PathLike) -> dict:
+    """The parameters a brushwork PNG was made with."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            text = img.info.get(PARAMETERS_KEY)
+    except FileNotFoundError as exc:
+        raise BrushworkError(f"{path}: no such file") from exc
+    except (OSError, UnidentifiedImageError) as exc:
+        raise BrushworkError(f"{path}: not an image file brushwork can read") from exc
+    if text is None:
+        raise BrushworkError(f"{path}: carries no brushwork parameters")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BrushworkError(f"{path}: its parameters chunk is not valid JSON") from exc
+
+
+def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
+    """Scale so the longer side is ``long_side`` pixels, keeping the aspect ratio."""
+    w, h = img.size
+    scale = long_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == img.size:
+        return img
+    return img.resize(size, Image.Resampling.LANCZOS)

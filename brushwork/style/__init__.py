@@ -1,0 +1,1 @@
+"""Style transfer engines and the loss core they share."""

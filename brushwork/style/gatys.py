@@ -1,0 +1,258 @@
+"""Neural style transfer by optimisation (Gatys, Ecker & Bethge 2016).
+
+The pixels of the output are optimised (L-BFGS by default, or Adam) so that a frozen backbone sees
+the content image's features at the content layers and the style images' Gram matrices at the
+style layers. Large outputs are reached coarse-to-fine: each scale starts from the one before,
+upsampled, so most iterations run at the cheap sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from brushwork.backbones.base import FeatureExtractor
+from brushwork.errors import BrushworkError
+from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.style import color
+from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss
+
+OPTIMIZERS = ("lbfgs", "adam")
+MIN_SIZE = 16
+MAX_SIZE = 16384
+
+
+@dataclass
+class StyleConfig:
+    """Every knob of a run; written into the output so the run can be repeated."""
+
+    image_size: int = 512
+    iterations: int = 300
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 1.0
+    style_scale: float = 1.0
+    style_blend: list[float] | None = None
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.02
+    init: str = "content"
+    seed: int = 0
+    preserve_colors: str = "none"
+    content_layers: list[str] | None = None
+    style_layers: list[str] | None = None
+    #: Sizes of the coarse-to-fine pyramid, ending at image_size; None picks them (see plan_scales).
+    scales: list[int] | None = None
+    #: Iterations at each scale after the first (None: half of ``iterations``).
+    fine_iterations: int | None = None
+
+    def validate(self, n_styles: int) -> None:
+        if not MIN_SIZE <= self.image_size <= MAX_SIZE:
+            raise BrushworkError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {self.image_size}")
+        style_px = self.image_size * self.style_scale
+        if not (self.style_scale > 0 and MIN_SIZE <= style_px <= MAX_SIZE):
+            raise BrushworkError(
+                f"style scale {self.style_scale} makes the style image {style_px:.0f} px; "
+                f"it must come out between {MIN_SIZE} and {MAX_SIZE}"
+            )
+        if self.iterations < 1:
+            raise BrushworkError("iterations must be at least 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise BrushworkError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if self.preserve_colors not in color.MODES:
+            raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
+        for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise BrushworkError(f"{name.replace('_', ' ')} must be a finite number >= 0, not {value}")
+        if self.style_blend is not None:
+            if len(self.style_blend) != n_styles:
+                raise BrushworkError(f"{n_styles} style images but {len(self.style_blend)} blend weights")
+            if any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0:
+                raise BrushworkError("style blend weights must be >= 0 and not all zero")
+        for size in self.scales or []:
+            if not MIN_SIZE <= size <= MAX_SIZE:
+                raise BrushworkError(f"scale {size} is outside {MIN_SIZE}..{MAX_SIZE} pixels")
+
+    def blend(self, n_styles: int) -> list[float]:
+        weights = self.style_blend or [1.0] * n_styles
+        return [w / sum(weights) for w in weights]
+
+    def plan_scales(self) -> list[int]:
+        """Halve from image_size down to 512..1023 px: 2048 -> [512, 1024, 2048], 800 -> [800]."""
+        if self.scales:
+            return sorted({s for s in self.scales if s < self.image_size} | {self.image_size})
+        sizes = [self.image_size]
+        while sizes[0] // 2 >= 512:
+            sizes.insert(0, sizes[0] // 2)
+        return sizes
+
+    def iterations_at(self, scale_index: int) -> int:
+        if scale_index == 0:
+            return self.iterations
+        return self.fine_iterations if self.fine_iterations is not None else max(1, self.iterations // 2)
+
+
+@dataclass
+class Step:
+    """What a progress callback sees after each loss evaluation."""
+
+    step: int
+    total: int
+    scale: int
+    losses: dict[str, torch.Tensor]
+    image: torch.Tensor
+
+
+class GatysEngine:
+    """Optimise an image's pixels against a frozen backbone. Usable from Python without the CLI."""
+
+    def __init__(self, backbone: FeatureExtractor, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.backbone = backbone.to(self.device)
+        if self.device.type == "cuda":
+            # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
+            self.backbone = self.backbone.to(memory_format=torch.channels_last)
+
+    def _tensor(self, img: Image.Image) -> torch.Tensor:
+        t = image_to_tensor(img).to(self.device)
+        return t.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else t
+
+    def run(
+        self,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        config: StyleConfig | None = None,
+        init_image: Image.Image | None = None,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> Image.Image:
+        cfg = config or StyleConfig()
+        if not styles:
+            raise BrushworkError("at least one style image is needed")
+        cfg.validate(len(styles))
+        content_layers = list(cfg.content_layers or self.backbone.content_layers)
+        style_layers = list(cfg.style_layers or self.backbone.style_layers)
+        self.backbone.check_layers(content_layers + style_layers)
+        if cfg.init not in ("content", "noise") and init_image is None:
+            raise BrushworkError(f"init {cfg.init!r} needs an init image")
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+
+        scales = cfg.plan_scales()
+        total = sum(cfg.iterations_at(i) for i in range(len(scales)))
+        done = 0
+        image: torch.Tensor | None = None
+        blend = cfg.blend(len(styles))
+        for index, size in enumerate(scales):
+            content_img = resize_long_side(content, size)
+            content_t = self._tensor(content_img)
+            style_ts = []
+            for style in styles:
+                style_img = resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale)))
+                style_t = self._tensor(style_img)
+                if cfg.preserve_colors == "histogram":
+                    style_t = color.match_color_statistics(style_t.cpu(), content_t.cpu()).to(style_t)
+                style_ts.append(style_t)
+
+            with torch.no_grad():
+                content_targets = {k: v.detach() for k, v in self.backbone(content_t, content_layers).items()}
+                per_style = [{k: gram_matrix(v) for k, v in self.backbone(s, style_layers).items()} for s in style_ts]
+                style_targets = blended_grams(per_style, blend)
+                del per_style
+
+            if image is None:
+                image = self._initial_image(cfg, content_t, init_image, generator)
+            else:
+                image = F.interpolate(image, size=content_t.shape[-2:], mode="bicubic", align_corners=False)
+                image = image.clamp(0, 1)
+            image = (
+                image.detach()
+                .contiguous(
+                    memory_format=torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+                )
+                .requires_grad_(True)
+            )
+            objective = partial(self._objective, image, cfg, content_targets, style_targets)
+            done = self._optimise(image, objective, cfg, cfg.iterations_at(index), done, total, size, on_step)
+
+        assert image is not None
+        result = image.detach().clamp(0, 1)
+        if cfg.preserve_colors == "luminance":
+            content_full = self._tensor(resize_long_side(content, cfg.image_size))
+            result = color.luminance_transfer(result.float(), content_full.float())
+        return tensor_to_image(result)
+
+    def _objective(
+        self,
+        image: torch.Tensor,
+        cfg: StyleConfig,
+        content_targets: dict[str, torch.Tensor],
+        style_targets: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feats = self.backbone(image, list(dict.fromkeys([*content_targets, *style_targets])))
+        parts = {
+            "content": cfg.content_weight * content_loss(feats, content_targets),
+            "style": cfg.style_weight * style_loss(feats, style_targets),
+            "tv": cfg.tv_weight * tv_loss(image),
+        }
+        return sum(parts.values()), parts
+
+    def _initial_image(
+        self, cfg: StyleConfig, content_t: torch.Tensor, init_image: Image.Image | None, generator: torch.Generator
+    ) -> torch.Tensor:
+        if cfg.init == "content":
+            return content_t.clone()
+        if cfg.init == "noise":
+            return torch.rand(content_t.shape, generator=generator).to(self.device)
+        assert init_image is not None
+        resized = init_image.resize((content_t.shape[-1], content_t.shape[-2]), Image.Resampling.LANCZOS)
+        return self._tensor(resized)
+
+    def _optimise(
+        self,
+        image: torch.Tensor,
+        objective: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+        cfg: StyleConfig,
+        iterations: int,
+        done: int,
+        total: int,
+        size: int,
+        on_step: Callable[[Step], None] | None,
+    ) -> int:
+        counter = [done]
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            loss, parts = objective()
+            loss.backward()
+            counter[0] += 1
+            if on_step is not None:
+                parts = {k: v.detach() for k, v in parts.items()}
+                parts["total"] = loss.detach()
+                on_step(Step(counter[0], total, size, parts, image.detach()))
+            return loss
+
+        if cfg.optimizer == "lbfgs":
+            # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style.
+            optimizer = torch.optim.LBFGS(
+                [image],
+                lr=1.0,
+                max_iter=iterations,
+                max_eval=iterations,
+                history_size=100,
+                tolerance_grad=-1,
+                tolerance_change=-1,
+            )
+            optimizer.step(closure)
+        else:
+            optimizer = torch.optim.Adam([image], lr=cfg.learning_rate)
+            for _ in range(iterations):
+                optimizer.step(closure)
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+        return counter[0]

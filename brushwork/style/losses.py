@@ -1,0 +1,61 @@
+"""Perceptual losses shared by every style engine (optimisation, feed-forward, AdaIN).
+
+The content and style terms are *relative* squared errors: each layer's error is divided by the
+squared norm of its target. That makes a weight mean the same thing at any image size, for any
+layer width and for any backbone (VGG activations are tens of times larger than Lite0's), which
+the raw sums of neural-style do not: there the weights must be retuned per size and network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+EPS = 1e-8
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) channel co-activations averaged over positions, in float32."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w).float()
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||value - target||^2 / ||target||^2, averaged over the batch."""
+    value, target = value.float(), target.float()
+    dims = tuple(range(1, value.dim()))
+    err = (value - target).pow(2).sum(dims)
+    return (err / (target.pow(2).sum(dims) + EPS)).mean()
+
+
+def content_loss(features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Mean over the content layers of the relative feature error."""
+    return sum(relative_mse(features[name], target) for name, target in targets.items()) / len(targets)
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """Weighted mean over the style layers of the relative Gram error."""
+    total, norm = 0.0, 0.0
+    for name, target in target_grams.items():
+        weight = 1.0 if layer_weights is None else layer_weights.get(name, 1.0)
+        total = total + weight * relative_mse(gram_matrix(features[name]), target)
+        norm += weight
+    return total / norm
+
+
+def blended_grams(per_style: Sequence[Mapping[str, torch.Tensor]], blend: Sequence[float]) -> dict[str, torch.Tensor]:
+    """One Gram target per layer from several style images, mixed by ``blend`` (sums to 1)."""
+    return {name: sum(w * grams[name] for w, grams in zip(blend, per_style, strict=True)) for name in per_style[0]}
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.pow(2).mean() + dy.pow(2).mean()

