@@ -47,17 +47,19 @@ def stylize(
     init_image: ImageSource | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_step: Callable[[Step], None] | None = None,
+    start_step: int = 0,
     **options,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend``).
 
     ``options`` are the fields of :class:`~brushwork.style.gatys.StyleConfig` (``image_size``,
     ``iterations``, ``style_weight``, ``style_scale``, ``preserve_colors``, ``seed``, …).
+    ``start_step`` continues an interrupted run from an intermediate given as ``init_image``.
     """
     if isinstance(styles, (str, os.PathLike, Image.Image)):
         styles = [styles]
     config = StyleConfig(**options)
-    if init_image is not None and config.init == "content":
+    if init_image is not None and config.init == "content" and not start_step:
         config.init = "image"
     content_img = _open(content, max_pixels)
     style_imgs = [_open(s, max_pixels) for s in styles]
@@ -69,7 +71,7 @@ def stylize(
     else:
         net = load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
-    result = GatysEngine(net, dev).run(content_img, style_imgs, config, init_img, on_step)
+    result = GatysEngine(net, dev).run(content_img, style_imgs, config, init_img, on_step, start_step)
 
     from brushwork import __version__
 
@@ -84,6 +86,7 @@ def stylize(
         "weights_layout": getattr(net, "layout", None),
         "pooling": pooling,
         "device": dev.type,
+        "resumed_from_step": start_step or None,
         **asdict(config),
     }
     return result

@@ -70,6 +70,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g = p.add_argument_group("run")
     g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
+    g.add_argument("--resume", action="store_true", help="continue from the latest intermediate of this output")
     g.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
     g.add_argument("--params-from", help="take the options stored in a brushwork PNG (flags given here win)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -127,14 +128,9 @@ def _run_stylize(args: argparse.Namespace) -> int:
     output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
     check_output_path(output, args.force)
     step_path = output.with_name(output.stem + ".step{:05d}.png")
-    if args.save_every and not args.force:
-        existing = sorted(output.parent.glob(output.stem + ".step*.png"))
-        if existing:
-            raise BrushworkError(f"{existing[0]}: intermediates of an earlier run exist; use --force to overwrite")
-    for path in [args.content, *args.style, args.init_image, args.weights]:
-        if path and not Path(path).exists():
-            raise BrushworkError(f"{path}: no such file")
-
+    existing = sorted(output.parent.glob(output.stem + ".step*.png"))
+    if existing and args.save_every and not (args.force or args.resume):
+        raise BrushworkError(f"{existing[0]}: intermediates of an earlier run exist; use --resume or --force")
     bar = None
     latest: dict = {}
 
@@ -143,14 +139,17 @@ def _run_stylize(args: argparse.Namespace) -> int:
         latest["step"] = step
         if not args.quiet:
             if bar is None:
-                bar = tqdm(total=step.total, unit="it", dynamic_ncols=True, file=sys.stderr)
+                # In a log file, redraw every 10 s rather than many times a second.
+                interval = 0.1 if sys.stderr.isatty() else 10.0
+                bar = tqdm(total=step.total, unit="it", dynamic_ncols=True, file=sys.stderr, mininterval=interval)
             bar.update(1)
             if step.step % 10 == 0 or step.step == step.total:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in step.losses.items()}, refresh=False)
         if args.save_every and step.step % args.save_every == 0:
             from brushwork.images import tensor_to_image
 
-            save_image(tensor_to_image(step.image), str(step_path).format(step.step), {"step": step.step})
+            state = {"step": step.step, "scale": step.scale, "content": Path(args.content).name, "options": options}
+            save_image(tensor_to_image(step.image), str(step_path).format(step.step), state)
 
     options = dict(
         image_size=args.image_size,
@@ -170,6 +169,9 @@ def _run_stylize(args: argparse.Namespace) -> int:
         scales=args.scales,
         fine_iterations=args.fine_iterations,
     )
+    start_step, init_image = 0, args.init_image
+    if args.resume:
+        start_step, init_image = _latest_intermediate(existing, Path(args.content).name, options)
     try:
         result = stylize(
             args.content,
@@ -179,7 +181,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
             weights_layout=args.weights_layout,
             pooling=args.pooling,
             device=args.device,
-            init_image=args.init_image,
+            init_image=init_image,
+            start_step=start_step,
             max_pixels=args.max_pixels,
             on_step=on_step,
             **options,
@@ -202,6 +205,20 @@ def _run_stylize(args: argparse.Namespace) -> int:
     save_image(result, output, result.info["parameters"])
     print(output)
     return 0
+
+
+def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
+    """The step and path of the newest intermediate, if it was made by this same run."""
+    from brushwork.images import read_parameters
+
+    if not existing:
+        raise BrushworkError("--resume: no intermediates of this output found (they come from --save-every)")
+    latest = existing[-1]
+    state = read_parameters(latest)
+    # JSON turns tuples into lists; compare like with like.
+    if state.get("options") != json.loads(json.dumps(options)) or state.get("content") != content:
+        raise BrushworkError(f"--resume: {latest} was made with other inputs or options; rerun with --force")
+    return int(state["step"]), str(latest)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -113,6 +113,8 @@ def save_image(img: Image.Image, path: str | os.PathLike, parameters: dict | Non
         info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as fh:
             img.save(fh, format="PNG", pnginfo=info)
             fh.flush()
@@ -122,6 +124,12 @@ def save_image(img: Image.Image, path: str | os.PathLike, parameters: dict | Non
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_parameters(path: str | os.PathLike) -> dict:

@@ -169,3 +169,46 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     out = tmp_path / "demo.png"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 0
     assert read_parameters(out)["backbone"] == "lite0"
+
+
+def test_resume_after_kill(images, tmp_path):
+    """SIGKILL a run once it has saved an intermediate, then --resume finishes it from there."""
+    import signal
+    import time
+
+    out = tmp_path / "out.png"
+    args = [
+        "stylize",
+        str(images["content"]),
+        "--style",
+        str(images["style"]),
+        "-o",
+        str(out),
+        "--backbone",
+        "lite0",
+        "--image-size",
+        "32",
+        "--save-every",
+        "5",
+        "--iterations",
+        "600",
+        "-q",
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "brushwork", *args], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob("out.step*.png")) and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not out.exists(), "the run finished before it could be killed"
+    saved = sorted(tmp_path.glob("out.step*.png"))
+    last = read_parameters(saved[-1])["step"]
+    assert 5 <= last < 600
+    assert not list(tmp_path.glob(".out*"))  # no temp files left by the kill
+    assert main([*args, "--seed", "9", "--resume"]) == 2  # other options than the killed run: refused
+    assert main([*args, "--resume"]) == 0
+    params = read_parameters(out)
+    assert params["resumed_from_step"] == last and params["iterations"] == 600
+    assert read_parameters(tmp_path / "out.step00600.png")["step"] == 600

@@ -135,3 +135,16 @@ def test_python_api_returns_image_with_parameters(tiny_net, images):
     assert out.size == (32, 21)
     assert params["seed"] == 5 and params["style_blend"] == [2, 1] and params["backbone"] == "tiny"
     assert params["styles"][1]["name"] == "style2.png" and len(params["content"]["sha256"]) == 64
+
+
+def test_continue_from_a_later_step(tiny_net):
+    steps = []
+    cfg = StyleConfig(image_size=64, scales=[32], iterations=4, fine_iterations=3)
+    GatysEngine(tiny_net).run(
+        CONTENT, [STYLE], cfg, init_image=STYLE2, start_step=5, on_step=lambda s: steps.append((s.step, s.scale))
+    )
+    assert steps == [(6, 64), (7, 64)]  # the first scale was done, and one step of the second
+    with pytest.raises(BrushworkError, match="needs an init image"):
+        GatysEngine(tiny_net).run(CONTENT, [STYLE], cfg, start_step=5)
+    with pytest.raises(BrushworkError, match="has 7 steps"):
+        GatysEngine(tiny_net).run(CONTENT, [STYLE], cfg, init_image=STYLE2, start_step=7)

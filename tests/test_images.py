@@ -1,4 +1,5 @@
 import io
+import os
 
 import numpy as np
 import pytest
@@ -101,6 +102,12 @@ def test_save_is_atomic_and_carries_parameters(tmp_path):
     save_image(make_image(), path, {"seed": 3, "styles": ["a.jpg"]})
     assert read_parameters(path) == {"seed": 3, "styles": ["a.jpg"]}
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind
+    old = os.umask(0o022)
+    try:
+        save_image(make_image(), tmp_path / "shared.png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.png").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
 
 
 def test_failed_save_leaves_old_file_and_no_temp(tmp_path):

@@ -130,7 +130,10 @@ class GatysEngine:
         config: StyleConfig | None = None,
         init_image: Image.Image | None = None,
         on_step: Callable[[Step], None] | None = None,
+        start_step: int = 0,
     ) -> Image.Image:
+        """Stylise ``content``. With ``start_step`` > 0, ``init_image`` is a saved intermediate and the
+        run continues from that step of the schedule (the optimiser's history starts afresh)."""
         cfg = config or StyleConfig()
         if not styles:
             raise BrushworkError("at least one style image is needed")
@@ -138,47 +141,33 @@ class GatysEngine:
         content_layers = list(cfg.content_layers or self.backbone.content_layers)
         style_layers = list(cfg.style_layers or self.backbone.style_layers)
         self.backbone.check_layers(content_layers + style_layers)
-        if cfg.init not in ("content", "noise") and init_image is None:
-            raise BrushworkError(f"init {cfg.init!r} needs an init image")
+        if (start_step > 0 or cfg.init not in ("content", "noise")) and init_image is None:
+            raise BrushworkError("continuing a run, or init 'image', needs an init image")
         generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
-        scales = cfg.plan_scales()
-        total = sum(cfg.iterations_at(i) for i in range(len(scales)))
+        schedule = [(size, cfg.iterations_at(i)) for i, size in enumerate(cfg.plan_scales())]
+        total = sum(iters for _, iters in schedule)
+        if not 0 <= start_step < total:
+            raise BrushworkError(f"cannot continue from step {start_step}: the run has {total} steps")
         done = 0
         image: torch.Tensor | None = None
-        blend = cfg.blend(len(styles))
-        for index, size in enumerate(scales):
-            content_img = resize_long_side(content, size)
-            content_t = self._tensor(content_img)
-            style_ts = []
-            for style in styles:
-                style_img = resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale)))
-                style_t = self._tensor(style_img)
-                if cfg.preserve_colors == "histogram":
-                    style_t = color.match_color_statistics(style_t.cpu(), content_t.cpu()).to(style_t)
-                style_ts.append(style_t)
-
-            with torch.no_grad():
-                content_targets = {k: v.detach() for k, v in self.backbone(content_t, content_layers).items()}
-                per_style = [{k: gram_matrix(v) for k, v in self.backbone(s, style_layers).items()} for s in style_ts]
-                style_targets = blended_grams(per_style, blend)
-                del per_style
-
+        for size, iterations in schedule:
+            if done + iterations <= start_step:
+                done += iterations  # this scale was finished before the restart
+                continue
+            already = max(0, start_step - done)
+            done += already
+            content_t = self._tensor(resize_long_side(content, size))
+            content_targets, style_targets = self._targets(content_t, styles, size, cfg, content_layers, style_layers)
             if image is None:
-                image = self._initial_image(cfg, content_t, init_image, generator)
+                image = self._initial_image(cfg, content_t, init_image, generator, resuming=start_step > 0)
             else:
                 image = F.interpolate(image, size=content_t.shape[-2:], mode="bicubic", align_corners=False)
-                image = image.clamp(0, 1)
-            image = (
-                image.detach()
-                .contiguous(
-                    memory_format=torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-                )
-                .requires_grad_(True)
-            )
+            fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+            image = image.clamp(0, 1).detach().contiguous(memory_format=fmt).requires_grad_(True)
             objective = partial(self._objective, image, cfg, content_targets, style_targets)
-            done = self._optimise(image, objective, cfg, cfg.iterations_at(index), done, total, size, on_step)
+            done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step)
 
         assert image is not None
         result = image.detach().clamp(0, 1)
@@ -186,6 +175,26 @@ class GatysEngine:
             content_full = self._tensor(resize_long_side(content, cfg.image_size))
             result = color.luminance_transfer(result.float(), content_full.float())
         return tensor_to_image(result)
+
+    @torch.no_grad()
+    def _targets(
+        self,
+        content_t: torch.Tensor,
+        styles: Sequence[Image.Image],
+        size: int,
+        cfg: StyleConfig,
+        content_layers: list[str],
+        style_layers: list[str],
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Content features and blended style Grams at one scale."""
+        content_targets = self.backbone(content_t, content_layers)
+        per_style = []
+        for style in styles:
+            style_t = self._tensor(resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale))))
+            if cfg.preserve_colors == "histogram":
+                style_t = color.match_color_statistics(style_t.cpu(), content_t.cpu()).to(style_t)
+            per_style.append({k: gram_matrix(v) for k, v in self.backbone(style_t, style_layers).items()})
+        return content_targets, blended_grams(per_style, cfg.blend(len(styles)))
 
     def _objective(
         self,
@@ -203,11 +212,16 @@ class GatysEngine:
         return sum(parts.values()), parts
 
     def _initial_image(
-        self, cfg: StyleConfig, content_t: torch.Tensor, init_image: Image.Image | None, generator: torch.Generator
+        self,
+        cfg: StyleConfig,
+        content_t: torch.Tensor,
+        init_image: Image.Image | None,
+        generator: torch.Generator,
+        resuming: bool,
     ) -> torch.Tensor:
-        if cfg.init == "content":
+        if cfg.init == "content" and not resuming:
             return content_t.clone()
-        if cfg.init == "noise":
+        if cfg.init == "noise" and not resuming:
             return torch.rand(content_t.shape, generator=generator).to(self.device)
         assert init_image is not None
         resized = init_image.resize((content_t.shape[-1], content_t.shape[-2]), Image.Resampling.LANCZOS)
