@@ -22,7 +22,7 @@ from brushwork.style.gatys import GatysEngine, Step, StyleConfig
 ImageSource = str | os.PathLike | Image.Image
 
 
-def _describe(source: ImageSource) -> dict:
+def describe_input(source: ImageSource) -> dict:
     """Name and hash of an input, so the parameters say exactly which file was used."""
     if isinstance(source, Image.Image):
         return {"name": "<in-memory image>", "size": list(source.size)}
@@ -78,9 +78,9 @@ def stylize(
     result.info["parameters"] = {
         "brushwork": __version__,
         "engine": "gatys",
-        "content": _describe(content),
-        "styles": [_describe(s) for s in styles],
-        "init_image": _describe(init_image) if init_image is not None else None,
+        "content": describe_input(content),
+        "styles": [describe_input(s) for s in styles],
+        "init_image": describe_input(init_image) if init_image is not None else None,
         "backbone": net.name,
         "weights": Path(weights).name if weights else "default",
         "weights_layout": getattr(net, "layout", None),

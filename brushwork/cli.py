@@ -32,8 +32,27 @@ def _name_list(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def _add_stylize_options(p: argparse.ArgumentParser) -> None:
+def _add_backbone_options(g: argparse._ArgumentGroup) -> None:
     from brushwork.backbones import BACKBONES, LAYOUTS
+
+    g.add_argument("--backbone", choices=BACKBONES, default="auto")
+    g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
+    g.add_argument(
+        "--weights-layout", choices=LAYOUTS, default="torchvision", help="caffe: BGR, 0-255, mean-subtracted"
+    )
+    g.add_argument("--pooling", choices=("max", "avg"), default="max")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def _progress_bar(total: int, unit: str = "it"):
+    from tqdm import tqdm
+
+    # In a log file, redraw every 10 s rather than many times a second.
+    interval = 0.1 if sys.stderr.isatty() else 10.0
+    return tqdm(total=total, unit=unit, dynamic_ncols=True, file=sys.stderr, mininterval=interval)
+
+
+def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     from brushwork.images import DEFAULT_MAX_PIXELS
     from brushwork.style.color import MODES
     from brushwork.style.gatys import OPTIMIZERS, StyleConfig
@@ -61,13 +80,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fine-iterations", type=int, default=None, help="iterations at each finer scale")
     g.add_argument("--content-layers", type=_name_list, default=None, help="e.g. relu4_2")
     g.add_argument("--style-layers", type=_name_list, default=None, help="e.g. relu1_1,relu2_1,relu3_1")
-    g.add_argument("--backbone", choices=BACKBONES, default="auto")
-    g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
-    g.add_argument(
-        "--weights-layout", choices=LAYOUTS, default="torchvision", help="caffe: BGR, 0-255, mean-subtracted"
-    )
-    g.add_argument("--pooling", choices=("max", "avg"), default="max")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    _add_backbone_options(g)
     g = p.add_argument_group("run")
     g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
     g.add_argument("--resume", action="store_true", help="continue from the latest intermediate of this output")
@@ -94,6 +107,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print the parameters a brushwork image was made with")
     p.add_argument("image")
+
+    fast = sub.add_parser("fast", help="per-style feed-forward networks: train once, stylise in milliseconds")
+    fast_sub = fast.add_subparsers(dest="fast_verb", required=True)
+    p = fast_sub.add_parser("train", help="train a network for one style on a folder of photos")
+    p.add_argument("--style", required=True, help="the style image")
+    p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="MODEL.safetensors (settings go to MODEL.json)")
+    p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
+    p.add_argument("--force", action="store_true", help="overwrite an existing model")
+    p.add_argument("-q", "--quiet", action="store_true")
+    from brushwork.style.feedforward import FastConfig
+
+    d = FastConfig()
+    g = p.add_argument_group("training")
+    for name in ("steps", "image_size", "batch_size", "width", "residual_blocks", "seed", "checkpoint_every"):
+        g.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"default {getattr(d, name)}")
+    for name in ("learning_rate", "content_weight", "style_weight", "tv_weight", "style_scale"):
+        g.add_argument("--" + name.replace("_", "-"), type=float, default=None, help=f"default {getattr(d, name)}")
+    _add_backbone_options(g)
+
+    p = fast_sub.add_parser("apply", help="stylise images with a trained network")
+    p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train'")
+    p.add_argument("images", nargs="+")
+    p.add_argument("-o", "--output", help="output .png (one input image only)")
+    p.add_argument("--out-dir", help="folder for the outputs (default: here)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = the photo, 1 = full style")
+    p.add_argument("--preserve-colors", choices=("none", "luminance"), default="none")
+    p.add_argument("--image-size", type=int, help="resize the long side first")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--force", action="store_true")
     return parser
 
 
@@ -120,8 +164,6 @@ def _stylize_params_from(parser: argparse.ArgumentParser, argv: list[str]) -> ar
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from brushwork.api import stylize
     from brushwork.images import check_output_path, save_image
 
@@ -139,9 +181,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
         latest["step"] = step
         if not args.quiet:
             if bar is None:
-                # In a log file, redraw every 10 s rather than many times a second.
-                interval = 0.1 if sys.stderr.isatty() else 10.0
-                bar = tqdm(total=step.total, unit="it", dynamic_ncols=True, file=sys.stderr, mininterval=interval)
+                bar = _progress_bar(step.total)
             bar.update(1)
             if step.step % 10 == 0 or step.step == step.total:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in step.losses.items()}, refresh=False)
@@ -207,6 +247,105 @@ def _run_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fast(args: argparse.Namespace) -> int:
+    return _run_fast_train(args) if args.fast_verb == "train" else _run_fast_apply(args)
+
+
+def _run_fast_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from brushwork.backbones import load_backbone
+    from brushwork.device import pick_device
+    from brushwork.images import load_image
+    from brushwork.style.feedforward import FastConfig, train_feedforward
+
+    output = Path(args.output)
+    if output.suffix != ".safetensors":
+        raise BrushworkError(f"{output}: the model file must end in .safetensors")
+    if not output.parent.is_dir():
+        raise BrushworkError(f"{output.parent}: output folder does not exist")
+    if args.resume and not output.exists():
+        raise BrushworkError(f"{output}: nothing to resume")
+    if output.exists() and not (args.resume or args.force):
+        raise BrushworkError(f"{output}: already exists; use --resume to continue it or --force to start over")
+    given = {f.name: getattr(args, f.name) for f in fields(FastConfig) if getattr(args, f.name, None) is not None}
+    config = FastConfig(**given)
+    style = load_image(args.style)
+    backbone = load_backbone(args.backbone, args.weights, args.weights_layout, args.pooling)
+    bar = None
+
+    def on_step(step) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        if bar is None:
+            bar = _progress_bar(step.total, unit="step")
+            bar.update(step.step - 1)
+        bar.update(1)
+        if step.step % 10 == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items()}, refresh=False)
+
+    from brushwork.api import describe_input
+
+    try:
+        train_feedforward(
+            style,
+            args.content_dir,
+            output,
+            backbone,
+            config,
+            pick_device(args.device),
+            resume=args.resume,
+            resume_steps=given.get("steps"),
+            on_step=on_step,
+            style_info=describe_input(args.style),
+        )
+    except KeyboardInterrupt:
+        print(f"\nbrushwork: interrupted; progress saved in {output} (continue with --resume)", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    print(output)
+    return 0
+
+
+def _run_fast_apply(args: argparse.Namespace) -> int:
+    from brushwork.api import describe_input
+    from brushwork.device import pick_device
+    from brushwork.images import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from brushwork.style.feedforward import apply_feedforward, load_feedforward
+
+    if args.output and len(args.images) > 1:
+        raise BrushworkError("-o names one output; for several images use --out-dir")
+    out_dir = Path(args.out_dir or ".")
+    if not out_dir.is_dir():
+        raise BrushworkError(f"{out_dir}: output folder does not exist")
+    model = Path(args.model)
+    outputs = (
+        [Path(args.output)] if args.output else [out_dir / f"{Path(i).stem}-{model.stem}.png" for i in args.images]
+    )
+    for path in outputs:
+        check_output_path(path, args.force)
+    device = pick_device(args.device)
+    net, meta = load_feedforward(model, device)
+    for src, dst in zip(args.images, outputs, strict=True):
+        img = load_image(src, args.max_pixels or DEFAULT_MAX_PIXELS)
+        (result,) = apply_feedforward(net, [img], args.strength, args.preserve_colors, args.image_size, device)
+        params = {
+            "engine": "fast",
+            "model": describe_input(model),
+            "style": meta.get("style"),
+            "content": describe_input(src),
+            "strength": args.strength,
+            "preserve_colors": args.preserve_colors,
+            "image_size": args.image_size,
+        }
+        save_image(result, dst, params)
+        print(dst)
+    return 0
+
+
 def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
     """The step and path of the newest intermediate, if it was made by this same run."""
     from brushwork.images import read_parameters
@@ -261,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(__version__)
             return 0
-        handlers = {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info}
+        handlers = {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info, "fast": _run_fast}
         if args.verb not in handlers:
             parser.print_help()
             return 2

@@ -1,0 +1,85 @@
+"""Checkpoints as safetensors (tensors) + JSON (config and counters) side by side; never pickle.
+
+``MODEL.safetensors`` holds the weights and, for training checkpoints, the optimiser's moment
+tensors under ``optim/...``; ``MODEL.json`` holds the configuration, the step and the RNG state.
+Both are written atomically, JSON last, so a kill leaves either the old pair or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from brushwork.errors import BrushworkError
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    path = Path(path)
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic(path, lambda tmp: save_file(flat, tmp))
+    _atomic(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint, checking that it is a ``kind`` checkpoint."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise BrushworkError(f"{path}: brushwork models are .safetensors files")
+    if not path.is_file():
+        raise BrushworkError(f"{path}: no such model file")
+    meta_file = meta_path(path)
+    if not meta_file.is_file():
+        raise BrushworkError(f"{path}: its settings file {meta_file.name} is missing beside it")
+    try:
+        meta = json.loads(meta_file.read_text())
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
+        raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+    if meta.get("kind") != kind:
+        raise BrushworkError(f"{path}: is a {meta.get('kind', 'unknown')!r} model, not a {kind!r} model")
+    return tensors, meta
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser's state into tensors (for safetensors) and plain values (for JSON)."""
+    state = optimizer.state_dict()
+    tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
+    for index, entry in state["state"].items():
+        plain["state"][str(index)] = {}
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim/{index}/{key}"] = value
+            else:
+                plain["state"][str(index)][key] = value
+    return tensors, plain
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict) -> None:
+    state = {}
+    for index, entry in plain["state"].items():
+        state[int(index)] = dict(entry)
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})

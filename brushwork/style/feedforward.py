@@ -1,0 +1,336 @@
+"""Per-style feed-forward networks (Johnson, Alahi & Fei-Fei 2016): train once, stylise in milliseconds.
+
+The image transformation network (``TransformerNet``) is trained with the same perceptual losses
+as the optimisation engine (``style/losses.py``) on a folder of content photos, against one style
+image. Instance normalisation (Ulyanov et al.) and nearest-neighbour upsampling followed by a
+convolution (no transposed convolutions, hence no checkerboard) are used throughout.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from brushwork.backbones.base import FeatureExtractor
+from brushwork.checkpoints import load_checkpoint, optimizer_tensors, restore_optimizer, save_checkpoint
+from brushwork.errors import BrushworkError
+from brushwork.images import image_to_tensor, load_image, resize_long_side, tensor_to_image
+from brushwork.style import color
+from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
+
+KIND = "fast-style"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection padding keeps the borders free of the dark frame zero padding paints."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvLayer(channels, channels, 3),
+            nn.InstanceNorm2d(channels, affine=True),
+            nn.ReLU(),
+            ConvLayer(channels, channels, 3),
+            nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3):
+        super().__init__()
+        self.conv = ConvLayer(in_ch, out_ch, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class TransformerNet(nn.Module):
+    """RGB 0..1 in, RGB 0..1 out, any size (padded to a multiple of 4 inside, cropped back)."""
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5):
+        super().__init__()
+        w = width
+
+        def norm_relu(ch: int) -> list[nn.Module]:
+            return [nn.InstanceNorm2d(ch, affine=True), nn.ReLU()]
+
+        self.encoder = nn.Sequential(
+            ConvLayer(3, w, 9), *norm_relu(w), ConvLayer(w, 2 * w, 3, 2), *norm_relu(2 * w),
+            ConvLayer(2 * w, 4 * w, 3, 2), *norm_relu(4 * w),
+        )  # fmt: skip
+        self.residuals = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(residual_blocks)])
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * w, 2 * w), *norm_relu(2 * w), UpsampleConv(2 * w, w), *norm_relu(w), ConvLayer(w, 3, 9),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 4 else "replicate")
+        y = self.decoder(self.residuals(self.encoder(x * 2 - 1)))
+        return torch.sigmoid(y[..., :h, :w])
+
+
+@dataclass
+class FastConfig:
+    """Training settings, stored beside the weights so apply and resume rebuild the same network."""
+
+    width: int = 32
+    residual_blocks: int = 5
+    image_size: int = 256
+    batch_size: int = 4
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 1.0
+    style_scale: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    content_layers: list[str] | None = None
+    style_layers: list[str] | None = None
+
+    def validate(self) -> None:
+        checks = [
+            (1 <= self.width <= 256, "width must be 1..256"),
+            (0 <= self.residual_blocks <= 32, "residual blocks must be 0..32"),
+            (32 <= self.image_size <= 2048, "training image size must be 32..2048 px"),
+            (1 <= self.batch_size <= 256, "batch size must be 1..256"),
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
+            (16 <= self.image_size * self.style_scale <= 4096, "style scale puts the style image outside 16..4096 px"),
+        ]
+        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            checks.append((math.isfinite(value) and value >= 0, f"{name.replace('_', ' ')} must be finite and >= 0"))
+        for ok, message in checks:
+            if not ok:
+                raise BrushworkError(message)
+
+
+class ContentFolder:
+    """Photos under a folder (recursively), decoded on demand; unreadable files are skipped and counted."""
+
+    def __init__(self, root: str | os.PathLike, image_size: int, max_pixels: int | None = None):
+        root = Path(root)
+        if not root.is_dir():
+            raise BrushworkError(f"{root}: content folder not found")
+        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        self.image_size = image_size
+        self.max_pixels = max_pixels
+        self.skipped: list[str] = []
+        self._cache: dict[int, Image.Image] = {}
+        if not self.paths:
+            raise BrushworkError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    def image(self, index: int) -> Image.Image | None:
+        if index in self._cache:
+            return self._cache[index]
+        try:
+            img = load_image(self.paths[index], **({"max_pixels": self.max_pixels} if self.max_pixels else {}))
+        except BrushworkError as exc:
+            self.skipped.append(str(exc))
+            self._cache[index] = None  # type: ignore[assignment]
+            return None
+        # Keep a small copy: enough for random crops, small enough to cache a few hundred photos.
+        short = min(img.size)
+        scale = self.image_size * 1.25 / short
+        if scale < 1:
+            img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
+        if len(self._cache) < 1024:
+            self._cache[index] = img
+        return img
+
+    def batch(self, size: int, rng: random.Random) -> torch.Tensor:
+        crops = []
+        for _ in range(size * 50):
+            img = self.image(rng.randrange(len(self.paths)))
+            if img is None:
+                continue
+            crops.append(image_to_tensor(_random_square(img, self.image_size, rng)))
+            if len(crops) == size:
+                return torch.cat(crops)
+        raise BrushworkError(f"too few readable images in the content folder ({len(self.skipped)} unreadable)")
+
+
+def _random_square(img: Image.Image, size: int, rng: random.Random) -> Image.Image:
+    """Scale the short side to between size and 1.25*size, then crop a random size x size square."""
+    short = min(img.size)
+    target = size * (1 + 0.25 * rng.random())
+    scale = target / short
+    w, h = max(size, round(img.width * scale)), max(size, round(img.height * scale))
+    img = img.resize((w, h), Image.Resampling.BILINEAR)
+    x, y = rng.randrange(w - size + 1), rng.randrange(h - size + 1)
+    return img.crop((x, y, x + size, y + size))
+
+
+@dataclass
+class TrainStep:
+    step: int
+    total: int
+    losses: dict[str, float]
+
+
+def train_feedforward(
+    style: Image.Image,
+    content_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    backbone: FeatureExtractor,
+    config: FastConfig | None = None,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    resume_steps: int | None = None,
+    on_step: Callable[[TrainStep], None] | None = None,
+    style_info: dict | None = None,
+) -> Path:
+    """Train a TransformerNet for ``style``; checkpoints go to ``output`` (.safetensors + .json).
+
+    With ``resume``, the settings, weights, optimiser and data order come from ``output`` and
+    ``config`` is ignored; ``resume_steps`` raises the total number of steps.
+    """
+    output = Path(output)
+    device = torch.device(device)
+    cfg = config or FastConfig()
+    step = 0
+    if resume:
+        tensors, meta = load_checkpoint(output, KIND)
+        cfg = _config_from(meta["config"])
+        cfg.steps = max(cfg.steps, resume_steps or 0)
+        step = int(meta["step"])
+        if step >= cfg.steps:
+            raise BrushworkError(f"{output}: already trained for {step} steps; ask for more with --steps")
+    cfg.validate()
+    content_layers = list(cfg.content_layers or backbone.content_layers)
+    style_layers = list(cfg.style_layers or backbone.style_layers)
+    backbone.check_layers(content_layers + style_layers)
+    backbone = backbone.to(device)
+    data = ContentFolder(content_dir, cfg.image_size)
+
+    torch.manual_seed(cfg.seed)
+    net = TransformerNet(cfg.width, cfg.residual_blocks).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    rng = random.Random(cfg.seed)
+    if resume:
+        net.load_state_dict({k[len("net/") :]: v for k, v in tensors.items() if k.startswith("net/")})
+        if meta.get("optim"):
+            restore_optimizer(optimizer, tensors, meta["optim"])
+        rng.setstate(_rng_state_from_json(meta["rng"]))
+
+    with torch.no_grad():
+        style_t = image_to_tensor(resize_long_side(style, round(cfg.image_size * cfg.style_scale))).to(device)
+        style_targets = {k: gram_matrix(v) for k, v in backbone(style_t, style_layers).items()}
+    layers = list(dict.fromkeys(content_layers + style_layers))
+    meta_base = {
+        "kind": KIND,
+        "config": asdict(cfg),
+        "backbone": backbone.name,
+        "style": style_info or {},
+    }
+
+    def checkpoint(final: bool) -> None:
+        tensors = {f"net/{k}": v for k, v in net.state_dict().items()}
+        optim_tensors, optim_plain = optimizer_tensors(optimizer)
+        tensors.update(optim_tensors)
+        meta = {**meta_base, "step": step, "optim": optim_plain, "rng": _rng_state_to_json(rng.getstate())}
+        meta.update(complete=final, skipped_images=len(data.skipped))
+        save_checkpoint(output, tensors, meta)
+
+    net.train()
+    try:
+        while step < cfg.steps:
+            batch = data.batch(cfg.batch_size, rng).to(device)
+            with torch.no_grad():
+                content_targets = backbone(batch, content_layers)
+            out = net(batch)
+            feats = backbone(out, layers)
+            parts = {
+                "content": cfg.content_weight * content_loss(feats, content_targets),
+                "style": cfg.style_weight * style_loss(feats, style_targets),
+                "tv": cfg.tv_weight * tv_loss(out),
+            }
+            loss = sum(parts.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if on_step is not None:
+                on_step(TrainStep(step, cfg.steps, {k: v.item() for k, v in parts.items()}))
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                checkpoint(final=False)
+    except KeyboardInterrupt:
+        checkpoint(final=False)
+        raise
+    checkpoint(final=True)
+    return output
+
+
+def _rng_state_to_json(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_state_from_json(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def _config_from(values: dict) -> FastConfig:
+    known = {f.name for f in fields(FastConfig)}
+    return FastConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def load_feedforward(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[TransformerNet, dict]:
+    tensors, meta = load_checkpoint(path, KIND)
+    cfg = _config_from(meta["config"])
+    net = TransformerNet(cfg.width, cfg.residual_blocks)
+    weights = {k[len("net/") :]: v for k, v in tensors.items() if k.startswith("net/")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise BrushworkError(f"{path}: weights do not match the network its settings describe") from exc
+    return net.to(device).eval().requires_grad_(False), meta
+
+
+@torch.no_grad()
+def apply_feedforward(
+    net: TransformerNet,
+    images: Sequence[Image.Image],
+    strength: float = 1.0,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Image.Image]:
+    """Stylise each image; ``strength`` blends with the photo (0 = photo, 1 = full style)."""
+    if not 0 <= strength <= 1:
+        raise BrushworkError("strength must be between 0 and 1")
+    if preserve_colors not in ("none", "luminance"):
+        raise BrushworkError("a feed-forward model can preserve colours by luminance only")
+    results = []
+    for img in images:
+        if image_size:
+            img = resize_long_side(img, image_size)
+        x = image_to_tensor(img).to(device)
+        y = net(x)
+        if preserve_colors == "luminance":
+            y = color.luminance_transfer(y, x)
+        results.append(tensor_to_image(strength * y + (1 - strength) * x))
+    return results
