@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from brushwork.errors import BrushworkError
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from brushwork.files import atomic_write
 
 
 def meta_path(path: str | os.PathLike) -> Path:
@@ -36,12 +25,12 @@ def meta_path(path: str | os.PathLike) -> Path:
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     path = Path(path)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(flat, tmp))
-    _atomic(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    atomic_write(path, lambda tmp: save_file(flat, tmp))
+    atomic_write(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and metadata of a checkpoint, checking that it is a ``kind`` checkpoint."""
+def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint, checking that it is a ``kind`` checkpoint (None: any)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise BrushworkError(f"{path}: brushwork models are .safetensors files")
@@ -55,7 +44,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, torch
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
         raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
-    if meta.get("kind") != kind:
+    if kind is not None and meta.get("kind") != kind:
         raise BrushworkError(f"{path}: is a {meta.get('kind', 'unknown')!r} model, not a {kind!r} model")
     return tensors, meta
 
@@ -83,3 +72,38 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
             _, index, name = key.split("/", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+
+
+def save_training_checkpoint(
+    path: str | os.PathLike, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, meta: dict
+) -> None:
+    """Weights of each module under ``name/…``, the optimiser's moments under ``optim/…``, ``meta`` as JSON."""
+    tensors = {f"{name}/{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
+    optim_tensors, optim_plain = optimizer_tensors(optimizer)
+    tensors.update(optim_tensors)
+    save_checkpoint(path, tensors, {**meta, "optim": optim_plain})
+
+
+def module_state(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The state dict saved under ``name/`` by :func:`save_training_checkpoint`."""
+    prefix = name + "/"
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def random_state_to_json(state: tuple) -> list:
+    """``random.Random.getstate()`` as JSON-friendly lists."""
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def random_state_from_json(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def save_slim(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a trained model without its optimiser and RNG state: a third of the size, apply-only."""
+    tensors, meta = load_checkpoint(source, kind=None)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("optim/")}
+    meta = {k: v for k, v in meta.items() if k not in ("optim", "rng")}
+    save_checkpoint(target, tensors, meta)

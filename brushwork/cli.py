@@ -119,13 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     from brushwork.style.feedforward import FastConfig
 
-    d = FastConfig()
-    g = p.add_argument_group("training")
-    for name in ("steps", "image_size", "batch_size", "width", "residual_blocks", "seed", "checkpoint_every"):
-        g.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"default {getattr(d, name)}")
-    for name in ("learning_rate", "content_weight", "style_weight", "tv_weight", "style_scale"):
-        g.add_argument("--" + name.replace("_", "-"), type=float, default=None, help=f"default {getattr(d, name)}")
-    _add_backbone_options(g)
+    _add_training_options(p, FastConfig())
+
+    p = fast_sub.add_parser("export", help="write a trained network as ONNX, checked against onnxruntime")
+    p.add_argument("model", help="MODEL.safetensors")
+    p.add_argument("-o", "--output", required=True, help="MODEL.onnx")
+    p.add_argument("--force", action="store_true")
 
     p = fast_sub.add_parser("apply", help="stylise images with a trained network")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train'")
@@ -138,6 +137,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--force", action="store_true")
+
+    ad = sub.add_parser("adain", help="arbitrary style transfer (AdaIN): any style image at run time")
+    ad_sub = ad.add_subparsers(dest="adain_verb", required=True)
+    p = ad_sub.add_parser("train", help="train a decoder on a folder of photos and a folder of paintings")
+    p.add_argument("--content-dir", required=True)
+    p.add_argument("--style-dir", required=True)
+    p.add_argument("-o", "--output", required=True, help="MODEL.safetensors (settings go to MODEL.json)")
+    p.add_argument("--encoder-layer", help="backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    from brushwork.style.adain import AdainConfig
+
+    _add_training_options(p, AdainConfig())
+
+    p = ad_sub.add_parser("apply", help="stylise a photo with any style image(s)")
+    p.add_argument("model")
+    p.add_argument("content")
+    p.add_argument("--style", nargs="+", required=True)
+    p.add_argument("--style-weights", type=_float_list, help="mix of several styles, e.g. 1,3")
+    p.add_argument("--alpha", type=float, default=1.0, help="0 = the photo, 1 = full style")
+    p.add_argument("--mask", help="white paints the first style, black the second")
+    p.add_argument("--preserve-colors", choices=("none", "luminance", "histogram"), default="none")
+    p.add_argument("--image-size", type=int, help="resize the photo's long side first")
+    p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
+    p.add_argument("-o", "--output", help="output .png (default: CONTENT-STYLE.png here)")
+    p.add_argument("--force", action="store_true")
+    _add_backbone_options(p.add_argument_group("backbone (the one the decoder was trained on)"))
+
+    p = ad_sub.add_parser("export", help="write encoder + AdaIN + decoder as ONNX (inputs: content, style)")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="MODEL.onnx")
+    p.add_argument("--force", action="store_true")
+    _add_backbone_options(p.add_argument_group("backbone (the one the decoder was trained on)"))
     return parser
 
 
@@ -165,7 +198,8 @@ def _stylize_params_from(parser: argparse.ArgumentParser, argv: list[str]) -> ar
 
 def _run_stylize(args: argparse.Namespace) -> int:
     from brushwork.api import stylize
-    from brushwork.images import check_output_path, save_image
+    from brushwork.files import check_output_path
+    from brushwork.images import save_image
 
     output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
     check_output_path(output, args.force)
@@ -248,35 +282,47 @@ def _run_stylize(args: argparse.Namespace) -> int:
 
 
 def _run_fast(args: argparse.Namespace) -> int:
-    return _run_fast_train(args) if args.fast_verb == "train" else _run_fast_apply(args)
+    return {"train": _run_fast_train, "apply": _run_fast_apply, "export": _run_fast_export}[args.fast_verb](args)
 
 
-def _run_fast_train(args: argparse.Namespace) -> int:
-    from dataclasses import fields
+def _run_fast_export(args: argparse.Namespace) -> int:
+    import torch
 
-    from brushwork.backbones import load_backbone
-    from brushwork.device import pick_device
-    from brushwork.images import load_image
-    from brushwork.style.feedforward import FastConfig, train_feedforward
+    from brushwork.files import check_output_path
+    from brushwork.style.export import export_onnx, max_difference
+    from brushwork.style.feedforward import load_feedforward
 
-    output = Path(args.output)
-    if output.suffix != ".safetensors":
-        raise BrushworkError(f"{output}: the model file must end in .safetensors")
-    if not output.parent.is_dir():
-        raise BrushworkError(f"{output.parent}: output folder does not exist")
-    if args.resume and not output.exists():
-        raise BrushworkError(f"{output}: nothing to resume")
-    if output.exists() and not (args.resume or args.force):
-        raise BrushworkError(f"{output}: already exists; use --resume to continue it or --force to start over")
-    given = {f.name: getattr(args, f.name) for f in fields(FastConfig) if getattr(args, f.name, None) is not None}
-    config = FastConfig(**given)
-    style = load_image(args.style)
-    backbone = load_backbone(args.backbone, args.weights, args.weights_layout, args.pooling)
+    output = check_output_path(args.output, args.force, ".onnx")
+    net, _ = load_feedforward(args.model)
+    export_onnx(net, output, (torch.rand(1, 3, 64, 64),), ["image"])
+    # Check on a size unlike the one traced, so a shape baked into the graph would show.
+    diff = max_difference(net, output, {"image": torch.rand(2, 3, 45, 70)})
+    print(f"{output}  (max difference to PyTorch: {diff:.2e})")
+    return 0
+
+
+def _add_training_options(p: argparse.ArgumentParser, defaults) -> None:
+    """A flag for each number in a training config dataclass (unset flags keep the config's default)."""
+    g = p.add_argument_group("training")
+    for f in fields(defaults):
+        value = getattr(defaults, f.name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            g.add_argument("--" + f.name.replace("_", "-"), type=type(value), default=None, help=f"default {value}")
+    _add_backbone_options(g)
+
+
+def _config_from_args(config_cls, args: argparse.Namespace):
+    given = {f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None}
+    return config_cls(**given), given
+
+
+def _train(run, output: Path, quiet: bool) -> int:
+    """Run ``run(on_step)`` with a progress bar; Ctrl-C ends cleanly with the checkpoint saved."""
     bar = None
 
     def on_step(step) -> None:
         nonlocal bar
-        if args.quiet:
+        if quiet:
             return
         if bar is None:
             bar = _progress_bar(step.total, unit="step")
@@ -285,21 +331,8 @@ def _run_fast_train(args: argparse.Namespace) -> int:
         if step.step % 10 == 0:
             bar.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items()}, refresh=False)
 
-    from brushwork.api import describe_input
-
     try:
-        train_feedforward(
-            style,
-            args.content_dir,
-            output,
-            backbone,
-            config,
-            pick_device(args.device),
-            resume=args.resume,
-            resume_steps=given.get("steps"),
-            on_step=on_step,
-            style_info=describe_input(args.style),
-        )
+        run(on_step)
     except KeyboardInterrupt:
         print(f"\nbrushwork: interrupted; progress saved in {output} (continue with --resume)", file=sys.stderr)
         return 130
@@ -310,10 +343,32 @@ def _run_fast_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_fast_train(args: argparse.Namespace) -> int:
+    from brushwork.api import describe_input
+    from brushwork.backbones import load_backbone
+    from brushwork.device import pick_device
+    from brushwork.files import check_output_path
+    from brushwork.images import load_image
+    from brushwork.style.feedforward import FastConfig, train_feedforward
+
+    output = check_output_path(args.output, args.force, ".safetensors", args.resume)
+    config, given = _config_from_args(FastConfig, args)
+    style = load_image(args.style)
+    backbone = load_backbone(args.backbone, args.weights, args.weights_layout, args.pooling)
+    return _train(
+        lambda on_step: train_feedforward(
+            style, args.content_dir, output, backbone, config, pick_device(args.device), resume=args.resume,
+            resume_steps=given.get("steps"), on_step=on_step, style_info=describe_input(args.style),
+        ),
+        output, args.quiet,
+    )  # fmt: skip
+
+
 def _run_fast_apply(args: argparse.Namespace) -> int:
     from brushwork.api import describe_input
     from brushwork.device import pick_device
-    from brushwork.images import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from brushwork.files import check_output_path
+    from brushwork.images import DEFAULT_MAX_PIXELS, load_image, save_image
     from brushwork.style.feedforward import apply_feedforward, load_feedforward
 
     if args.output and len(args.images) > 1:
@@ -346,6 +401,57 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_adain(args: argparse.Namespace) -> int:
+    from brushwork.backbones import load_backbone
+    from brushwork.device import pick_device
+    from brushwork.files import check_output_path
+    from brushwork.images import load_image
+    from brushwork.style import adain
+
+    backbone = load_backbone(args.backbone, args.weights, args.weights_layout, args.pooling)
+    if args.adain_verb == "train":
+        output = check_output_path(args.output, args.force, ".safetensors", args.resume)
+        config, given = _config_from_args(adain.AdainConfig, args)
+        config.encoder_layer = args.encoder_layer
+        return _train(
+            lambda on_step: adain.train_adain(
+                args.content_dir, args.style_dir, output, backbone, config, pick_device(args.device),
+                resume=args.resume, resume_steps=given.get("steps"), on_step=on_step,
+            ),
+            output, args.quiet,
+        )  # fmt: skip
+    if args.adain_verb == "export":
+        import torch
+
+        from brushwork.style.export import export_onnx, max_difference
+
+        output = check_output_path(args.output, args.force, ".onnx")
+        model = adain.load_adain(args.model, backbone)
+        export_onnx(model, output, (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)), ["content", "style"])
+        inputs = {"content": torch.rand(1, 3, 48, 80), "style": torch.rand(1, 3, 72, 56)}
+        print(f"{output}  (max difference to PyTorch: {max_difference(model, output, inputs):.2e})")
+        return 0
+
+    from brushwork.api import describe_input
+    from brushwork.images import save_image
+
+    output = check_output_path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png", args.force)
+    device = pick_device(args.device)
+    model = adain.load_adain(args.model, backbone, device)
+    result = adain.apply_adain(
+        model, load_image(args.content), [load_image(s) for s in args.style], args.style_weights, args.alpha,
+        load_image(args.mask) if args.mask else None, args.preserve_colors, args.image_size, args.style_size, device,
+    )  # fmt: skip
+    params = {"engine": "adain", "model": describe_input(args.model), "content": describe_input(args.content),
+              "styles": [describe_input(s) for s in args.style], "style_weights": args.style_weights,
+              "alpha": args.alpha, "mask": describe_input(args.mask) if args.mask else None,
+              "preserve_colors": args.preserve_colors, "image_size": args.image_size, "style_size": args.style_size,
+              "backbone": backbone.name}  # fmt: skip
+    save_image(result, output, params)
+    print(output)
+    return 0
+
+
 def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
     """The step and path of the newest intermediate, if it was made by this same run."""
     from brushwork.images import read_parameters
@@ -361,6 +467,11 @@ def _latest_intermediate(existing: list[Path], content: str, options: dict) -> t
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    """The optimisation engine on the bundled photo, then the bundled feed-forward model on it, timed."""
+    fast_out = Path(args.output).with_name(Path(args.output).stem + "-fast.png")
+    from brushwork.files import check_output_path
+
+    check_output_path(fast_out, args.force)
     argv = [
         "stylize",
         str(EXAMPLES / "tubingen.jpg"),
@@ -373,7 +484,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         "-o",
         args.output,
     ]
-    return main(argv + (["--force"] if args.force else []))
+    code = main(argv + (["--force"] if args.force else []))
+    if code:
+        return code
+    import time
+
+    start = time.perf_counter()
+    code = main(["fast", "apply", str(EXAMPLES / "starry_night-fast.safetensors"), str(EXAMPLES / "tubingen.jpg"),
+                 "--image-size", "512", "-o", str(fast_out)] + (["--force"] if args.force else []))  # fmt: skip
+    print(f"(feed-forward model: {time.perf_counter() - start:.2f} s for a 512 px image, loading included)")
+    return code
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -400,7 +520,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(__version__)
             return 0
-        handlers = {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info, "fast": _run_fast}
+        handlers = {
+            "stylize": _run_stylize,
+            "demo": _run_demo,
+            "info": _run_info,
+            "fast": _run_fast,
+            "adain": _run_adain,
+        }
         if args.verb not in handlers:
             parser.print_help()
             return 2

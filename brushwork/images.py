@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from brushwork.errors import BrushworkError
+from brushwork.files import atomic_write
 
 #: Default cap on the pixels of an input image (about 16k x 16k); configurable per call.
 DEFAULT_MAX_PIXELS = 16384 * 16384
@@ -91,45 +91,13 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
-def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an output that would overwrite without ``force`` or land in a missing folder."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise BrushworkError(f"{path}: output must be a .png file (it carries the run's parameters)")
-    if not path.parent.exists():
-        raise BrushworkError(f"{path.parent}: output folder does not exist")
-    if path.is_dir():
-        raise BrushworkError(f"{path}: is a folder")
-    if path.exists() and not force:
-        raise BrushworkError(f"{path}: already exists; use --force to overwrite")
-    return path
-
-
 def save_image(img: Image.Image, path: str | os.PathLike, parameters: dict | None = None) -> Path:
     """Write ``img`` as PNG atomically (temp file + rename), with ``parameters`` as JSON text."""
     path = Path(path)
     info = PngImagePlugin.PngInfo()
     if parameters is not None:
         info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="PNG", pnginfo=info)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG", pnginfo=info))
 
 
 def read_parameters(path: str | os.PathLike) -> dict:

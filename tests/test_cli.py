@@ -169,6 +169,8 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     out = tmp_path / "demo.png"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 0
     assert read_parameters(out)["backbone"] == "lite0"
+    assert read_parameters(tmp_path / "demo-fast.png")["engine"] == "fast"
+    assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 2  # no --force
 
 
 def test_resume_after_kill(images, tmp_path):

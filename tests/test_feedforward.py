@@ -40,7 +40,7 @@ def tiny_config(**kw):
     return FastConfig(**base)
 
 
-@pytest.mark.parametrize("size", [(32, 32), (37, 50), (5, 9)])
+@pytest.mark.parametrize("size", [(32, 32), (37, 50), (8, 9)])
 def test_any_size_in_same_size_out(size):
     net = TransformerNet(width=4, residual_blocks=1)
     out = net(torch.rand(2, 3, *size))
@@ -110,9 +110,16 @@ def test_apply_strength_and_colours(tiny_net, content_dir, tmp_path):
 
 
 def test_wrong_kind_and_missing_settings(tmp_path):
+    import os
+
     from brushwork.checkpoints import load_checkpoint, save_checkpoint
 
-    save_checkpoint(tmp_path / "g.safetensors", {"x": torch.zeros(1)}, {"kind": "gan"})
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "g.safetensors", {"x": torch.zeros(1)}, {"kind": "gan"})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "g.safetensors").stat().st_mode & 0o777 == 0o644
     with pytest.raises(BrushworkError, match="'gan' model, not a 'fast-style'"):
         load_feedforward(tmp_path / "g.safetensors")
     meta_path(tmp_path / "g.safetensors").unlink()
@@ -170,3 +177,50 @@ def test_cli_train_apply_and_errors(content_dir, tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "Traceback" not in err and "no such model file" in err and ".safetensors" in err
+
+
+def test_onnx_export_matches_pytorch(tiny_net, content_dir, tmp_path, capsys):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    model = tmp_path / "m.safetensors"
+    train_feedforward(STYLE, content_dir, model, tiny_net, tiny_config(steps=2))
+    out = tmp_path / "m.onnx"
+    assert main(["fast", "export", str(model), "-o", str(out)]) == 0
+    from brushwork.style.export import max_difference
+
+    net, _ = load_feedforward(model)
+    for shape in [(1, 3, 8, 8), (3, 3, 33, 50), (1, 3, 128, 96)]:
+        assert max_difference(net, out, {"image": torch.rand(*shape)}) < 1e-4, shape
+    assert main(["fast", "export", str(model), "-o", str(out)]) == 2
+    assert main(["fast", "export", str(model), "-o", str(tmp_path / "m.pt")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_slim_model_applies_but_does_not_resume(tiny_net, content_dir, tmp_path):
+    from brushwork.checkpoints import save_slim
+
+    full, slim = tmp_path / "full.safetensors", tmp_path / "slim.safetensors"
+    train_feedforward(STYLE, content_dir, full, tiny_net, tiny_config(steps=2))
+    save_slim(full, slim)
+    assert slim.stat().st_size < full.stat().st_size / 2
+    photo = make_image(30, 20)
+    a = apply_feedforward(load_feedforward(full)[0], [photo])[0]
+    b = apply_feedforward(load_feedforward(slim)[0], [photo])[0]
+    assert a.tobytes() == b.tobytes()
+    with pytest.raises(BrushworkError, match="slim model"):
+        train_feedforward(STYLE, content_dir, slim, tiny_net, resume=True, resume_steps=4)
+
+
+def test_bundled_model_stylises(tmp_path):
+    from brushwork.cli import EXAMPLES
+
+    net, meta = load_feedforward(EXAMPLES / "starry_night-fast.safetensors")
+    assert meta["style"]["name"] == "starry_night.jpg"
+    from brushwork.images import load_image
+
+    photo = load_image(EXAMPLES / "tubingen.jpg")
+    out = np.asarray(apply_feedforward(net, [photo], image_size=128)[0]).astype(float)
+    small = np.asarray(photo.resize((128, 96))).astype(float)
+    # Starry Night is blue: the stylised photo is bluer than the photo, and not a flat colour.
+    assert out[..., 2].mean() - out[..., 0].mean() > small[..., 2].mean() - small[..., 0].mean() + 10
+    assert out.std() > 20

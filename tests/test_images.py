@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from brushwork.errors import BrushworkError
+from brushwork.files import check_output_path
 from brushwork.images import (
-    check_output_path,
     image_to_tensor,
     load_image,
     read_parameters,

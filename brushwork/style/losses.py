@@ -59,3 +59,22 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel mean and standard deviation over positions: (B, C, 1, 1) each."""
+    flat = features.float().flatten(2)
+    mean = flat.mean(-1)
+    std = (flat.var(-1, unbiased=False) + eps).sqrt()
+    return mean[..., None, None], std[..., None, None]
+
+
+def mean_std_loss(
+    features: Mapping[str, torch.Tensor], targets: Mapping[str, tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    """Mean over layers of the relative error of channel means and deviations (the AdaIN style loss)."""
+    total = 0.0
+    for name, (mean_t, std_t) in targets.items():
+        mean, std = channel_mean_std(features[name])
+        total = total + relative_mse(mean, mean_t) + relative_mse(std, std_t)
+    return total / len(targets)

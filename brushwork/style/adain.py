@@ -1,0 +1,289 @@
+"""Arbitrary style transfer with adaptive instance normalisation (Huang & Belongie 2017).
+
+A frozen backbone encodes content and style up to one layer; AdaIN gives the content features the
+style's channel means and deviations; a trained decoder turns the result back into an image. Any
+style image works at run time, with a strength (alpha), several styles mixed by weight, a spatial
+mask between two styles, and colour preservation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from brushwork.backbones.base import FeatureExtractor
+from brushwork.checkpoints import (
+    load_checkpoint,
+    module_state,
+    random_state_from_json,
+    random_state_to_json,
+    restore_optimizer,
+    save_training_checkpoint,
+)
+from brushwork.errors import BrushworkError
+from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.style import color
+from brushwork.style.feedforward import MIN_SIDE, ConvLayer
+from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
+from brushwork.style.training import ImageFolder, TrainStep, run_training
+
+KIND = "adain"
+#: The layer each backbone is encoded to: VGG's relu4_1 as in the paper, Lite0's block at 1/8 scale.
+ENCODER_LAYERS = {"vgg19": "relu4_1", "vgg16": "relu4_1", "lite0": "block4"}
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """Content features with the style features' per-channel mean and standard deviation."""
+    c_mean, c_std = channel_mean_std(content)
+    s_mean, s_std = channel_mean_std(style)
+    return (content - c_mean) / c_std * s_std + s_mean
+
+
+class Decoder(nn.Module):
+    """Mirror of an encoder with ``channels`` outputs at 1/``2**stages`` scale: conv, upsample, conv per stage."""
+
+    def __init__(self, channels: int, stages: int, width: int = 256):
+        super().__init__()
+        layers: list[nn.Module] = []
+        ch = channels
+        for i in range(stages):
+            out = max(16, width >> i)
+            layers += [ConvLayer(ch, out, 3), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest")]
+            layers += [ConvLayer(out, out, 3), nn.ReLU()]
+            ch = out
+        layers.append(ConvLayer(ch, 3, 3))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.body(features))
+
+
+@dataclass
+class AdainConfig:
+    encoder_layer: str | None = None
+    decoder_width: int = 256
+    image_size: int = 256
+    batch_size: int = 4
+    steps: int = 4000
+    learning_rate: float = 1e-4
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    style_layers: list[str] | None = None
+
+    def validate(self) -> None:
+        checks = [
+            (32 <= self.image_size <= 2048, "training image size must be 32..2048 px"),
+            (1 <= self.batch_size <= 256, "batch size must be 1..256"),
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
+            (16 <= self.decoder_width <= 1024, "decoder width must be 16..1024"),
+        ]
+        for name in ("learning_rate", "content_weight", "style_weight"):
+            value = getattr(self, name)
+            checks.append((math.isfinite(value) and value >= 0, f"{name.replace('_', ' ')} must be finite and >= 0"))
+        for ok, message in checks:
+            if not ok:
+                raise BrushworkError(message)
+
+
+class AdainModel(nn.Module):
+    """Encoder (frozen backbone, cut at one layer) + decoder. ``forward`` is what ONNX export traces."""
+
+    def __init__(self, backbone: FeatureExtractor, layer: str, decoder_width: int = 256):
+        super().__init__()
+        backbone.check_layers([layer])
+        self.backbone = backbone
+        self.layer = layer
+        with torch.no_grad():
+            probe = backbone(torch.zeros(1, 3, 64, 64), [layer])[layer]
+        stages = round(math.log2(64 / probe.shape[-1]))
+        self.stride = 2**stages
+        self.decoder = Decoder(probe.shape[1], stages, decoder_width)
+
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        return self.backbone(image, [self.layer])[self.layer]
+
+    def decode(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        out = self.decoder(features)
+        return F.interpolate(out, size=size, mode="bilinear", align_corners=False) if out.shape[-2:] != size else out
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.encode(content)
+        t = adain(c, self.encode(style))
+        if alpha is not None:
+            t = alpha * t + (1 - alpha) * c
+        return self.decode(t, content.shape[-2:])
+
+
+def train_adain(
+    content_dir: str | os.PathLike,
+    style_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    backbone: FeatureExtractor,
+    config: AdainConfig | None = None,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    resume_steps: int | None = None,
+    on_step: Callable[[TrainStep], None] | None = None,
+) -> Path:
+    """Train the decoder on content and style folders; checkpoints to ``output`` (.safetensors + .json)."""
+    output = Path(output)
+    device = torch.device(device)
+    cfg = config or AdainConfig()
+    start = 0
+    if resume:
+        tensors, meta = load_checkpoint(output, KIND)
+        cfg = _config_from(meta["config"])
+        cfg.steps = max(cfg.steps, resume_steps or 0)
+        start = int(meta["step"])
+        _check_backbone(meta, backbone, output)
+        if "optim" not in meta:
+            raise BrushworkError(f"{output}: was saved without its training state (a slim model); it cannot resume")
+        if start >= cfg.steps:
+            raise BrushworkError(f"{output}: already trained for {start} steps; ask for more with --steps")
+    cfg.validate()
+    layer = cfg.encoder_layer or ENCODER_LAYERS.get(backbone.name, backbone.content_layers[-1])
+    style_layers = list(cfg.style_layers or backbone.style_layers)
+    backbone.check_layers([layer, *style_layers])
+    cfg.encoder_layer = layer
+    contents = ImageFolder(content_dir, cfg.image_size, "content")
+    styles = ImageFolder(style_dir, cfg.image_size, "style")
+
+    torch.manual_seed(cfg.seed)
+    model = AdainModel(backbone, layer, cfg.decoder_width).to(device)
+    optimizer = torch.optim.Adam(model.decoder.parameters(), lr=cfg.learning_rate)
+    rng = random.Random(cfg.seed)
+    if resume:
+        model.decoder.load_state_dict(module_state(tensors, "decoder"))
+        restore_optimizer(optimizer, tensors, meta["optim"])
+        rng.setstate(random_state_from_json(meta["rng"]))
+    layers = list(dict.fromkeys([layer, *style_layers]))
+    meta_base = {"kind": KIND, "config": asdict(cfg), **_backbone_fingerprint(backbone)}
+
+    def train_step() -> dict[str, torch.Tensor]:
+        content = contents.batch(cfg.batch_size, rng).to(device)
+        style = styles.batch(cfg.batch_size, rng).to(device)
+        with torch.no_grad():
+            target = adain(model.encode(content), model.encode(style))
+            style_feats = backbone(style, style_layers)
+            style_stats = {k: channel_mean_std(v) for k, v in style_feats.items()}
+        out = model.decode(target, content.shape[-2:])
+        feats = backbone(out, layers)
+        parts = {
+            "content": cfg.content_weight * relative_mse(feats[layer], target),
+            "style": cfg.style_weight * mean_std_loss(feats, style_stats),
+        }
+        optimizer.zero_grad(set_to_none=True)
+        sum(parts.values()).backward()
+        optimizer.step()
+        return parts
+
+    def checkpoint(step: int, final: bool) -> None:
+        meta = {**meta_base, "step": step, "complete": final, "rng": random_state_to_json(rng.getstate()),
+                "skipped_images": len(contents.skipped) + len(styles.skipped)}  # fmt: skip
+        save_training_checkpoint(output, {"decoder": model.decoder}, optimizer, meta)
+
+    model.decoder.train()
+    run_training(train_step, start, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)
+    return output
+
+
+def _backbone_fingerprint(backbone: FeatureExtractor) -> dict:
+    """Enough to tell, at apply time, whether the backbone is the one the decoder was trained on."""
+    first = next(iter(backbone.parameters()))
+    return {"backbone": backbone.name, "backbone_check": round(float(first.double().abs().sum()), 4)}
+
+
+def _check_backbone(meta: dict, backbone: FeatureExtractor, path: Path) -> None:
+    expected = {k: meta.get(k) for k in ("backbone", "backbone_check")}
+    if _backbone_fingerprint(backbone) != expected:
+        raise BrushworkError(
+            f"{path}: its decoder was trained on the {meta.get('backbone')} backbone with other weights; "
+            f"load the same backbone (--backbone {meta.get('backbone')} and the same --weights)"
+        )
+
+
+def _config_from(values: dict) -> AdainConfig:
+    known = {f.name for f in fields(AdainConfig)}
+    return AdainConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def load_adain(path: str | os.PathLike, backbone: FeatureExtractor, device: torch.device | str = "cpu") -> AdainModel:
+    tensors, meta = load_checkpoint(path, KIND)
+    _check_backbone(meta, backbone, Path(path))
+    cfg = _config_from(meta["config"])
+    model = AdainModel(backbone, cfg.encoder_layer, cfg.decoder_width)
+    try:
+        model.decoder.load_state_dict(module_state(tensors, "decoder"))
+    except RuntimeError as exc:
+        raise BrushworkError(f"{path}: decoder weights do not match its settings") from exc
+    return model.to(device).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def apply_adain(
+    model: AdainModel,
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    weights: Sequence[float] | None = None,
+    alpha: float = 1.0,
+    mask: Image.Image | None = None,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    style_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> Image.Image:
+    """Stylise ``content`` with any style(s).
+
+    ``weights`` mix several styles' AdaIN targets; with ``mask`` (white = first style, black =
+    second) exactly two styles are painted into the two regions. ``alpha`` 0 reconstructs the photo,
+    1 is full style. ``preserve_colors``: ``luminance`` keeps the photo's colours afterwards,
+    ``histogram`` gives each style image the photo's colour statistics first.
+    """
+    if not styles:
+        raise BrushworkError("at least one style image is needed")
+    if not 0 <= alpha <= 1:
+        raise BrushworkError("alpha must be between 0 and 1")
+    if preserve_colors not in color.MODES:
+        raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
+    if weights is None:
+        weights = [1.0] * len(styles)
+    if len(weights) != len(styles) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise BrushworkError(f"{len(styles)} styles need as many weights, >= 0 and not all zero")
+    if mask is not None and len(styles) != 2:
+        raise BrushworkError("a mask splits the image between exactly two styles")
+    if image_size:
+        content = resize_long_side(content, image_size)
+    if min(content.size) < MIN_SIDE * model.stride // 4:
+        raise BrushworkError(f"image of {content.width}x{content.height} px is too small for this model")
+    x = image_to_tensor(content).to(device)
+    c = model.encode(x)
+    targets = []
+    for style in styles:
+        s = image_to_tensor(resize_long_side(style, style_size or max(content.size))).to(device)
+        if preserve_colors == "histogram":
+            s = color.match_color_statistics(s.cpu(), x.cpu()).to(device)
+        targets.append(adain(c, model.encode(s)))
+    if mask is not None:
+        m = image_to_tensor(mask.convert("L").convert("RGB"))[:, :1].to(device)
+        m = F.interpolate(m, size=c.shape[-2:], mode="bilinear", align_corners=False)
+        t = m * targets[0] + (1 - m) * targets[1]
+    else:
+        total = sum(weights)
+        t = sum(w / total * target for w, target in zip(weights, targets, strict=True))
+    t = alpha * t + (1 - alpha) * c
+    y = model.decode(t, x.shape[-2:])
+    if preserve_colors == "luminance":
+        y = color.luminance_transfer(y, x)
+    return tensor_to_image(y)
