@@ -138,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--force", action="store_true")
 
+    p = sub.add_parser("video", help="stylise a video frame by frame, steadied, audio kept (fast or adain)")
+    p.add_argument("input", help="the video (anything FFmpeg reads)")
+    p.add_argument("--model", required=True, help="a 'fast' or 'adain' .safetensors model")
+    p.add_argument("--style", nargs="+", help="style image(s), for an adain model")
+    p.add_argument("--alpha", type=float, default=1.0, help="adain: 0 = the video, 1 = full style")
+    p.add_argument("--strength", type=float, default=1.0, help="fast: 0 = the video, 1 = full style")
+    p.add_argument("--stabilize", type=float, default=0.5, help="0 = off; higher = steadier still areas (< 1)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger")
+    p.add_argument("-o", "--output", required=True, help="OUT.mp4")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_backbone_options(p.add_argument_group("backbone (adain models)"))
+
     ad = sub.add_parser("adain", help="arbitrary style transfer (AdaIN): any style image at run time")
     ad_sub = ad.add_subparsers(dest="adain_verb", required=True)
     p = ad_sub.add_parser("train", help="train a decoder on a folder of photos and a folder of paintings")
@@ -452,6 +466,54 @@ def _run_adain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_video(args: argparse.Namespace) -> int:
+    from brushwork.checkpoints import load_checkpoint
+    from brushwork.device import pick_device
+    from brushwork.files import check_output_path
+    from brushwork.images import load_image
+    from brushwork.style.video import stylize_video
+
+    output = check_output_path(args.output, args.force, ".mp4")
+    device = pick_device(args.device)
+    _, meta = load_checkpoint(args.model, kind=None)
+    if meta.get("kind") == "fast-style":
+        from brushwork.style.feedforward import apply_feedforward, load_feedforward
+
+        net, _ = load_feedforward(args.model, device)
+
+        def stylise(frame):
+            return apply_feedforward(net, [frame], args.strength, device=device)[0]
+    elif meta.get("kind") == "adain":
+        from brushwork.backbones import load_backbone
+        from brushwork.style.adain import apply_adain, load_adain
+
+        if not args.style:
+            raise BrushworkError("an adain model needs --style")
+        model = load_adain(args.model, load_backbone(args.backbone, args.weights, args.weights_layout), device)
+        styles = [load_image(s) for s in args.style]
+
+        def stylise(frame):
+            return apply_adain(model, frame, styles, alpha=args.alpha, device=device)
+    else:
+        raise BrushworkError(f"{args.model}: not a 'fast-style' or 'adain' model")
+    bar = None
+
+    def on_frame(done: int, total: int) -> None:
+        nonlocal bar
+        if not args.quiet:
+            bar = bar or _progress_bar(total or None, unit="frame")
+            bar.update(1)
+
+    try:
+        report = stylize_video(args.input, output, stylise, args.stabilize, args.max_frames, args.crf, on_frame)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{output}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
+          f"{report.frames / report.seconds:.1f} frames/s, flicker {report.flicker:.2f}x the source's)")  # fmt: skip
+    return 0
+
+
 def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
     """The step and path of the newest intermediate, if it was made by this same run."""
     from brushwork.images import read_parameters
@@ -526,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             "info": _run_info,
             "fast": _run_fast,
             "adain": _run_adain,
+            "video": _run_video,
         }
         if args.verb not in handlers:
             parser.print_help()
