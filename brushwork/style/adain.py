@@ -12,7 +12,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
-from brushwork.style.training import ImageFolder, TrainStep, run_training
+from brushwork.style.training import ImageFolder, TrainStep, config_from_dict, run_training, validate_training
 
 KIND = "adain"
 #: The layer each backbone is encoded to: VGG's relu4_1 as in the paper, Lite0's block at 1/8 scale.
@@ -82,19 +82,8 @@ class AdainConfig:
     style_layers: list[str] | None = None
 
     def validate(self) -> None:
-        checks = [
-            (32 <= self.image_size <= 2048, "training image size must be 32..2048 px"),
-            (1 <= self.batch_size <= 256, "batch size must be 1..256"),
-            (self.steps >= 1, "steps must be at least 1"),
-            (self.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
-            (16 <= self.decoder_width <= 1024, "decoder width must be 16..1024"),
-        ]
-        for name in ("learning_rate", "content_weight", "style_weight"):
-            value = getattr(self, name)
-            checks.append((math.isfinite(value) and value >= 0, f"{name.replace('_', ' ')} must be finite and >= 0"))
-        for ok, message in checks:
-            if not ok:
-                raise BrushworkError(message)
+        extra = [(16 <= self.decoder_width <= 1024, "decoder width must be 16..1024")]
+        validate_training(self, ("content_weight", "style_weight"), extra)
 
 
 class AdainModel(nn.Module):
@@ -144,7 +133,7 @@ def train_adain(
     start = 0
     if resume:
         tensors, meta = load_checkpoint(output, KIND)
-        cfg = _config_from(meta["config"])
+        cfg = config_from_dict(AdainConfig, meta["config"])
         cfg.steps = max(cfg.steps, resume_steps or 0)
         start = int(meta["step"])
         _check_backbone(meta, backbone, output)
@@ -214,15 +203,10 @@ def _check_backbone(meta: dict, backbone: FeatureExtractor, path: Path) -> None:
         )
 
 
-def _config_from(values: dict) -> AdainConfig:
-    known = {f.name for f in fields(AdainConfig)}
-    return AdainConfig(**{k: v for k, v in values.items() if k in known})
-
-
 def load_adain(path: str | os.PathLike, backbone: FeatureExtractor, device: torch.device | str = "cpu") -> AdainModel:
     tensors, meta = load_checkpoint(path, KIND)
     _check_backbone(meta, backbone, Path(path))
-    cfg = _config_from(meta["config"])
+    cfg = config_from_dict(AdainConfig, meta["config"])
     model = AdainModel(backbone, cfg.encoder_layer, cfg.decoder_width)
     try:
         model.decoder.load_state_dict(module_state(tensors, "decoder"))

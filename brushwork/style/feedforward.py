@@ -8,11 +8,10 @@ convolution (no transposed convolutions, hence no checkerboard) are used through
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -33,7 +32,7 @@ from brushwork.errors import BrushworkError
 from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
-from brushwork.style.training import ImageFolder, TrainStep, run_training
+from brushwork.style.training import ImageFolder, TrainStep, config_from_dict, run_training, validate_training
 
 KIND = "fast-style"
 
@@ -120,21 +119,12 @@ class FastConfig:
     style_layers: list[str] | None = None
 
     def validate(self) -> None:
-        checks = [
+        extra = [
             (1 <= self.width <= 256, "width must be 1..256"),
             (0 <= self.residual_blocks <= 32, "residual blocks must be 0..32"),
-            (32 <= self.image_size <= 2048, "training image size must be 32..2048 px"),
-            (1 <= self.batch_size <= 256, "batch size must be 1..256"),
-            (self.steps >= 1, "steps must be at least 1"),
-            (self.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
             (16 <= self.image_size * self.style_scale <= 4096, "style scale puts the style image outside 16..4096 px"),
         ]
-        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            checks.append((math.isfinite(value) and value >= 0, f"{name.replace('_', ' ')} must be finite and >= 0"))
-        for ok, message in checks:
-            if not ok:
-                raise BrushworkError(message)
+        validate_training(self, ("content_weight", "style_weight", "tv_weight"), extra)
 
 
 def train_feedforward(
@@ -160,7 +150,7 @@ def train_feedforward(
     step = 0
     if resume:
         tensors, meta = load_checkpoint(output, KIND)
-        cfg = _config_from(meta["config"])
+        cfg = config_from_dict(FastConfig, meta["config"])
         cfg.steps = max(cfg.steps, resume_steps or 0)
         step = int(meta["step"])
         if "optim" not in meta:
@@ -215,14 +205,9 @@ def train_feedforward(
     return output
 
 
-def _config_from(values: dict) -> FastConfig:
-    known = {f.name for f in fields(FastConfig)}
-    return FastConfig(**{k: v for k, v in values.items() if k in known})
-
-
 def load_feedforward(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[TransformerNet, dict]:
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = _config_from(meta["config"])
+    cfg = config_from_dict(FastConfig, meta["config"])
     net = TransformerNet(cfg.width, cfg.residual_blocks)
     try:
         net.load_state_dict(module_state(tensors, "net"))

@@ -8,7 +8,6 @@ upsampled, so most iterations run at the cheap sizes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from brushwork.backbones.base import FeatureExtractor
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, non_negative, require
 from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss
@@ -66,10 +65,7 @@ class StyleConfig:
             raise BrushworkError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.preserve_colors not in color.MODES:
             raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
-        for name in ("content_weight", "style_weight", "tv_weight", "learning_rate"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise BrushworkError(f"{name.replace('_', ' ')} must be a finite number >= 0, not {value}")
+        require(non_negative(self, ("content_weight", "style_weight", "tv_weight", "learning_rate")))
         if self.style_blend is not None:
             if len(self.style_blend) != n_styles:
                 raise BrushworkError(f"{n_styles} style images but {len(self.style_blend)} blend weights")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, non_negative, require
 from brushwork.images import image_to_tensor, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -101,3 +101,23 @@ def run_training(
         checkpoint(step, False)
         raise
     checkpoint(step, True)
+
+
+def validate_training(cfg, weights: tuple[str, ...], extra: list[tuple[bool, str]]) -> None:
+    """The checks every training config shares (sizes, counts, weights), then ``extra``."""
+    require(
+        [
+            (32 <= cfg.image_size <= 2048, "training image size must be 32..2048 px"),
+            (1 <= cfg.batch_size <= 256, "batch size must be 1..256"),
+            (cfg.steps >= 1, "steps must be at least 1"),
+            (cfg.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
+            *extra,
+            *non_negative(cfg, ("learning_rate", *weights)),
+        ]
+    )
+
+
+def config_from_dict(config_cls, values: dict):
+    """A config dataclass from stored JSON, ignoring keys this version does not know."""
+    known = {f.name for f in fields(config_cls)}
+    return config_cls(**{k: v for k, v in values.items() if k in known})
