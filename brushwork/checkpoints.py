@@ -49,39 +49,49 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str
     return tensors, meta
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimiser's state into tensors (for safetensors) and plain values (for JSON)."""
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser's state into tensors ``prefix/index/name`` (for safetensors) and plain values (JSON)."""
     state = optimizer.state_dict()
     tensors, plain = {}, {"param_groups": state["param_groups"], "state": {}}
     for index, entry in state["state"].items():
         plain["state"][str(index)] = {}
         for key, value in entry.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim/{index}/{key}"] = value
+                tensors[f"{prefix}/{index}/{key}"] = value
             else:
                 plain["state"][str(index)][key] = value
     return tensors, plain
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict) -> None:
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict, prefix: str = "optim"
+) -> None:
     state = {}
     for index, entry in plain["state"].items():
         state[int(index)] = dict(entry)
     for key, value in tensors.items():
-        if key.startswith("optim/"):
+        if key.startswith(prefix + "/"):
             _, index, name = key.split("/", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
 
 
 def save_training_checkpoint(
-    path: str | os.PathLike, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, meta: dict
+    path: str | os.PathLike,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    meta: dict,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Weights of each module under ``name/…``, the optimiser's moments under ``optim/…``, ``meta`` as JSON."""
+    """Each module's weights under ``module/…``, each optimiser's moments under ``name/…`` (its plain
+    state in ``meta[name]``), and ``extra`` tensors (e.g. RNG states) as they are."""
     tensors = {f"{name}/{k}": v for name, module in modules.items() for k, v in module.state_dict().items()}
-    optim_tensors, optim_plain = optimizer_tensors(optimizer)
-    tensors.update(optim_tensors)
-    save_checkpoint(path, tensors, {**meta, "optim": optim_plain})
+    meta = dict(meta)
+    for name, optimizer in optimizers.items():
+        optim_tensors, meta[name] = optimizer_tensors(optimizer, name)
+        tensors.update(optim_tensors)
+    tensors.update(extra or {})
+    save_checkpoint(path, tensors, meta)
 
 
 def module_state(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
@@ -104,6 +114,7 @@ def random_state_from_json(state: list) -> tuple:
 def save_slim(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Copy a trained model without its optimiser and RNG state: a third of the size, apply-only."""
     tensors, meta = load_checkpoint(source, kind=None)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("optim/")}
-    meta = {k: v for k, v in meta.items() if k not in ("optim", "rng")}
+    optimizers = [k for k, v in meta.items() if isinstance(v, dict) and "param_groups" in v]
+    tensors = {k: v for k, v in tensors.items() if k.split("/", 1)[0] not in optimizers}
+    meta = {k: v for k, v in meta.items() if k not in (*optimizers, "rng")}
     save_checkpoint(target, tensors, meta)

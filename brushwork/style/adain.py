@@ -181,7 +181,7 @@ def train_adain(
     def checkpoint(step: int, final: bool) -> None:
         meta = {**meta_base, "step": step, "complete": final, "rng": random_state_to_json(rng.getstate()),
                 "skipped_images": len(contents.skipped) + len(styles.skipped)}  # fmt: skip
-        save_training_checkpoint(output, {"decoder": model.decoder}, optimizer, meta)
+        save_training_checkpoint(output, {"decoder": model.decoder}, {"optim": optimizer}, meta)
 
     model.decoder.train()
     run_training(train_step, start, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)

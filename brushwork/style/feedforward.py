@@ -198,7 +198,7 @@ def train_feedforward(
     def checkpoint(step: int, final: bool) -> None:
         meta = {**meta_base, "step": step, "complete": final, "skipped_images": len(data.skipped),
                 "rng": random_state_to_json(rng.getstate())}  # fmt: skip
-        save_training_checkpoint(output, {"net": net}, optimizer, meta)
+        save_training_checkpoint(output, {"net": net}, {"optim": optimizer}, meta)
 
     net.train()
     run_training(train_step, step, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)

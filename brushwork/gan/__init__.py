@@ -1,0 +1,1 @@
+"""GANs and conditional GANs trained on the user's own image folders."""

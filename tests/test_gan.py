@@ -1,0 +1,144 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork.cli import main
+from brushwork.errors import BrushworkError
+from brushwork.gan import sample as gs
+from brushwork.gan.data import load_dataset
+from brushwork.gan.losses import discriminator_loss, generator_loss
+from brushwork.gan.train import GanConfig, train_gan
+from brushwork.images import read_parameters
+
+
+def write_classes(root, per_class=6, size=40):
+    """Two separable classes: dark images and bright ones, of mixed sizes and modes, plus one corrupt file."""
+    rng = np.random.default_rng(0)
+    for name, level in (("dark", 30), ("bright", 225)):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            arr = np.clip(level + rng.normal(0, 15, (size + i, size, 3)), 0, 255).astype(np.uint8)
+            img = Image.fromarray(arr)
+            (img.convert("L") if i % 2 else img).save(root / name / f"{i}.png")
+    (root / "dark" / "broken.png").write_bytes(b"junk")
+    return root
+
+
+def tiny(**kw):
+    base = dict(latent=16, g_width=8, d_width=8, batch_size=8, steps=6, checkpoint_every=3, sample_every=3)
+    base.update(kw)
+    return base
+
+
+def config_for(data, conditional=True, **kw):
+    return GanConfig(resolution=data.resolution, channels=data.channels,
+                     classes=len(data.class_names) if conditional else 0, **tiny(**kw))  # fmt: skip
+
+
+def test_folder_data(tmp_path):
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    assert data.class_names == ["bright", "dark"] and len(data.skipped) == 1
+    assert data.images.shape == (12, 3, 32, 32) and data.images.dtype == torch.uint8
+    assert load_dataset(str(tmp_path / "d"), conditional=False).labels.max() == 0
+
+
+def test_data_errors(tmp_path):
+    with pytest.raises(BrushworkError, match="not found"):
+        load_dataset(str(tmp_path / "none"), False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrushworkError, match="no images"):
+        load_dataset(str(tmp_path / "empty"), False)
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    Image.new("RGB", (40, 40)).save(tmp_path / "one" / "only" / "a.png")
+    with pytest.raises(BrushworkError, match="at least two sub-folders"):
+        load_dataset(str(tmp_path / "one"), True)
+
+
+def test_idx_reader(tmp_path):
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    images = np.random.default_rng(0).integers(0, 255, (5, 28, 28), dtype=np.uint8)
+    with gzip.open(folder / "train-images-idx3-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">IIII", 0x803, 5, 28, 28) + images.tobytes())
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">II", 0x801, 5) + bytes([0, 1, 2, 3, 9]))
+    data = load_dataset(str(folder), conditional=True)
+    assert data.images.shape == (5, 1, 32, 32) and data.labels.tolist() == [0, 1, 2, 3, 9]
+    assert data.class_names[9] == "boot"
+    with gzip.open(folder / "train-labels-idx1-ubyte.gz", "wb") as fh:
+        fh.write(struct.pack(">II", 0x801, 9) + bytes([0, 1]))
+    with pytest.raises(BrushworkError, match="truncated"):
+        load_dataset(str(folder), conditional=True)
+
+
+def test_losses():
+    scores = torch.tensor([-20.0, 0.0, 3.0], requires_grad=True)
+    generator_loss("nonsaturating", scores[:1]).backward()
+    assert scores.grad[0] < -0.9  # a confident D still gives G a strong gradient
+    assert discriminator_loss("hinge", torch.tensor([2.0]), torch.tensor([-2.0])) == 0
+    assert discriminator_loss("nonsaturating", torch.tensor([10.0]), torch.tensor([-10.0])) < 1e-3
+
+
+def test_resume_is_exact(tmp_path):
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    train_gan(data, tmp_path / "straight", config_for(data, steps=6))
+    train_gan(data, tmp_path / "halves", config_for(data, steps=3))
+    train_gan(data, tmp_path / "halves", config_for(data), resume=True, resume_steps=6)
+    a, _, _ = gs.load_run(tmp_path / "straight")
+    b, _, _ = gs.load_run(tmp_path / "halves")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    other = load_dataset(str(tmp_path / "d"), conditional=False)
+    with pytest.raises(BrushworkError, match="other data or another architecture"):
+        train_gan(other, tmp_path / "halves", config_for(other, False), resume=True, resume_steps=9)
+
+
+def test_sampling_by_seed_and_truncation(tmp_path):
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    train_gan(data, tmp_path / "run", config_for(data, steps=2))
+    g, cfg, classes = gs.load_run(tmp_path / "run")
+    a = gs.generate(g, cfg, [1, 2], 0, None)
+    assert torch.equal(a, gs.generate(g, cfg, [1, 2], 0, None))
+    assert not torch.equal(a[0], a[1])
+    assert gs.latent(3, 512, 0.5).abs().max() <= 0.5
+    assert gs.parse_seeds("0-3,9") == [0, 1, 2, 3, 9]
+    with pytest.raises(BrushworkError):
+        gs.parse_seeds("a-b")
+
+
+def test_conditional_sampling_honours_the_class(tmp_path):
+    data = load_dataset(str(write_classes(tmp_path / "d", per_class=16)), conditional=True)
+    cfg = config_for(data, steps=150, batch_size=16, g_width=8, d_width=8, lr_g=2e-3, lr_d=2e-3, ema=0.9,
+                     checkpoint_every=1000, sample_every=1000)  # fmt: skip
+    train_gan(data, tmp_path / "run", cfg)
+    g, cfg, classes = gs.load_run(tmp_path / "run")
+    seeds = list(range(16))
+    bright = gs.generate(g, cfg, seeds, classes.index("bright"), None).mean().item()
+    dark = gs.generate(g, cfg, seeds, classes.index("dark"), None).mean().item()
+    assert bright > dark + 0.5, (bright, dark)  # images are in -1..1
+
+
+def test_cli(tmp_path, capsys):
+    root = write_classes(tmp_path / "d")
+    run = tmp_path / "run"
+    train = ["gan", "train", str(root), "--out", str(run), "--conditional", "--steps", "4", "--batch-size", "4",
+             "--latent", "16", "--g-width", "8", "--d-width", "8", "--sample-every", "2", "-q"]  # fmt: skip
+    assert main(train) == 0
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
+    assert main(train) == 2 and "--resume" in capsys.readouterr().err
+    assert main([*train, "--resume", "--steps", "6"]) == 0
+    out = tmp_path / "samples"
+    assert main(["gan", "sample", str(run), "--seeds", "0-2", "-o", str(out)]) == 0
+    assert sorted(p.name for p in (out / "dark").iterdir()) == ["seed00000.png", "seed00001.png", "seed00002.png"]
+    assert read_parameters(out / "bright" / "seed00001.png")["class_name"] == "bright"
+    assert main(["gan", "sample", str(run), "--class", "dark", "--grid", "-o", str(tmp_path / "g.png")]) == 0
+    assert main(["gan", "interpolate", str(run), "--frames", "2", "-o", str(tmp_path / "w.gif")]) == 0
+    assert Image.open(tmp_path / "w.gif").n_frames == 8
+    assert main(["gan", "sample", str(run), "--class", "cat", "--grid", "-o", str(tmp_path / "c.png")]) == 2
+    assert main(["gan", "sample", str(tmp_path), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "no class 'cat'" in err and "not a brushwork GAN run" in err and "Traceback" not in err
