@@ -75,6 +75,12 @@ def test_idx_reader(tmp_path):
         load_dataset(str(folder), conditional=True)
 
 
+def test_ema_warms_up():
+    from brushwork.gan.train import ema_decay
+
+    assert ema_decay(0.999, 0) == 0.1 and ema_decay(0.999, 10**6) == 0.999
+
+
 def test_losses():
     scores = torch.tensor([-20.0, 0.0, 3.0], requires_grad=True)
     generator_loss("nonsaturating", scores[:1]).backward()

@@ -68,6 +68,11 @@ class GanConfig:
         return {k: getattr(self, k) for k in keys}
 
 
+def ema_decay(target: float, step: int) -> float:
+    """Warm-up: a plain 0.999 keeps the random start in the average for thousands of steps."""
+    return min(target, (1 + step) / (10 + step))
+
+
 def build_generator(cfg: GanConfig) -> Generator:
     return Generator(cfg.resolution, cfg.channels, cfg.latent, cfg.g_width, cfg.classes, cfg.upsample)
 
@@ -188,8 +193,9 @@ def train_gan(
         loss_g.backward()
         opt_g.step()
         with torch.no_grad():
+            decay = ema_decay(cfg.ema, counter["step"])
             for p_ema, p in zip(g_ema.parameters(), g.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - cfg.ema)
+                p_ema.lerp_(p, 1 - decay)
             for b_ema, b in zip(g_ema.buffers(), g.buffers(), strict=True):
                 b_ema.copy_(b)
         counter["step"] += 1

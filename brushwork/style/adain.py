@@ -34,7 +34,7 @@ from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
-from brushwork.style.training import ImageFolder, TrainStep, config_from_dict, run_training, validate_training
+from brushwork.style.training import ImageFolder, TrainingConfig, TrainStep, config_from_dict, run_training
 
 KIND = "adain"
 #: The layer each backbone is encoded to: VGG's relu4_1 as in the paper, Lite0's block at 1/8 scale.
@@ -68,22 +68,18 @@ class Decoder(nn.Module):
 
 
 @dataclass
-class AdainConfig:
+class AdainConfig(TrainingConfig):
+    steps: int = 4000
+    learning_rate: float = 1e-4  # the paper's
     encoder_layer: str | None = None
     decoder_width: int = 256
-    image_size: int = 256
-    batch_size: int = 4
-    steps: int = 4000
-    learning_rate: float = 1e-4
     content_weight: float = 1.0
     style_weight: float = 5.0
-    seed: int = 0
-    checkpoint_every: int = 200
     style_layers: list[str] | None = None
 
     def validate(self) -> None:
         extra = [(16 <= self.decoder_width <= 1024, "decoder width must be 16..1024")]
-        validate_training(self, ("content_weight", "style_weight"), extra)
+        self.check(("content_weight", "style_weight"), extra)
 
 
 class AdainModel(nn.Module):

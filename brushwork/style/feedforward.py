@@ -32,7 +32,7 @@ from brushwork.errors import BrushworkError
 from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
-from brushwork.style.training import ImageFolder, TrainStep, config_from_dict, run_training, validate_training
+from brushwork.style.training import ImageFolder, TrainingConfig, TrainStep, config_from_dict, run_training
 
 KIND = "fast-style"
 
@@ -99,22 +99,16 @@ class TransformerNet(nn.Module):
 
 
 @dataclass
-class FastConfig:
+class FastConfig(TrainingConfig):
     """Training settings, stored beside the weights so apply and resume rebuild the same network."""
 
     width: int = 32
     residual_blocks: int = 5
-    image_size: int = 256
-    batch_size: int = 4
-    steps: int = 2000
-    learning_rate: float = 1e-3
     content_weight: float = 1.0
     # Chosen by eye on Starry Night: 20 (the Gatys default) washes out the photo in a trained network.
     style_weight: float = 5.0
     tv_weight: float = 5.0
     style_scale: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 200
     content_layers: list[str] | None = None
     style_layers: list[str] | None = None
 
@@ -124,7 +118,7 @@ class FastConfig:
             (0 <= self.residual_blocks <= 32, "residual blocks must be 0..32"),
             (16 <= self.image_size * self.style_scale <= 4096, "style scale puts the style image outside 16..4096 px"),
         ]
-        validate_training(self, ("content_weight", "style_weight", "tv_weight"), extra)
+        self.check(("content_weight", "style_weight", "tv_weight"), extra)
 
 
 def train_feedforward(

@@ -103,18 +103,29 @@ def run_training(
     checkpoint(step, True)
 
 
-def validate_training(cfg, weights: tuple[str, ...], extra: list[tuple[bool, str]]) -> None:
-    """The checks every training config shares (sizes, counts, weights), then ``extra``."""
-    require(
-        [
-            (32 <= cfg.image_size <= 2048, "training image size must be 32..2048 px"),
-            (1 <= cfg.batch_size <= 256, "batch size must be 1..256"),
-            (cfg.steps >= 1, "steps must be at least 1"),
-            (cfg.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
-            *extra,
-            *non_negative(cfg, ("learning_rate", *weights)),
-        ]
-    )
+@dataclass
+class TrainingConfig:
+    """What every trained style engine is set with; each engine's config adds its own fields."""
+
+    image_size: int = 256
+    batch_size: int = 4
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    seed: int = 0
+    checkpoint_every: int = 200
+
+    def check(self, weights: tuple[str, ...], extra: list[tuple[bool, str]]) -> None:
+        """The shared checks (sizes, counts, the named loss weights), then the engine's ``extra``."""
+        require(
+            [
+                (32 <= self.image_size <= 2048, "training image size must be 32..2048 px"),
+                (1 <= self.batch_size <= 256, "batch size must be 1..256"),
+                (self.steps >= 1, "steps must be at least 1"),
+                (self.checkpoint_every >= 1, "checkpoint interval must be at least 1"),
+                *extra,
+                *non_negative(self, ("learning_rate", *weights)),
+            ]
+        )
 
 
 def config_from_dict(config_cls, values: dict):
