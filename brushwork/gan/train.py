@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from brushwork.checkpoints import load_checkpoint, module_state, restore_optimizer, save_training_checkpoint
+from brushwork.checkpoints import module_state, restore_optimizer, save_training_checkpoint
 from brushwork.errors import BrushworkError, require
 from brushwork.gan.data import Dataset
 from brushwork.gan.losses import LOSSES, discriminator_loss, generator_loss
 from brushwork.gan.nets import RESOLUTIONS, Discriminator, Generator
 from brushwork.images import save_image
-from brushwork.style.training import TrainStep, config_from_dict, run_training
+from brushwork.style.training import TrainStep, load_for_resume, run_training
 
 KIND = "gan"
 CHECKPOINT = "checkpoint.safetensors"
@@ -134,16 +134,11 @@ def train_gan(
                  "skipped": len(data.skipped)}  # fmt: skip
     start = 0
     if resume:
-        tensors, meta = load_checkpoint(run_dir / CHECKPOINT, KIND)
-        cfg = config_from_dict(GanConfig, meta["config"])
-        cfg.steps = max(cfg.steps, resume_steps or 0)
+        tensors, meta, cfg, start = load_for_resume(run_dir / CHECKPOINT, KIND, GanConfig, resume_steps, "optim_g")
         mine = GanConfig(**{**asdict(cfg), "resolution": data.resolution, "channels": data.channels,
                             "classes": len(data.class_names) if cfg.classes else 0})  # fmt: skip
         if mine.architecture() != cfg.architecture() or meta["data"]["images"] != len(data.images):
             raise BrushworkError(f"{run_dir}: was trained on other data or another architecture; start a new run")
-        start = int(meta["step"])
-        if start >= cfg.steps:
-            raise BrushworkError(f"{run_dir}: already trained for {start} steps; ask for more with --steps")
     cfg.validate()
     torch.manual_seed(cfg.seed)
     g, d = (

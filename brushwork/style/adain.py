@@ -34,7 +34,14 @@ from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
-from brushwork.style.training import ImageFolder, TrainingConfig, TrainStep, config_from_dict, run_training
+from brushwork.style.training import (
+    ImageFolder,
+    TrainingConfig,
+    TrainStep,
+    config_from_dict,
+    load_for_resume,
+    run_training,
+)
 
 KIND = "adain"
 #: The layer each backbone is encoded to: VGG's relu4_1 as in the paper, Lite0's block at 1/8 scale.
@@ -128,15 +135,8 @@ def train_adain(
     cfg = config or AdainConfig()
     start = 0
     if resume:
-        tensors, meta = load_checkpoint(output, KIND)
-        cfg = config_from_dict(AdainConfig, meta["config"])
-        cfg.steps = max(cfg.steps, resume_steps or 0)
-        start = int(meta["step"])
+        tensors, meta, cfg, start = load_for_resume(output, KIND, AdainConfig, resume_steps)
         _check_backbone(meta, backbone, output)
-        if "optim" not in meta:
-            raise BrushworkError(f"{output}: was saved without its training state (a slim model); it cannot resume")
-        if start >= cfg.steps:
-            raise BrushworkError(f"{output}: already trained for {start} steps; ask for more with --steps")
     cfg.validate()
     layer = cfg.encoder_layer or ENCODER_LAYERS.get(backbone.name, backbone.content_layers[-1])
     style_layers = list(cfg.style_layers or backbone.style_layers)

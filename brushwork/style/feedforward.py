@@ -32,7 +32,14 @@ from brushwork.errors import BrushworkError
 from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
-from brushwork.style.training import ImageFolder, TrainingConfig, TrainStep, config_from_dict, run_training
+from brushwork.style.training import (
+    ImageFolder,
+    TrainingConfig,
+    TrainStep,
+    config_from_dict,
+    load_for_resume,
+    run_training,
+)
 
 KIND = "fast-style"
 
@@ -143,14 +150,7 @@ def train_feedforward(
     cfg = config or FastConfig()
     step = 0
     if resume:
-        tensors, meta = load_checkpoint(output, KIND)
-        cfg = config_from_dict(FastConfig, meta["config"])
-        cfg.steps = max(cfg.steps, resume_steps or 0)
-        step = int(meta["step"])
-        if "optim" not in meta:
-            raise BrushworkError(f"{output}: was saved without its training state (a slim model); it cannot resume")
-        if step >= cfg.steps:
-            raise BrushworkError(f"{output}: already trained for {step} steps; ask for more with --steps")
+        tensors, meta, cfg, step = load_for_resume(output, KIND, FastConfig, resume_steps)
     cfg.validate()
     content_layers = list(cfg.content_layers or backbone.content_layers)
     style_layers = list(cfg.style_layers or backbone.style_layers)

@@ -132,3 +132,20 @@ def config_from_dict(config_cls, values: dict):
     """A config dataclass from stored JSON, ignoring keys this version does not know."""
     known = {f.name for f in fields(config_cls)}
     return config_cls(**{k: v for k, v in values.items() if k in known})
+
+
+def load_for_resume(path: Path, kind: str, config_cls, more_steps: int | None, optimizer_key: str = "optim"):
+    """A checkpoint to continue: (tensors, meta, config with the step target raised, step reached).
+
+    Refuses a slim model (no optimiser state) and one that already reached its step target."""
+    from brushwork.checkpoints import load_checkpoint
+
+    tensors, meta = load_checkpoint(path, kind)
+    cfg = config_from_dict(config_cls, meta["config"])
+    cfg.steps = max(cfg.steps, more_steps or 0)
+    start = int(meta["step"])
+    if optimizer_key not in meta:
+        raise BrushworkError(f"{path}: was saved without its training state (a slim model); it cannot resume")
+    if start >= cfg.steps:
+        raise BrushworkError(f"{path}: already trained for {start} steps; ask for more with --steps")
+    return tensors, meta, cfg, start
