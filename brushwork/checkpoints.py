@@ -29,8 +29,8 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     atomic_write(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and metadata of a checkpoint, checking that it is a ``kind`` checkpoint (None: any)."""
+def load_meta(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """The settings of a checkpoint (its JSON only), checking that it is a ``kind`` checkpoint (None: any)."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise BrushworkError(f"{path}: brushwork models are .safetensors files")
@@ -41,11 +41,25 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str
         raise BrushworkError(f"{path}: its settings file {meta_file.name} is missing beside it")
     try:
         meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise BrushworkError(f"{path}: unreadable model settings ({type(exc).__name__}: {exc})") from exc
+    _check_kind(path, meta, kind)
+    return meta
+
+
+def _check_kind(path: Path, meta: dict, kind: str | None) -> None:
+    if kind is not None and meta.get("kind") != kind:
+        raise BrushworkError(f"{path}: is a {meta.get('kind', 'unknown')!r} model, not a {kind!r} model")
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a checkpoint, checking that it is a ``kind`` checkpoint (None: any)."""
+    meta = load_meta(path)
+    try:
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
         raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
-    if kind is not None and meta.get("kind") != kind:
-        raise BrushworkError(f"{path}: is a {meta.get('kind', 'unknown')!r} model, not a {kind!r} model")
+    _check_kind(Path(path), meta, kind)  # after reading, so a broken file says so first
     return tensors, meta
 
 

@@ -27,7 +27,7 @@ def register(sub) -> dict:
 
 
 def _run_video(args: argparse.Namespace) -> int:
-    from brushwork.checkpoints import load_checkpoint
+    from brushwork.checkpoints import load_meta
     from brushwork.device import pick_device
     from brushwork.files import check_output_path
     from brushwork.images import load_image
@@ -35,7 +35,7 @@ def _run_video(args: argparse.Namespace) -> int:
 
     output = check_output_path(args.output, args.force, ".mp4")
     device = pick_device(args.device)
-    _, meta = load_checkpoint(args.model, kind=None)
+    meta = load_meta(args.model)
     if meta.get("kind") == "fast-style":
         from brushwork.style.feedforward import apply_feedforward, load_feedforward
 

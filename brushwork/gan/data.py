@@ -22,7 +22,7 @@ from brushwork.backbones.weights import offline
 from brushwork.errors import BrushworkError
 from brushwork.gan.nets import RESOLUTIONS
 from brushwork.images import load_image
-from brushwork.style.training import IMAGE_SUFFIXES
+from brushwork.style.training import list_images
 
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 FASHION_FILES = {
@@ -63,13 +63,13 @@ def load_folder(root: Path, conditional: bool, resolution: int | None, channels:
     if not root.is_dir():
         raise BrushworkError(f"{root}: data folder not found")
     if conditional:
-        classes = sorted(p for p in root.iterdir() if p.is_dir() and _images_under(p))
+        classes = sorted(p for p in root.iterdir() if p.is_dir() and list_images(p))
         if len(classes) < 2:
             raise BrushworkError(f"{root}: --conditional needs at least two sub-folders of images (one per class)")
-        groups = [(i, _images_under(p)) for i, p in enumerate(classes)]
+        groups = [(i, list_images(p)) for i, p in enumerate(classes)]
         names = [p.name for p in classes]
     else:
-        groups, names = [(0, _images_under(root))], []
+        groups, names = [(0, list_images(root))], []
     if not any(files for _, files in groups):
         raise BrushworkError(f"{root}: no images found")
     loaded, labels, skipped = [], [], []
@@ -95,10 +95,6 @@ def load_folder(root: Path, conditional: bool, resolution: int | None, channels:
               for im in loaded]  # fmt: skip
     images = torch.from_numpy(np.stack(arrays)).reshape(len(arrays), resolution, resolution, channels)
     return Dataset(images.permute(0, 3, 1, 2).contiguous(), torch.tensor(labels), names, skipped, str(root))
-
-
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _is_grey(img: Image.Image) -> bool:

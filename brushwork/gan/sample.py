@@ -10,7 +10,8 @@ from PIL import Image
 
 from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError
-from brushwork.gan.train import CHECKPOINT, KIND, GanConfig, build_generator, image_grid
+from brushwork.gan.train import CHECKPOINT, KIND, GanConfig, build_generator, to_rgb01
+from brushwork.images import tensor_to_image
 from brushwork.style.training import config_from_dict
 
 
@@ -70,7 +71,7 @@ def generate(g, cfg: GanConfig, seeds: list[int], label: int | None, truncation:
 
 
 def to_images(batch: torch.Tensor) -> list[Image.Image]:
-    return [image_grid(x[None], 1).crop((1, 1, x.shape[-1] + 1, x.shape[-2] + 1)) for x in batch]
+    return [tensor_to_image(x) for x in to_rgb01(batch)]
 
 
 @torch.no_grad()

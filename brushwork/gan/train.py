@@ -102,16 +102,20 @@ def fixed_latents(cfg: GanConfig, per_row: int = 8) -> tuple[torch.Tensor, torch
     return z, labels
 
 
+def to_rgb01(images: torch.Tensor) -> torch.Tensor:
+    """Generator output (N, 1 or 3, H, W) in -1..1 -> (N, 3, H, W) in 0..1."""
+    x = (images.float().clamp(-1, 1) + 1) / 2
+    return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+
+
 def image_grid(images: torch.Tensor, per_row: int):
-    """(N, C, H, W) in -1..1 -> one PIL image."""
+    """(N, C, H, W) in -1..1 -> one PIL image, one pixel of white around each."""
     from brushwork.images import tensor_to_image
 
-    n, c, h, w = images.shape
+    n, _, h, w = images.shape
     rows = math.ceil(n / per_row)
     grid = torch.ones(3, rows * (h + 2), per_row * (w + 2))
-    x = (images.float().clamp(-1, 1) + 1) / 2
-    if c == 1:
-        x = x.repeat(1, 3, 1, 1)
+    x = to_rgb01(images)
     for i in range(n):
         r, k = divmod(i, per_row)
         grid[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, k * (w + 2) + 1 : k * (w + 2) + 1 + w] = x[i]

@@ -18,6 +18,11 @@ from brushwork.images import image_to_tensor, load_image
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), by suffix, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 class ImageFolder:
     """Images under a folder (recursively), decoded on demand; unreadable files are skipped and counted."""
 
@@ -25,7 +30,7 @@ class ImageFolder:
         root = Path(root)
         if not root.is_dir():
             raise BrushworkError(f"{root}: {what} folder not found")
-        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        self.paths = list_images(root)
         self.image_size = image_size
         self.what = what
         self.skipped: list[str] = []
