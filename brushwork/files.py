@@ -38,14 +38,15 @@ def _current_umask() -> int:
     return mask
 
 
-def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str = ".png", resume: bool = False) -> Path:
-    """Refuse an output of the wrong type, in a missing folder, or that would overwrite without ``force``.
-
-    With ``resume`` the file must already exist (a training run to continue)."""
+def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str | tuple[str, ...] = ".png",
+                      resume: bool = False) -> Path:  # fmt: skip
+    """Refuse an output of the wrong type (``suffix``: one or several), in a missing folder, or that would
+    overwrite without ``force``. With ``resume`` the file must already exist (a training run to continue)."""
     path = Path(path)
-    if path.suffix.lower() != suffix:
-        why = " (it carries the run's parameters)" if suffix == ".png" else ""
-        raise BrushworkError(f"{path}: output must be a {suffix} file{why}")
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if path.suffix.lower() not in suffixes:
+        why = " (it carries the run's parameters)" if suffixes == (".png",) else ""
+        raise BrushworkError(f"{path}: output must be a {' or '.join(suffixes)} file{why}")
     if not path.parent.exists():
         raise BrushworkError(f"{path.parent}: output folder does not exist")
     if path.is_dir():

@@ -1,18 +1,26 @@
 import gzip
+import json
+import os
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from brushwork.checkpoints import load_meta
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
 from brushwork.gan import sample as gs
 from brushwork.gan.data import load_dataset
 from brushwork.gan.losses import discriminator_loss, generator_loss
+from brushwork.gan.nets import MAX_WIDTH, Discriminator, Generator
 from brushwork.gan.train import GanConfig, train_gan
 from brushwork.images import read_parameters
+from brushwork.metrics.distribution import FeatureEmbedder, register_extractor
+from brushwork.style.video import read_frames
 
 
 def write_classes(root, per_class=6, size=40):
@@ -29,7 +37,8 @@ def write_classes(root, per_class=6, size=40):
 
 
 def tiny(**kw):
-    base = dict(latent=16, g_width=8, d_width=8, batch_size=8, steps=6, checkpoint_every=3, sample_every=3)
+    base = dict(latent=16, g_width=8, d_width=8, batch_size=8, steps=6, checkpoint_every=3, sample_every=3,
+                eval_every=0)  # fmt: skip
     base.update(kw)
     return base
 
@@ -93,7 +102,12 @@ def test_resume_is_exact(tmp_path):
     data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
     train_gan(data, tmp_path / "straight", config_for(data, steps=6))
     train_gan(data, tmp_path / "halves", config_for(data, steps=3))
-    train_gan(data, tmp_path / "halves", config_for(data), resume=True, resume_steps=6)
+    with pytest.raises(BrushworkError, match="can change on resume, not lr_g"):
+        train_gan(data, tmp_path / "halves", config_for(data), resume=True, resume_steps=6, resume_schedule={"lr_g": 1})
+    # What is written when may change on resume; the training stays exact.
+    train_gan(data, tmp_path / "halves", config_for(data), resume=True, resume_steps=6,
+              resume_schedule={"sample_every": 1})  # fmt: skip
+    assert (tmp_path / "halves" / "samples" / "step-0000005.png").exists()
     a, _, _ = gs.load_run(tmp_path / "straight")
     b, _, _ = gs.load_run(tmp_path / "halves")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
@@ -116,10 +130,11 @@ def test_sampling_by_seed_and_truncation(tmp_path):
         gs.parse_seeds("a-b")
 
 
-def test_conditional_sampling_honours_the_class(tmp_path):
+@pytest.mark.parametrize("conditioning", ["projection", "concat", "acgan"])
+def test_conditional_sampling_honours_the_class(tmp_path, conditioning):
     data = load_dataset(str(write_classes(tmp_path / "d", per_class=16)), conditional=True)
     cfg = config_for(data, steps=150, batch_size=16, g_width=8, d_width=8, lr_g=2e-3, lr_d=2e-3, ema=0.9,
-                     checkpoint_every=1000, sample_every=1000)  # fmt: skip
+                     checkpoint_every=1000, sample_every=1000, conditioning=conditioning)  # fmt: skip
     train_gan(data, tmp_path / "run", cfg)
     g, cfg, classes = gs.load_run(tmp_path / "run")
     seeds = list(range(16))
@@ -132,7 +147,8 @@ def test_cli(tmp_path, capsys):
     root = write_classes(tmp_path / "d")
     run = tmp_path / "run"
     train = ["gan", "train", str(root), "--out", str(run), "--conditional", "--steps", "4", "--batch-size", "4",
-             "--latent", "16", "--g-width", "8", "--d-width", "8", "--sample-every", "2", "-q"]  # fmt: skip
+             "--latent", "16", "--g-width", "8", "--d-width", "8", "--sample-every", "2", "--eval-every", "0",
+             "-q"]  # fmt: skip
     assert main(train) == 0
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
     assert main(train) == 2 and "--resume" in capsys.readouterr().err
@@ -143,8 +159,85 @@ def test_cli(tmp_path, capsys):
     assert read_parameters(out / "bright" / "seed00001.png")["class_name"] == "bright"
     assert main(["gan", "sample", str(run), "--class", "dark", "--grid", "-o", str(tmp_path / "g.png")]) == 0
     assert main(["gan", "interpolate", str(run), "--frames", "2", "-o", str(tmp_path / "w.gif")]) == 0
-    assert Image.open(tmp_path / "w.gif").n_frames == 8
+    walk = Image.open(tmp_path / "w.gif")
+    assert walk.n_frames == 8 and walk.size == (256, 256)  # 32 px shown 8x
+    assert main(["gan", "interpolate", str(run), "--frames", "2", "-o", str(tmp_path / "w.mp4")]) == 0
+    assert len(read_frames(tmp_path / "w.mp4")) == 8
     assert main(["gan", "sample", str(run), "--class", "cat", "--grid", "-o", str(tmp_path / "c.png")]) == 2
     assert main(["gan", "sample", str(tmp_path), "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no class 'cat'" in err and "not a brushwork GAN run" in err and "Traceback" not in err
+
+
+def test_discriminator_heads():
+    x, y = torch.randn(4, 1, 32, 32), torch.tensor([0, 1, 2, 0])
+    for conditioning, has_logits in (("projection", False), ("concat", False), ("acgan", True)):
+        score, logits = Discriminator(32, 1, 8, 3, conditioning)(x, y)
+        assert score.shape == (4,) and (logits is not None) == has_logits
+        assert logits is None or logits.shape == (4, 3)
+    # Widths are capped: 128 px at width 64 would otherwise start from 2048 channels.
+    assert Generator(128, 3, 16, 64, 0).project.out_features == MAX_WIDTH * 16
+
+
+def test_bf16_autocast_trains(tmp_path):
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    train_gan(data, tmp_path / "run", config_for(data, steps=2, precision="bf16"))
+    g, cfg, _ = gs.load_run(tmp_path / "run")
+    assert cfg.precision == "bf16" and torch.isfinite(gs.generate(g, cfg, [0, 1], 0, None)).all()
+    assert json.loads((tmp_path / "run" / "options.json").read_text())["autocast"] == "bfloat16"
+
+
+class TinyFeatures(torch.nn.Module):
+    """A stand-in for a real backbone in the metric tests: random convolutions, a named layer."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 6, 3)
+
+    def forward(self, x, layers):
+        return {"out": torch.relu(self.conv(x))}
+
+
+def test_training_logs_fid_and_kid(tmp_path, capsys):
+    register_extractor("tiny", lambda device: FeatureEmbedder("tiny", TinyFeatures().to(device), "out", size=16))
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    train_gan(data, tmp_path / "run", config_for(data, steps=4, eval_every=2, eval_samples=12, eval_extractor="tiny"))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "fid_tiny" in x]
+    assert [x["step"] for x in evals] == [2, 4] and all(x["fid_tiny"] >= 0 for x in evals)
+    assert main(["gan", "evaluate", str(tmp_path / "run"), "--samples", "12"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["generated"] == 12 and figures["real"] == 12 and "kid_tiny" in figures
+    # Evaluating must not disturb training: the same run without evaluation ends with the same weights.
+    train_gan(data, tmp_path / "plain", config_for(data, steps=4))
+    a, _, _ = gs.load_run(tmp_path / "run")
+    b, _, _ = gs.load_run(tmp_path / "plain")
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_two_processes_under_torchrun_resume_exactly(tmp_path):
+    root = write_classes(tmp_path / "d")
+
+    def torchrun(out, steps, *extra):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+               "brushwork", "gan", "train", str(root), "--out", str(out), "--conditional", "--steps", str(steps),
+               "--batch-size", "8", "--latent", "16", "--g-width", "8", "--d-width", "8", "--eval-every", "0",
+               "--device", "cpu", "-q", *extra]  # fmt: skip
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    torchrun(tmp_path / "straight", 4)
+    torchrun(tmp_path / "halves", 2)
+    torchrun(tmp_path / "halves", 4, "--resume")
+    meta = load_meta(tmp_path / "straight" / "checkpoint.safetensors")
+    assert meta["processes"] == 2 and meta["step"] == 4
+    a, _, _ = gs.load_run(tmp_path / "straight")
+    b, _, _ = gs.load_run(tmp_path / "halves")
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    # One process cannot continue a two-process run exactly; it says so.
+    data = load_dataset(str(root), conditional=True)
+    with pytest.raises(BrushworkError, match="2 process"):
+        train_gan(data, tmp_path / "halves", config_for(data), resume=True, resume_steps=6)

@@ -61,8 +61,9 @@ def config_from_args(config_cls, args: argparse.Namespace):
     return config_cls(**given), given
 
 
-def train_with_progress(run, output: Path, quiet: bool) -> int:
-    """Run ``run(on_step)`` with a progress bar; Ctrl-C ends cleanly with the checkpoint saved."""
+def train_with_progress(run, output: Path, quiet: bool, images_per_step: int | None = None) -> int:
+    """Run ``run(on_step)`` with a progress bar (showing images/s when ``images_per_step`` is given);
+    Ctrl-C ends cleanly with the checkpoint saved."""
     bar = None
 
     def on_step(step) -> None:
@@ -74,7 +75,11 @@ def train_with_progress(run, output: Path, quiet: bool) -> int:
             bar.update(step.step - 1)
         bar.update(1)
         if step.step % 10 == 0:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in step.losses.items()}, refresh=False)
+            postfix = {k: f"{v:.3g}" for k, v in step.losses.items()}
+            rate = bar.format_dict.get("rate")
+            if images_per_step and rate:
+                postfix["img/s"] = f"{rate * images_per_step:.0f}"
+            bar.set_postfix(postfix, refresh=False)
 
     try:
         run(on_step)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from brushwork.cli.common import train_with_progress
 from brushwork.errors import BrushworkError
 
@@ -23,6 +25,18 @@ def register(sub) -> dict:
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: 1 if every image is grey")
     p.add_argument("--loss", choices=("hinge", "nonsaturating"), default=None)
     p.add_argument("--upsample", choices=("resize", "transposed"), default=None)
+    p.add_argument(
+        "--conditioning",
+        choices=("projection", "concat", "acgan"),
+        default=None,
+        help="how G and D see the class (default projection)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="auto: bf16 autocast on CUDA, fp32 elsewhere",
+    )
     p.add_argument("--augment", action="store_true", help="DiffAugment, for small datasets")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--force", action="store_true", help="start the run folder over")
@@ -31,10 +45,25 @@ def register(sub) -> dict:
     g = p.add_argument_group("training")
     for name, kind in (("steps", int), ("batch_size", int), ("latent", int), ("g_width", int), ("d_width", int),
                        ("lr_g", float), ("lr_d", float), ("ema", float), ("seed", int), ("checkpoint_every", int),
-                       ("sample_every", int)):  # fmt: skip
+                       ("sample_every", int), ("eval_every", int), ("eval_samples", int)):  # fmt: skip
         g.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    p.epilog = (
+        "--eval-every N (default 1000; 0 = never) logs FID/KID of the EMA generator against the training images "
+        "to RUN/log.jsonl, on features of the offline Lite0 backbone: labelled fid_lite0/kid_lite0, comparable "
+        "between runs, not with Inception FID in papers. Several processes: torchrun --nproc-per-node N -m "
+        "brushwork gan train ... (the batch is split among them)."
+    )
 
-    for verb, text in (("sample", "images by seed, class and truncation"), ("interpolate", "a latent walk as GIF")):
+    p = gan_sub.add_parser("evaluate", help="FID/KID of a run's EMA generator against its training images")
+    p.add_argument("run", help="run folder from 'brushwork gan train'")
+    p.add_argument("--data", help="the training data, if it has moved (default: where the run recorded it)")
+    p.add_argument("--samples", type=int, default=5000, help="generated and real images compared")
+    p.add_argument("--device", default="auto")
+
+    for verb, text in (
+        ("sample", "images by seed, class and truncation"),
+        ("interpolate", "a latent walk as GIF or MP4"),
+    ):
         p = gan_sub.add_parser(verb, help=text)
         p.add_argument("run", help="run folder from 'brushwork gan train'")
         p.add_argument("--seeds", default="0-63" if verb == "sample" else "0-3", help="e.g. 0-63 or 1,5,9")
@@ -54,6 +83,8 @@ def _run_gan(args: argparse.Namespace) -> int:
 
     if args.gan_verb == "train":
         return _run_gan_train(args)
+    if args.gan_verb == "evaluate":
+        return _run_gan_evaluate(args)
     g, cfg, classes = gs.load_run(args.run)
     label = gs.class_index(args.class_name, classes)
     seeds = gs.parse_seeds(args.seeds)
@@ -62,13 +93,21 @@ def _run_gan(args: argparse.Namespace) -> int:
     from brushwork.files import atomic_write, check_output_path
 
     if args.gan_verb == "interpolate":
-        check_output_path(out, args.force, ".gif")
+        check_output_path(out, args.force, (".gif", ".mp4"))
         if not 1 <= args.frames <= 1000:
             raise BrushworkError("frames must be 1..1000")
         frames = gs.interpolate(g, cfg, seeds, label, args.frames, args.truncation)
+        # GAN images are small: shown at 256 px or more (nearest, so pixels stay pixels).
+        scale = max(1, 256 // cfg.resolution)
+        frames = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in frames]
         comment = gs.parameters(args.run, frames=args.frames, **params)
-        atomic_write(out, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                                                     duration=40, loop=0, comment=comment))  # fmt: skip
+        if out.suffix.lower() == ".mp4":
+            from brushwork.style.video import write_frames
+
+            write_frames(frames, out, fps=25, comment=comment)
+        else:
+            atomic_write(out, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                                                         duration=40, loop=0, comment=comment))  # fmt: skip
         print(out)
         return 0
     import torch
@@ -104,9 +143,11 @@ def _run_gan_train(args: argparse.Namespace) -> int:
     import shutil
     from dataclasses import asdict
 
+    from brushwork.checkpoints import load_meta
     from brushwork.device import pick_device
+    from brushwork.distributed import launched_rank
     from brushwork.gan.data import load_dataset
-    from brushwork.gan.train import CHECKPOINT, GanConfig, train_gan
+    from brushwork.gan.train import CHECKPOINT, SCHEDULE, GanConfig, train_gan
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -115,7 +156,7 @@ def _run_gan_train(args: argparse.Namespace) -> int:
         raise BrushworkError(f"{out}: nothing to resume")
     if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
         raise BrushworkError(f"{out}: run folder is not empty; use --resume to continue it or --force to start over")
-    if args.force and not args.resume and out.exists():
+    if args.force and not args.resume and out.exists() and launched_rank() == 0:
         shutil.rmtree(out)
     data = load_dataset(args.data, args.conditional, args.resolution, args.channels)
     if data.skipped:
@@ -125,14 +166,36 @@ def _run_gan_train(args: argparse.Namespace) -> int:
                           "classes": len(data.class_names) if args.conditional else 0})  # fmt: skip
     if args.conditional and not data.class_names:
         raise BrushworkError("--conditional needs class labels (sub-folders or Fashion-MNIST)")
-    if not args.quiet:
+    schedule = {k: v for k, v in given.items() if k in SCHEDULE}
+    shown = asdict(config)
+    if args.resume:  # the run's own settings, with what may change on resume
+        shown = {**load_meta(out / CHECKPOINT)["config"], **schedule}
+        shown["steps"] = max(shown["steps"], given.get("steps", 0))
+    quiet = args.quiet or launched_rank() != 0  # one process speaks under torchrun
+    if not quiet:
         print(
-            json.dumps({"config": asdict(config), "images": len(data.images), "classes": data.class_names}),
+            json.dumps({"config": shown, "images": len(data.images), "classes": data.class_names}),
             file=sys.stderr,
         )  # every option, printed at start
     device = pick_device(args.device)
 
     def run(on_step) -> None:
-        train_gan(data, out, config, device, args.resume, given.get("steps"), on_step)
+        train_gan(data, out, config, device, args.resume, given.get("steps"), on_step, schedule)
 
-    return train_with_progress(run, out, args.quiet)
+    return train_with_progress(run, out, quiet, shown["batch_size"])
+
+
+def _run_gan_evaluate(args: argparse.Namespace) -> int:
+    from brushwork.device import pick_device
+    from brushwork.gan.data import load_dataset
+    from brushwork.gan.evaluate import evaluate_run
+
+    options = Path(args.run) / "options.json"
+    if not options.exists():
+        raise BrushworkError(f"{args.run}: not a brushwork GAN run (no options.json)")
+    recorded = json.loads(options.read_text())
+    cfg = recorded["config"]
+    source = args.data or recorded["data"]["source"]
+    data = load_dataset(source, cfg["classes"] > 0, cfg["resolution"], cfg["channels"])
+    print(json.dumps(evaluate_run(args.run, data, args.samples, pick_device(args.device))))
+    return 0

@@ -16,7 +16,13 @@ def register(sub) -> dict:
     p.add_argument("--style", nargs="+", help="style image(s), for an adain model")
     p.add_argument("--alpha", type=float, default=1.0, help="adain: 0 = the video, 1 = full style")
     p.add_argument("--strength", type=float, default=1.0, help="fast: 0 = the video, 1 = full style")
-    p.add_argument("--stabilize", type=float, default=0.5, help="0 = off; higher = steadier still areas (< 1)")
+    p.add_argument("--stabilize", type=float, default=0.5, help="0 = off; higher = steadier (< 1)")
+    p.add_argument(
+        "--no-flow",
+        dest="flow",
+        action="store_false",
+        help="blend only where the source stands still, without optical-flow warping",
+    )
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4")
@@ -65,7 +71,9 @@ def _run_video(args: argparse.Namespace) -> int:
             bar.update(1)
 
     try:
-        report = stylize_video(args.input, output, stylise, args.stabilize, args.max_frames, args.crf, on_frame)
+        report = stylize_video(
+            args.input, output, stylise, args.stabilize, args.flow, args.max_frames, args.crf, on_frame
+        )
     finally:
         if bar is not None:
             bar.close()

@@ -28,6 +28,8 @@ FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", 
 FASHION_FILES = {
     "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
     "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #: Where Debian's dataset-fashion-mnist package puts the files.
@@ -102,11 +104,13 @@ def _is_grey(img: Image.Image) -> bool:
     return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
 
 
-def load_fashion_mnist(folder: Path | None, resolution: int = 32) -> Dataset:
-    """Fashion-MNIST's 60k training images, resized from 28 to ``resolution`` px."""
-    folder = folder or _find_fashion_mnist()
-    images = _read_idx(folder / "train-images-idx3-ubyte.gz", 3)
-    labels = _read_idx(folder / "train-labels-idx1-ubyte.gz", 1)
+def load_fashion_mnist(folder: Path | None, resolution: int = 32, split: str = "train") -> Dataset:
+    """Fashion-MNIST's 60k training (or 10k test, ``split="t10k"``) images, resized from 28 to ``resolution`` px."""
+    if split not in ("train", "t10k"):
+        raise BrushworkError("split must be train or t10k")
+    folder = folder or _find_fashion_mnist(split)
+    images = read_idx(folder / f"{split}-images-idx3-ubyte.gz", 3)
+    labels = read_idx(folder / f"{split}-labels-idx1-ubyte.gz", 1)
     if len(images) != len(labels):
         raise BrushworkError(f"{folder}: image and label files disagree in length")
     x = torch.from_numpy(images).unsqueeze(1).float()
@@ -115,7 +119,7 @@ def load_fashion_mnist(folder: Path | None, resolution: int = 32) -> Dataset:
                    list(FASHION_CLASSES), [], str(folder))  # fmt: skip
 
 
-def _read_idx(path: Path, dims: int) -> np.ndarray:
+def read_idx(path: Path, dims: int) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as fh:
             magic, *shape = struct.unpack(">" + "I" * (dims + 1), fh.read(4 * (dims + 1)))
@@ -129,11 +133,12 @@ def _read_idx(path: Path, dims: int) -> np.ndarray:
     return data.reshape(shape)
 
 
-def _find_fashion_mnist() -> Path:
-    if all((FASHION_DEBIAN / name).exists() for name in FASHION_FILES):
+def _find_fashion_mnist(split: str) -> Path:
+    names = [name for name in FASHION_FILES if name.startswith(split)]
+    if all((FASHION_DEBIAN / name).exists() for name in names):
         return FASHION_DEBIAN
     cache = Path(torch.hub.get_dir()) / "brushwork" / "fashion-mnist"
-    missing = [name for name in FASHION_FILES if not (cache / name).exists()]
+    missing = [name for name in names if not (cache / name).exists()]
     if missing and offline():
         raise BrushworkError("Fashion-MNIST not found: install Debian's dataset-fashion-mnist or pass the folder")
     for name in missing:

@@ -1,4 +1,4 @@
-"""Sampling a trained run by seed, class and truncation; latent walks as GIF."""
+"""Sampling a trained run by seed, class and truncation; latent walks (written as GIF or MP4 by the CLI)."""
 
 from __future__ import annotations
 

@@ -20,9 +20,11 @@ from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, non_negative, require
 from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
+from brushwork.style.lbfgs import DeviceLBFGS
 from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss
 
 OPTIMIZERS = ("lbfgs", "adam")
+LBFGS_HISTORY = 100  # stored pairs, as neural-style's default
 MIN_SIZE = 16
 MAX_SIZE = 16384
 
@@ -237,7 +239,7 @@ class GatysEngine:
         counter = [done]
 
         def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
+            image.grad = None
             loss, parts = objective()
             loss.backward()
             counter[0] += 1
@@ -248,17 +250,10 @@ class GatysEngine:
             return loss
 
         if cfg.optimizer == "lbfgs":
-            # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style.
-            optimizer = torch.optim.LBFGS(
-                [image],
-                lr=1.0,
-                max_iter=iterations,
-                max_eval=iterations,
-                history_size=100,
-                tolerance_grad=-1,
-                tolerance_change=-1,
-            )
-            optimizer.step(closure)
+            # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style. The
+            # history never needs more rows than there are iterations.
+            optimizer = DeviceLBFGS(image, history=min(LBFGS_HISTORY, max(1, iterations)))
+            optimizer.run(closure, iterations)
         else:
             optimizer = torch.optim.Adam([image], lr=cfg.learning_rate)
             for _ in range(iterations):

@@ -1,0 +1,1 @@
+"""Judge: algorithmic measures of images (FID/KID between image sets)."""
