@@ -162,3 +162,21 @@ def test_onnx_export_and_cli(tiny_net, folders, tmp_path, monkeypatch, capsys):
         == 2
     )
     assert "style folder not found" in capsys.readouterr().err
+
+
+def test_bundled_decoder_follows_the_style_it_is_given():
+    """The shipped Lite0 decoder, on two paintings: each result takes on its own painting's colours."""
+    from brushwork.backbones import load_backbone
+    from brushwork.cli import EXAMPLES
+    from brushwork.images import image_to_tensor, load_image
+
+    model = load_adain(EXAMPLES / "adain-lite0.safetensors", load_backbone("lite0"))
+    photo = load_image(EXAMPLES / "tubingen.jpg")
+    styles = [load_image(EXAMPLES / name) for name in ("starry_night.jpg", "shipwreck.jpg")]
+    means = [channel_mean_std(image_to_tensor(s.resize((128, 128))))[0].flatten() for s in styles]
+    for style, mean in zip(styles, means, strict=True):
+        out = apply_adain(model, photo, [style], image_size=128, style_size=128)
+        assert out.size == (128, 96)
+        got = channel_mean_std(image_to_tensor(out))[0].flatten()
+        other = means[1] if mean is means[0] else means[0]
+        assert (got - mean).abs().sum() < (got - other).abs().sum(), (got, mean, other)

@@ -170,6 +170,7 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 0
     assert read_parameters(out)["backbone"] == "lite0"
     assert read_parameters(tmp_path / "demo-fast.png")["engine"] == "fast"
+    assert read_parameters(tmp_path / "demo-adain.png")["engine"] == "adain"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 2  # no --force
 
 

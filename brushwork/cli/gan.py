@@ -57,7 +57,7 @@ def register(sub) -> dict:
     p = gan_sub.add_parser("evaluate", help="FID/KID of a run's EMA generator against its training images")
     p.add_argument("run", help="run folder from 'brushwork gan train'")
     p.add_argument("--data", help="the training data, if it has moved (default: where the run recorded it)")
-    p.add_argument("--samples", type=int, default=5000, help="generated and real images compared")
+    p.add_argument("--samples", type=int, default=1000, help="generated and real images compared (as in training)")
     p.add_argument("--device", default="auto")
 
     for verb, text in (
@@ -190,6 +190,8 @@ def _run_gan_evaluate(args: argparse.Namespace) -> int:
     from brushwork.gan.data import load_dataset
     from brushwork.gan.evaluate import evaluate_run
 
+    if not 2 <= args.samples <= 100_000:
+        raise BrushworkError("samples must be 2..100000")
     options = Path(args.run) / "options.json"
     if not options.exists():
         raise BrushworkError(f"{args.run}: not a brushwork GAN run (no options.json)")

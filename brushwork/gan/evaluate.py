@@ -39,7 +39,10 @@ def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: to
 
 
 def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
-    kid, kid_std = kernel_distance(real, fake, subsets=50, subset_size=min(1000, len(real), len(fake)))
+    # Subsets of half the images at most, so that they differ and the spread means something.
+    kid, kid_std = kernel_distance(
+        real, fake, subsets=50, subset_size=min(1000, max(2, min(len(real), len(fake)) // 2))
+    )
     return {f"fid_{extractor}": round(frechet_distance(real, fake), 3), f"kid_{extractor}": round(kid, 5),
             f"kid_{extractor}_std": round(kid_std, 5), "real": len(real), "generated": len(fake)}  # fmt: skip
 

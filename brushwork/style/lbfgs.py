@@ -53,8 +53,7 @@ class DeviceLBFGS:
         t = (1 / g.abs().sum()).clamp(max=1) * self.lr  # a cautious first step, as torch's L-BFGS takes
         for n in range(1, max(2, evaluations)):  # one step even for a single evaluation, as torch does
             if n > 1:
-                self._push(d * t, g - g_prev)
-                d = -self._inverse_hessian_times(g)
+                d = self._direction(d * t, g - g_prev, g)
                 t = self.lr
             with torch.no_grad():
                 x.add_((d * t).view_as(x))
@@ -65,31 +64,30 @@ class DeviceLBFGS:
             g = x.grad.detach().reshape(-1).clone()
 
     @torch.no_grad()
-    def _push(self, s: torch.Tensor, y: torch.Tensor) -> None:
+    def _direction(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Store the pair (s, y), then return -H g. Four passes over the history in all, as the two-loop
+        recursion makes: one product with S, one with Y, and the two that form H g."""
         ys = s.double() @ y.double()
         ok = ys > 1e-10
         keep = ok.to(s.dtype)
         j = self.next
         self.S[j] = s * keep
         self.Y[j] = y * keep
-        y_dot = (self.Y @ self.Y[j]).double()  # y_i . y_j for every slot i
-        self.SY[j] = (self.Y @ self.S[j]).double()  # s_j . y_i
-        self.SY[:, j] = (self.S @ self.Y[j]).double()  # s_i . y_j
-        self.YY[j] = y_dot
-        self.YY[:, j] = y_dot
-        self.gamma = torch.where(ok, ys / y_dot[j].clamp(min=1e-30), self.gamma)
+        with_s = (self.S @ torch.stack([self.Y[j], g], 1)).double()  # s_i . y_j, s_i . g
+        with_y = (self.Y @ torch.stack([self.S[j], self.Y[j], g], 1)).double()  # y_i . s_j, y_i . y_j, y_i . g
+        self.SY[:, j] = with_s[:, 0]
+        self.SY[j] = with_y[:, 0]
+        self.YY[j] = with_y[:, 1]
+        self.YY[:, j] = with_y[:, 1]
+        self.gamma = torch.where(ok, ys / with_y[j, 1].clamp(min=1e-30), self.gamma)
         self.valid[j] = ok
         self.next = (j + 1) % self.m
         self.count = min(self.count + 1, self.m)
 
-    @torch.no_grad()
-    def _inverse_hessian_times(self, g: torch.Tensor) -> torch.Tensor:
         slots = torch.tensor([(self.next - self.count + i) % self.m for i in range(self.count)], device=g.device)
-        a = (self.S @ g).double()[slots]
-        b = (self.Y @ g).double()[slots]
+        a, b = with_s[slots, 1], with_y[slots, 2]
         sy = self.SY[slots][:, slots]
-        valid = self.valid[slots]
-        diag = torch.where(valid, sy.diagonal(), torch.ones_like(a))
+        diag = torch.where(self.valid[slots], sy.diagonal(), torch.ones_like(a))
         r = sy.triu(1) + torch.diag(diag)
         gamma = self.gamma
         u = torch.linalg.solve_triangular(r, a[:, None], upper=True)
@@ -99,4 +97,5 @@ class DeviceLBFGS:
         coef_y = torch.zeros_like(coef_s)
         coef_s[slots] = p[:, 0]
         coef_y[slots] = -gamma * u[:, 0]
-        return (gamma * g.double()).to(g.dtype) + coef_s.to(g.dtype) @ self.S + coef_y.to(g.dtype) @ self.Y
+        hg = (gamma * g.double()).to(g.dtype) + coef_s.to(g.dtype) @ self.S + coef_y.to(g.dtype) @ self.Y
+        return -hg
