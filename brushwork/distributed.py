@@ -52,10 +52,3 @@ def gather(processes: Processes, tensor: torch.Tensor, device: torch.device) -> 
     parts = [torch.empty_like(tensor, device=device) for _ in range(processes.world)]
     dist.all_gather(parts, tensor.to(device))
     return [p.cpu() for p in parts]
-
-
-def barrier(processes: Processes) -> None:
-    if processes.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()

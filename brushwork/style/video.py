@@ -166,12 +166,8 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
     frames = 0
     with av.open(target, "w", format="mp4") as out:
         # Every stream must exist before the first packet is written (audio may come first).
-        v_out = out.add_stream("libx264", rate=rate)
         width, height = v_in.codec_context.width, v_in.codec_context.height
-        # H.264 in yuv420p needs even sides: an odd frame is padded by one pixel.
-        v_out.width, v_out.height = width + width % 2, height + height % 2
-        v_out.pix_fmt = "yuv420p"
-        v_out.options = {"crf": str(crf)}
+        v_out = _h264_stream(out, rate, width, height, crf)
         audio_out = {s.index: out.add_stream_from_template(s) for s in audio_in}
         for packet in container.demux(v_in, *audio_in):
             if packet.stream.index in audio_out:
@@ -206,6 +202,14 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
     return VideoReport(frames, len(audio_in), meter.ratio, time.perf_counter() - start)
 
 
+def _h264_stream(out, rate, width: int, height: int, crf: int):
+    """An H.264 stream in ``out``. yuv420p needs even sides: an odd frame is padded by one pixel."""
+    stream = out.add_stream("libx264", rate=rate)
+    stream.width, stream.height = width + width % 2, height + height % 2
+    stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
+    return stream
+
+
 def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int = 25, crf: int = 18,
                  comment: str = "") -> None:  # fmt: skip
     """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata."""
@@ -216,9 +220,7 @@ def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int 
         with av.open(tmp, "w", format="mp4") as out:
             if comment:
                 out.metadata["comment"] = comment
-            stream = out.add_stream("libx264", rate=fps)
-            stream.width, stream.height = width + width % 2, height + height % 2  # yuv420p needs even sides
-            stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
+            stream = _h264_stream(out, fps, width, height, crf)
             for i, image in enumerate(frames):
                 canvas = Image.new("RGB", (stream.width, stream.height))
                 canvas.paste(image.convert("RGB"))
