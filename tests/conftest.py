@@ -46,6 +46,10 @@ class TinyNet(FeatureExtractor):
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         return image - 0.5
 
+    def spatial_ops(self):
+        for i, name in enumerate(self.layer_names):
+            yield name, ([(2, 2, 0)] if i else []) + [(3, 1, 1)]
+
     def iter_layers(self, x: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
         for i, (name, conv) in enumerate(zip(self.layer_names, self.convs, strict=True)):
             if i:

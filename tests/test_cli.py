@@ -123,6 +123,7 @@ def _bad_files(tmp_path):
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--style-blend-weights", "1,2"], "blend weights"),
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--style-layers", "conv1_1"], "no layer conv1_1"),
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--device", "cuda:0"], "CUDA"),
+        (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--tile", "8"], "tile must be"),
     ],
 )
 def test_bad_input_is_one_clear_message(images, tmp_path, capsys, argv, message):
@@ -136,6 +137,13 @@ def test_bad_input_is_one_clear_message(images, tmp_path, capsys, argv, message)
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (d / "o.png").exists()
+
+
+def test_bad_tile_option_is_an_argument_error(images, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit: code 2, usage and one line
+        main(["stylize", str(images["content"]), "--style", str(images["style"]), "--tile", "huge"])
+    assert exit_info.value.code == 2
+    assert "expected auto, off or a size in px" in capsys.readouterr().err
 
 
 def test_info_on_foreign_file(tmp_path, capsys):

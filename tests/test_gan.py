@@ -200,7 +200,13 @@ class TinyFeatures(torch.nn.Module):
 
 
 def test_training_logs_fid_and_kid(tmp_path, capsys):
-    register_extractor("tiny", lambda device: FeatureEmbedder("tiny", TinyFeatures().to(device), "out", size=16))
+    asked = []
+
+    def tiny(device, weights):
+        asked.append(weights)
+        return FeatureEmbedder("tiny", TinyFeatures().to(device), "out", size=16)
+
+    register_extractor("tiny", tiny)
     data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
     train_gan(data, tmp_path / "run", config_for(data, steps=4, eval_every=2, eval_samples=12, eval_extractor="tiny"))
     lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -209,6 +215,9 @@ def test_training_logs_fid_and_kid(tmp_path, capsys):
     assert main(["gan", "evaluate", str(tmp_path / "run"), "--samples", "12"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["generated"] == 12 and figures["real"] == 12 and "kid_tiny" in figures
+    main(["gan", "evaluate", str(tmp_path / "run"), "--samples", "12", "--extractor", "tiny",
+          "--extractor-weights", "my-weights.pth"])  # fmt: skip
+    assert asked[-1] == "my-weights.pth" and "fid_tiny" in json.loads(capsys.readouterr().out)
     # Evaluating must not disturb training: the same run without evaluation ends with the same weights.
     train_gan(data, tmp_path / "plain", config_for(data, steps=4))
     a, _, _ = gs.load_run(tmp_path / "run")

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from brushwork.errors import BrushworkError
+
+#: (kernel, stride, padding before) of one spatial operation along one axis.
+SpatialOp = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """What cutting an image into tiles must respect for the tiles' features to be exact.
+
+    A tile owns the input rows/columns between two multiples of ``stride`` and is run with
+    ``halo`` more pixels on each side: every feature of its own region then sees exactly the
+    pixels it sees in the whole image, so per-tile Gram sums and gradients add up to the
+    whole image's.
+    """
+
+    stride: int  #: the deepest layer's total stride; tile edges fall on its multiples
+    halo: int  #: input pixels each side a tile needs, a multiple of ``stride``
+    layer_strides: dict[str, int]
+    #: Image sides must be multiples of this for tiles to see the same sampling grid as the whole
+    #: image (TF "same" padding depends on the size's parity); 1 when any size works.
+    size_multiple: int = 1
 
 
 class FeatureExtractor(nn.Module):
@@ -46,6 +69,39 @@ class FeatureExtractor(nn.Module):
                 if len(features) == len(wanted):
                     break
         return features
+
+    def spatial_ops(self) -> Iterator[tuple[str, list[SpatialOp]]]:
+        """(layer name, the spatial operations from the previous layer to it) in forward order.
+        Backbones that do not say cannot be tiled."""
+        raise NotImplementedError(f"{self.name} cannot be tiled")
+
+    @property
+    def tileable(self) -> bool:
+        return type(self).spatial_ops is not FeatureExtractor.spatial_ops
+
+    def tile_size_multiple(self, stride: int) -> int:
+        return 1
+
+    def tile_geometry(self, layers: Sequence[str]) -> TileGeometry:
+        """Receptive-field arithmetic over ``spatial_ops`` down to the deepest of ``layers``."""
+        self.check_layers(layers)
+        wanted = set(layers)
+        start, span, jump, halo = 0, 1, 1, 0  # a layer-output position i sees input [i*jump+start, +span)
+        strides: dict[str, int] = {}
+        for name, ops in self.spatial_ops():
+            for kernel, stride, pad in ops:
+                start -= pad * jump
+                span += (kernel - 1) * jump
+                jump *= stride
+            if name in wanted:
+                strides[name] = jump
+                # Own positions cover [i*jump, (i+1)*jump); what they see reaches -start before and
+                # start + span - jump after.
+                halo = max(halo, -start, start + span - jump)
+                if len(strides) == len(wanted):
+                    break
+        stride = max(strides.values())
+        return TileGeometry(stride, math.ceil(halo / stride) * stride, strides, self.tile_size_multiple(stride))
 
     def freeze(self) -> FeatureExtractor:
         self.eval()

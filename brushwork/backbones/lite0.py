@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brushwork.backbones.base import FeatureExtractor
+from brushwork.backbones.base import FeatureExtractor, SpatialOp
 from brushwork.backbones.weights import apply_state_dict, load_state_dict_file
 from brushwork.errors import BrushworkError
 
@@ -35,6 +35,11 @@ BN_MOMENTUM = 0.01
 
 class SameConv2d(nn.Conv2d):
     """Conv2d padded like TensorFlow's "same": the extra pixel of an odd total goes right/bottom."""
+
+    def spatial_op(self) -> SpatialOp:
+        """(kernel, stride, padding before) on an input of even size (see tile_size_multiple)."""
+        k, s = self.kernel_size[0], self.stride[0]
+        return k, s, max(k - s, 0) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
@@ -105,6 +110,17 @@ class EfficientNetLite0(FeatureExtractor):
             x = block(x)
             yield f"block{i}", x
         yield "head", F.relu6(self._bn1(self._conv_head(x)))
+
+    def spatial_ops(self) -> Iterator[tuple[str, list[SpatialOp]]]:
+        yield "stem", [self._conv_stem.spatial_op()]
+        for i, block in enumerate(self._blocks):
+            yield f"block{i}", [block._depthwise_conv.spatial_op()]  # the 1x1 convolutions add no reach
+        yield "head", []
+
+    def tile_size_multiple(self, stride: int) -> int:
+        # "Same" padding before a strided convolution depends on the parity of its input: with sides
+        # that are multiples of the total stride, every strided input is even, in tiles and whole alike.
+        return stride
 
     def classify(self, image: torch.Tensor) -> torch.Tensor:
         """ImageNet logits for RGB images in 0..1 (used to check the network against its weights)."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from brushwork.backbones.base import FeatureExtractor
+from brushwork.backbones.base import FeatureExtractor, SpatialOp
 from brushwork.backbones.weights import apply_state_dict
 from brushwork.errors import BrushworkError
 
@@ -86,6 +86,15 @@ class VGG(FeatureExtractor):
         for name, layer in zip(self.layer_names, self.features, strict=True):
             x = layer(x)
             yield name, x
+
+    def spatial_ops(self) -> Iterator[tuple[str, list[SpatialOp]]]:
+        for name, layer in zip(self.layer_names, self.features, strict=True):
+            if isinstance(layer, nn.Conv2d):
+                yield name, [(3, 1, 1)]
+            elif isinstance(layer, nn.MaxPool2d | nn.AvgPool2d):
+                yield name, [(2, 2, 0)]
+            else:
+                yield name, []
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "weights") -> VGG:
         features = normalise_vgg_keys(state)

@@ -47,17 +47,20 @@ def register(sub) -> dict:
                        ("lr_g", float), ("lr_d", float), ("ema", float), ("seed", int), ("checkpoint_every", int),
                        ("sample_every", int), ("eval_every", int), ("eval_samples", int)):  # fmt: skip
         g.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    _add_extractor_options(g, "--eval-extractor", "--eval-extractor-weights")
     p.epilog = (
         "--eval-every N (default 1000; 0 = never) logs FID/KID of the EMA generator against the training images "
-        "to RUN/log.jsonl, on features of the offline Lite0 backbone: labelled fid_lite0/kid_lite0, comparable "
-        "between runs, not with Inception FID in papers. Several processes: torchrun --nproc-per-node N -m "
-        "brushwork gan train ... (the batch is split among them)."
+        "to RUN/log.jsonl, by default on features of the offline Lite0 backbone: labelled fid_lite0/kid_lite0, "
+        "comparable between runs, not with Inception FID in papers; --eval-extractor inception gives the papers' "
+        "FID (pytorch-fid's weights, downloaded once or given as a file). Several processes: torchrun "
+        "--nproc-per-node N -m brushwork gan train ... (the batch is split among them)."
     )
 
     p = gan_sub.add_parser("evaluate", help="FID/KID of a run's EMA generator against its training images")
     p.add_argument("run", help="run folder from 'brushwork gan train'")
     p.add_argument("--data", help="the training data, if it has moved (default: where the run recorded it)")
     p.add_argument("--samples", type=int, default=1000, help="generated and real images compared (as in training)")
+    _add_extractor_options(p, "--extractor", "--extractor-weights")
     p.add_argument("--device", default="auto")
 
     for verb, text in (
@@ -76,6 +79,14 @@ def register(sub) -> dict:
         else:
             p.add_argument("--frames", type=int, default=24, help="frames between two seeds")
     return {"gan": _run_gan}
+
+
+def _add_extractor_options(group, name: str, weights: str) -> None:
+    from brushwork.metrics.distribution import EXTRACTORS
+
+    group.add_argument(name, choices=tuple(EXTRACTORS), default=None,
+                       help="FID/KID features: lite0 (offline, default) or inception (as in papers)")  # fmt: skip
+    group.add_argument(weights, default=None, help="a local weights file for those features")
 
 
 def _run_gan(args: argparse.Namespace) -> int:
@@ -199,5 +210,7 @@ def _run_gan_evaluate(args: argparse.Namespace) -> int:
     cfg = recorded["config"]
     source = args.data or recorded["data"]["source"]
     data = load_dataset(source, cfg["classes"] > 0, cfg["resolution"], cfg["channels"])
-    print(json.dumps(evaluate_run(args.run, data, args.samples, pick_device(args.device))))
+    figures = evaluate_run(args.run, data, args.samples, pick_device(args.device), args.extractor,
+                           args.extractor_weights)  # fmt: skip
+    print(json.dumps(figures))
     return 0

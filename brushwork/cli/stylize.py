@@ -42,6 +42,15 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fine-iterations", type=int, default=None, help="iterations at each finer scale")
     g.add_argument("--content-layers", type=name_list, default=None, help="e.g. relu4_2")
     g.add_argument("--style-layers", type=name_list, default=None, help="e.g. relu1_1,relu2_1,relu3_1")
+    g.add_argument(
+        "--tile",
+        type=_tile_option,
+        default=d.tile,
+        help="tile side in px for scales too big for memory: auto (default), off, or a size; exact, no seams",
+    )
+    g.add_argument(
+        "--lbfgs-history", type=int, default=d.lbfgs_history, help="L-BFGS pairs kept (fewer if short of memory)"
+    )
     add_backbone_options(g)
     g = p.add_argument_group("run")
     g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
@@ -49,6 +58,17 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger input images")
     g.add_argument("--params-from", help="take the options stored in a brushwork PNG (flags given here win)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _tile_option(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if text == "off":
+        return 0
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a size in px, got {text!r}") from exc
 
 
 def register(sub) -> dict:
@@ -137,6 +157,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
         style_layers=args.style_layers,
         scales=args.scales,
         fine_iterations=args.fine_iterations,
+        tile=args.tile,
+        lbfgs_history=args.lbfgs_history,
     )
     start_step, init_image = 0, args.init_image
     if args.resume:
@@ -184,8 +206,12 @@ def _latest_intermediate(existing: list[Path], content: str, options: dict) -> t
         raise BrushworkError("--resume: no intermediates of this output found (they come from --save-every)")
     latest = existing[-1]
     state = read_parameters(latest)
-    # JSON turns tuples into lists; compare like with like.
-    if state.get("options") != json.loads(json.dumps(options)) or state.get("content") != content:
+    # JSON turns tuples into lists; compare like with like. Tiling changes memory, not the image.
+    stored = {k: v for k, v in state.get("options", {}).items() if k != "tile"}
+    if (
+        stored != json.loads(json.dumps({k: v for k, v in options.items() if k != "tile"}))
+        or state.get("content") != content
+    ):
         raise BrushworkError(f"--resume: {latest} was made with other inputs or options; rerun with --force")
     return int(state["step"]), str(latest)
 

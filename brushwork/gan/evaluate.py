@@ -47,11 +47,14 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
             f"kid_{extractor}_std": round(kid_std, 5), "real": len(real), "generated": len(fake)}  # fmt: skip
 
 
-def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device) -> dict:
-    """The figures for a finished (or paused) run's EMA generator."""
+def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,
+                 extractor: str | None = None, weights: str | None = None) -> dict:  # fmt: skip
+    """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is named."""
     from brushwork.gan.sample import load_run
 
     g, cfg, _ = load_run(run_dir)
-    embedder = load_extractor(cfg.eval_extractor, device)
+    if extractor is None:
+        extractor, weights = cfg.eval_extractor, weights or cfg.eval_extractor_weights
+    embedder = load_extractor(extractor, device, weights)
     real = real_features(data, min(samples, len(data.images)), embedder, cfg.seed)
     return distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)

@@ -31,7 +31,15 @@ KIND = "gan"
 CHECKPOINT = "checkpoint.safetensors"
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Settings that only decide what is written when: a resumed run may change them.
-SCHEDULE = ("checkpoint_every", "sample_every", "eval_every", "eval_samples")
+#: What a resumed run may change: when it saves, samples and evaluates, and with which features.
+SCHEDULE = (
+    "checkpoint_every",
+    "sample_every",
+    "eval_every",
+    "eval_samples",
+    "eval_extractor",
+    "eval_extractor_weights",
+)
 
 
 @dataclass
@@ -57,7 +65,8 @@ class GanConfig:
     precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
     eval_every: int = 1000  # FID/KID of the EMA generator; 0 = never
     eval_samples: int = 1000
-    eval_extractor: str = "lite0"
+    eval_extractor: str = "lite0"  # or "inception" (pytorch-fid's weights: downloaded, or a local file)
+    eval_extractor_weights: str | None = None
 
     def validate(self) -> None:
         require([
@@ -319,7 +328,7 @@ class GanTrainer:
         from brushwork.metrics.distribution import load_extractor
 
         cfg = self.cfg
-        embedder = load_extractor(cfg.eval_extractor, self.device)
+        embedder = load_extractor(cfg.eval_extractor, self.device, cfg.eval_extractor_weights)
         if self.real_features is None:
             self.real_features = real_features(self.data, min(cfg.eval_samples, len(self.data.images)), embedder,
                                                cfg.seed)  # fmt: skip

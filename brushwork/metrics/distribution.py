@@ -6,8 +6,9 @@ over random subsets. KID is unbiased at small sample counts, so it is the one to
 runs; FID is biased upwards when few samples are used.
 
 The figures are only comparable with published ones when the features are Inception-v3's ("FID"
-in papers). brushwork's offline extractor is the Lite0 backbone, so its figures are labelled
-``fid_lite0`` / ``kid_lite0``: good for comparing runs with each other, not with papers.
+in papers): extractor ``inception``, pytorch-fid's weights, which need a download or a local copy.
+brushwork's offline extractor is the Lite0 backbone, so its figures are labelled ``fid_lite0`` /
+``kid_lite0``: good for comparing runs with each other, not with papers.
 """
 
 from __future__ import annotations
@@ -29,36 +30,46 @@ class FeatureEmbedder:
     network: torch.nn.Module
     layer: str
     size: int = 224
+    antialias: bool = True  # pytorch-fid resizes without, and Inception FID must match it
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         device = next(self.network.parameters()).device
         x = F.interpolate(images.to(device, torch.float32), size=(self.size, self.size), mode="bilinear",
-                          align_corners=False, antialias=True)  # fmt: skip
+                          align_corners=False, antialias=self.antialias)  # fmt: skip
         return self.network(x.clamp(0, 1), [self.layer])[self.layer].mean(dim=(2, 3)).double().cpu()
 
 
-#: name -> factory(device) of an embedder. Add your own with :func:`register_extractor`.
-EXTRACTORS: dict[str, Callable[[torch.device], FeatureEmbedder]] = {}
+#: name -> factory(device, weights path or None) of an embedder. Add your own with :func:`register_extractor`.
+EXTRACTORS: dict[str, Callable[[torch.device, str | None], FeatureEmbedder]] = {}
 
 
-def register_extractor(name: str, factory: Callable[[torch.device], FeatureEmbedder]) -> None:
+def register_extractor(name: str, factory: Callable[[torch.device, str | None], FeatureEmbedder]) -> None:
     EXTRACTORS[name] = factory
 
 
-def _lite0(device: torch.device) -> FeatureEmbedder:
-    from brushwork.backbones import load_backbone
+def _lite0(device: torch.device, weights: str | None) -> FeatureEmbedder:
+    from brushwork.backbones.lite0 import load_lite0
 
-    return FeatureEmbedder("lite0", load_backbone("lite0").to(device), "head")
+    return FeatureEmbedder("lite0", load_lite0(weights).to(device), "head")
+
+
+def _inception(device: torch.device, weights: str | None) -> FeatureEmbedder:
+    from brushwork.backbones.inception import FID_INPUT_SIZE, load_fid_inception
+
+    # Mixed_7c averaged over positions is the 2048-d "pool3" feature of TF's FID graph.
+    return FeatureEmbedder("inception", load_fid_inception(weights).to(device), "Mixed_7c", FID_INPUT_SIZE, False)
 
 
 register_extractor("lite0", _lite0)
+register_extractor("inception", _inception)
 
 
-def load_extractor(name: str, device: torch.device | str = "cpu") -> FeatureEmbedder:
+def load_extractor(name: str, device: torch.device | str = "cpu", weights: str | None = None) -> FeatureEmbedder:
+    """An embedder by name; ``weights`` is a local weights file (default: the extractor's own source)."""
     if name not in EXTRACTORS:
         raise BrushworkError(f"unknown feature extractor {name!r}; choose from {', '.join(EXTRACTORS)}")
-    return EXTRACTORS[name](torch.device(device))
+    return EXTRACTORS[name](torch.device(device), weights)
 
 
 def embed(embedder: FeatureEmbedder, batches: Iterable[torch.Tensor]) -> torch.Tensor:

@@ -3,7 +3,8 @@
 The pixels of the output are optimised (L-BFGS by default, or Adam) so that a frozen backbone sees
 the content image's features at the content layers and the style images' Gram matrices at the
 style layers. Large outputs are reached coarse-to-fine: each scale starts from the one before,
-upsampled, so most iterations run at the cheap sizes.
+upsampled, so most iterations run at the cheap sizes. Scales too big for memory run in exact tiles
+(``tiling.py``), and the L-BFGS history shrinks to fit beside them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,20 @@ from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.lbfgs import DeviceLBFGS
 from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss
+from brushwork.style.tiling import (
+    TiledFeatures,
+    TiledObjective,
+    activation_bytes_per_pixel,
+    available_memory,
+    choose_tile,
+)
 
 OPTIMIZERS = ("lbfgs", "adam")
 LBFGS_HISTORY = 100  # stored pairs, as neural-style's default
+MIN_LBFGS_HISTORY = 5
+#: Shares of the free memory that the L-BFGS history, then the network's activations, may take.
+HISTORY_MEMORY_SHARE = 0.4
+ACTIVATION_MEMORY_SHARE = 0.6
 MIN_SIZE = 16
 MAX_SIZE = 16384
 
@@ -51,6 +63,11 @@ class StyleConfig:
     scales: list[int] | None = None
     #: Iterations at each scale after the first (None: half of ``iterations``).
     fine_iterations: int | None = None
+    #: Tile side in px for scales that do not fit in memory whole: None picks by the free memory,
+    #: 0 never tiles. Tiles are exact (same result up to rounding), so this only trades speed for memory.
+    tile: int | None = None
+    #: L-BFGS pairs kept (neural-style's -lbfgs_num_correction); fewer are kept if memory is short.
+    lbfgs_history: int = LBFGS_HISTORY
 
     def validate(self, n_styles: int) -> None:
         if not MIN_SIZE <= self.image_size <= MAX_SIZE:
@@ -68,6 +85,10 @@ class StyleConfig:
         if self.preserve_colors not in color.MODES:
             raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
         require(non_negative(self, ("content_weight", "style_weight", "tv_weight", "learning_rate")))
+        if self.tile is not None and self.tile != 0 and self.tile < MIN_SIZE:
+            raise BrushworkError(f"tile must be 0 (off) or at least {MIN_SIZE} px, not {self.tile}")
+        if self.lbfgs_history < 1:
+            raise BrushworkError("lbfgs history must be at least 1")
         if self.style_blend is not None:
             if len(self.style_blend) != n_styles:
                 raise BrushworkError(f"{n_styles} style images but {len(self.style_blend)} blend weights")
@@ -113,6 +134,8 @@ class GatysEngine:
     def __init__(self, backbone: FeatureExtractor, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device)
+        #: What the last run chose per scale: {"size", "tile" (0: whole), "lbfgs_history"}.
+        self.plans: list[dict[str, int]] = []
         if self.device.type == "cuda":
             # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -150,49 +173,94 @@ class GatysEngine:
             raise BrushworkError(f"cannot continue from step {start_step}: the run has {total} steps")
         done = 0
         image: torch.Tensor | None = None
+        self.plans = []
         for size, iterations in schedule:
             if done + iterations <= start_step:
                 done += iterations  # this scale was finished before the restart
                 continue
             already = max(0, start_step - done)
             done += already
-            content_t = self._tensor(resize_long_side(content, size))
-            content_targets, style_targets = self._targets(content_t, styles, size, cfg, content_layers, style_layers)
+            content_img = resize_long_side(content, size)
+            tile, history = self._plan_memory(content_img.size[::-1], cfg, content_layers + style_layers, iterations)
+            self.plans.append({"size": size, "tile": tile, "lbfgs_history": history})
+            multiple = self.backbone.tile_geometry(content_layers + style_layers).size_multiple if tile else 1
+            if multiple > 1:  # this backbone tiles exactly only at sides that are multiples of its stride
+                w, h = (max(multiple, round(v / multiple) * multiple) for v in content_img.size)
+                content_img = content_img.resize((w, h), Image.Resampling.LANCZOS)
+            content_t = self._tensor(content_img)
+            style_targets = self._style_targets(content_t, styles, size, cfg, style_layers, tile)
             if image is None:
                 image = self._initial_image(cfg, content_t, init_image, generator, resuming=start_step > 0)
             else:
                 image = F.interpolate(image, size=content_t.shape[-2:], mode="bicubic", align_corners=False)
             fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
             image = image.clamp(0, 1).detach().contiguous(memory_format=fmt).requires_grad_(True)
-            objective = partial(self._objective, image, cfg, content_targets, style_targets)
-            done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step)
+            if tile:
+                weights = (cfg.content_weight, cfg.style_weight, cfg.tv_weight)
+                tiled = TiledObjective(self.backbone, content_t, style_targets, content_layers, weights, tile)
+                objective = partial(tiled, image)
+            else:
+                with torch.no_grad():
+                    content_targets = self.backbone(content_t, content_layers)
+                objective = partial(self._objective, image, cfg, content_targets, style_targets)
+            done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step, history)
 
         assert image is not None
         result = image.detach().clamp(0, 1)
+        content_full = self._tensor(resize_long_side(content, cfg.image_size))
+        if result.shape[-2:] != content_full.shape[-2:]:  # a tiled Lite0 scale rounded the sides
+            result = F.interpolate(result, size=content_full.shape[-2:], mode="bicubic", antialias=True).clamp(0, 1)
         if cfg.preserve_colors == "luminance":
-            content_full = self._tensor(resize_long_side(content, cfg.image_size))
             result = color.luminance_transfer(result.float(), content_full.float())
         return tensor_to_image(result)
 
+    def _plan_memory(
+        self, image_hw: tuple[int, int], cfg: StyleConfig, layers: list[str], iterations: int
+    ) -> tuple[int, int]:
+        """(tile side or 0, L-BFGS pairs) for one scale: the history takes up to its share of the free
+        memory, and the image is tiled if its activations do not fit in what is left."""
+        history = min(cfg.lbfgs_history, max(1, iterations))
+        if cfg.tile == 0:
+            return 0, history
+        if not self.backbone.tileable:
+            if cfg.tile:
+                raise BrushworkError(f"the {self.backbone.name} backbone cannot be tiled; drop --tile")
+            return 0, history
+        if cfg.tile is not None:
+            return cfg.tile, history
+        free = available_memory(self.device)
+        vector = 4 * 3 * image_hw[0] * image_hw[1]
+        if cfg.optimizer == "lbfgs":
+            fits = int(HISTORY_MEMORY_SHARE * free / (2 * vector))
+            history = min(history, max(MIN_LBFGS_HISTORY, fits))
+        rest = free - (2 * history + 8) * vector  # the history, and the image, gradient and friends
+        per_pixel = activation_bytes_per_pixel(self.backbone, layers, self.device)
+        geometry = self.backbone.tile_geometry(layers)
+        return choose_tile(image_hw, geometry, per_pixel, int(ACTIVATION_MEMORY_SHARE * max(rest, 0))), history
+
     @torch.no_grad()
-    def _targets(
+    def _style_targets(
         self,
         content_t: torch.Tensor,
         styles: Sequence[Image.Image],
         size: int,
         cfg: StyleConfig,
-        content_layers: list[str],
         style_layers: list[str],
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Content features and blended style Grams at one scale."""
-        content_targets = self.backbone(content_t, content_layers)
+        tile: int,
+    ) -> dict[str, torch.Tensor]:
+        """Blended style Grams at one scale (read in tiles when the scale is tiled)."""
         per_style = []
         for style in styles:
             style_t = self._tensor(resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale))))
             if cfg.preserve_colors == "histogram":
                 style_t = color.match_color_statistics(style_t.cpu(), content_t.cpu()).to(style_t)
-            per_style.append({k: gram_matrix(v) for k, v in self.backbone(style_t, style_layers).items()})
-        return content_targets, blended_grams(per_style, cfg.blend(len(styles)))
+            if tile:
+                per_style.append(
+                    TiledFeatures(self.backbone, style_layers, style_t.shape[-2:], tile).grams(style_t, style_layers)
+                )
+            else:
+                per_style.append({k: gram_matrix(v) for k, v in self.backbone(style_t, style_layers).items()})
+        return blended_grams(per_style, cfg.blend(len(styles)))
 
     def _objective(
         self,
@@ -201,13 +269,16 @@ class GatysEngine:
         content_targets: dict[str, torch.Tensor],
         style_targets: dict[str, torch.Tensor],
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
         feats = self.backbone(image, list(dict.fromkeys([*content_targets, *style_targets])))
         parts = {
             "content": cfg.content_weight * content_loss(feats, content_targets),
             "style": cfg.style_weight * style_loss(feats, style_targets),
             "tv": cfg.tv_weight * tv_loss(image),
         }
-        return sum(parts.values()), parts
+        loss = sum(parts.values())
+        loss.backward()
+        return loss, parts
 
     def _initial_image(
         self,
@@ -235,13 +306,13 @@ class GatysEngine:
         total: int,
         size: int,
         on_step: Callable[[Step], None] | None,
+        history: int,
     ) -> int:
         counter = [done]
 
         def closure() -> torch.Tensor:
             image.grad = None
-            loss, parts = objective()
-            loss.backward()
+            loss, parts = objective()  # leaves the gradient in image.grad
             counter[0] += 1
             if on_step is not None:
                 parts = {k: v.detach() for k, v in parts.items()}
@@ -250,10 +321,16 @@ class GatysEngine:
             return loss
 
         if cfg.optimizer == "lbfgs":
-            # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style. The
-            # history never needs more rows than there are iterations.
-            optimizer = DeviceLBFGS(image, history=min(LBFGS_HISTORY, max(1, iterations)))
-            optimizer.run(closure, iterations)
+            # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style.
+            if self.device.type == "cuda":
+                DeviceLBFGS(image, history=history).run(closure, iterations)
+            else:
+                # Host syncs and kernel launches cost nothing on a CPU, and there torch's two-loop recursion
+                # reads the history in fewer passes than the compact form (benchmarks/lbfgs_overhead.py).
+                # (MPS has no float64 for the compact form's small solves either.)
+                optimizer = torch.optim.LBFGS([image], lr=1, max_iter=iterations, max_eval=iterations,
+                                              tolerance_grad=-1, tolerance_change=-1, history_size=history)  # fmt: skip
+                optimizer.step(closure)
         else:
             optimizer = torch.optim.Adam([image], lr=cfg.learning_rate)
             for _ in range(iterations):

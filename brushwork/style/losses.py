@@ -41,10 +41,20 @@ def style_loss(
     layer_weights: Mapping[str, float] | None = None,
 ) -> torch.Tensor:
     """Weighted mean over the style layers of the relative Gram error."""
+    grams = {name: gram_matrix(features[name]) for name in target_grams}
+    return style_loss_from_grams(grams, target_grams, layer_weights)
+
+
+def style_loss_from_grams(
+    grams: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """``style_loss`` from Gram matrices already formed (the tiled engine sums them over tiles)."""
     total, norm = 0.0, 0.0
     for name, target in target_grams.items():
         weight = 1.0 if layer_weights is None else layer_weights.get(name, 1.0)
-        total = total + weight * relative_mse(gram_matrix(features[name]), target)
+        total = total + weight * relative_mse(grams[name], target)
         norm += weight
     return total / norm
 

@@ -1,0 +1,225 @@
+"""Exact tiled loss and gradient, so print sizes fit in memory.
+
+The style loss needs Gram matrices summed over the whole image, but a Gram matrix is a sum over
+positions, and its gradient with respect to the features is local once the Gram is known. So one
+step runs in two passes over overlapping tiles:
+
+1. without gradients: each tile's own features are added into the Gram sums and content errors;
+   the losses (and dLoss/dGram, a few small matrices) follow from those sums;
+2. with gradients: each tile again, back-propagating a surrogate whose gradient is exactly that
+   tile's share (<dLoss/dGram, F Fᵀ>/N for style, the local squared error for content); the tile
+   gradients add up into the whole image's.
+
+Tiles own regions between multiples of the backbone's stride and see a halo of at least its
+receptive reach (``FeatureExtractor.tile_geometry``), so their features are the whole image's,
+pooling grids included: the result equals the untiled one up to float rounding, with no seams to
+hide. The price is one extra forward pass and the halos, in exchange for memory bounded by the
+tile size instead of the image size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from brushwork.backbones.base import FeatureExtractor, TileGeometry
+from brushwork.style.losses import EPS, style_loss_from_grams, tv_loss
+
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1
+
+
+@dataclass(frozen=True)
+class Tile:
+    own: Box  #: the input region whose features this tile contributes
+    crop: Box  #: the input the network sees: ``own`` plus the halo, clipped to the image
+
+
+def _spans(length: int, step: int) -> list[tuple[int, int]]:
+    edges = list(range(0, length, step)) + [length]
+    if len(edges) > 2 and edges[-1] - edges[-2] < step // 2:
+        del edges[-2]  # fold a thin last strip into its neighbour
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def plan_tiles(height: int, width: int, tile: int, geometry: TileGeometry) -> list[Tile]:
+    """Tiles of about ``tile`` px (a multiple of the stride) covering a ``height`` x ``width`` image."""
+    step = max(geometry.stride, tile // geometry.stride * geometry.stride)
+    halo = geometry.halo
+    return [
+        Tile((y0, y1, x0, x1), (max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)))
+        for y0, y1 in _spans(height, step)
+        for x0, x1 in _spans(width, step)
+    ]
+
+
+def _own_part(feature: torch.Tensor, tile: Tile, stride: int, image_hw: tuple[int, int]) -> torch.Tensor:
+    """The rows and columns of a tile's feature map that belong to its own region."""
+    (oy0, oy1, ox0, ox1), (cy0, _, cx0, _) = tile.own, tile.crop
+    y_end = (oy1 - cy0) // stride if oy1 < image_hw[0] else feature.shape[-2]
+    x_end = (ox1 - cx0) // stride if ox1 < image_hw[1] else feature.shape[-1]
+    return feature[..., (oy0 - cy0) // stride : y_end, (ox0 - cx0) // stride : x_end]
+
+
+class TiledFeatures:
+    """A backbone read out tile by tile over images of one size."""
+
+    def __init__(self, backbone: FeatureExtractor, layers: list[str], image_hw: tuple[int, int], tile: int):
+        self.backbone, self.layers, self.image_hw = backbone, layers, image_hw
+        self.geometry = backbone.tile_geometry(layers)
+        self.tiles = plan_tiles(*image_hw, tile, self.geometry)
+
+    def own_features(self, piece: torch.Tensor, tile: Tile, layers: list[str]) -> dict[str, torch.Tensor]:
+        """Features of ``tile``'s own region, from ``piece``, the image cropped to ``tile.crop``."""
+        feats = self.backbone(piece, layers)
+        return {k: _own_part(v, tile, self.geometry.layer_strides[k], self.image_hw) for k, v in feats.items()}
+
+    @torch.no_grad()
+    def per_tile(self, image: torch.Tensor, layers: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+        for tile in self.tiles:
+            y0, y1, x0, x1 = tile.crop
+            yield self.own_features(image[..., y0:y1, x0:x1], tile, layers)
+
+    @torch.no_grad()
+    def grams(self, image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        """The whole image's Gram matrices (as ``gram_matrix`` gives them), summed over tiles."""
+        sums, counts = _GramSums(), dict.fromkeys(layers, 0)
+        for feats in self.per_tile(image, layers):
+            for name, f in feats.items():
+                sums.add(name, f)
+                counts[name] += f.shape[-2] * f.shape[-1]
+        return {name: sums.total(name) / counts[name] for name in layers}
+
+
+class _GramSums(dict):
+    """Per-layer sums of F Fᵀ over tiles, accumulated in float64 so millions of positions add cleanly."""
+
+    def add(self, name: str, features: torch.Tensor) -> None:
+        flat = features.float().flatten(2)
+        part = torch.bmm(flat, flat.transpose(1, 2)).double()
+        self[name] = self[name] + part if name in self else part
+
+    def total(self, name: str) -> torch.Tensor:
+        return self[name].float()
+
+
+class TiledObjective:
+    """Loss and gradient of the Gatys objective over tiles; same values as the whole-image objective."""
+
+    def __init__(
+        self,
+        backbone: FeatureExtractor,
+        content: torch.Tensor,
+        style_targets: Mapping[str, torch.Tensor],
+        content_layers: list[str],
+        weights: tuple[float, float, float],
+        tile: int,
+    ):
+        self.content_weight, self.style_weight, self.tv_weight = weights
+        self.style_targets = dict(style_targets)
+        self.content_layers = content_layers
+        self.layers = list(dict.fromkeys([*content_layers, *style_targets]))
+        self.reader = TiledFeatures(backbone, self.layers, tuple(content.shape[-2:]), tile)
+        # Content targets stay split by tile: each tile compares against its own part.
+        self.content_targets = list(self.reader.per_tile(content, content_layers))
+        self.content_norms = {
+            name: sum(t[name].double().pow(2).sum() for t in self.content_targets).float() for name in content_layers
+        }
+
+    @property
+    def tiles(self) -> list[Tile]:
+        return self.reader.tiles
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
+        # Pass 1: whole-image Gram matrices and content errors, no graph kept.
+        grams, counts = _GramSums(), dict.fromkeys(self.style_targets, 0)
+        content_err = dict.fromkeys(self.content_layers, 0.0)
+        style_names = list(self.style_targets)
+        for feats, target in zip(self.reader.per_tile(image, self.layers), self.content_targets, strict=True):
+            for name in style_names:
+                grams.add(name, feats[name])
+                counts[name] += feats[name].shape[-2] * feats[name].shape[-1]
+            for name in self.content_layers:
+                content_err[name] = content_err[name] + (feats[name].float() - target[name].float()).pow(2).sum()
+        whole_grams = {name: (grams.total(name) / counts[name]).requires_grad_(True) for name in style_names}
+        with torch.enable_grad():
+            style = self.style_weight * style_loss_from_grams(whole_grams, self.style_targets)
+        d_grams = dict(zip(style_names, torch.autograd.grad(style, list(whole_grams.values())), strict=True))
+        n_content = len(self.content_layers)
+        content = (
+            self.content_weight
+            * sum(content_err[name] / (self.content_norms[name] + EPS) for name in self.content_layers)
+            / n_content
+        )
+
+        # Pass 2: each tile's share of the gradient, through a surrogate with exactly that gradient.
+        grad = torch.zeros_like(image)
+        for tile, target in zip(self.tiles, self.content_targets, strict=True):
+            y0, y1, x0, x1 = tile.crop
+            piece = image.detach()[..., y0:y1, x0:x1].requires_grad_(True)
+            with torch.enable_grad():
+                feats = self.reader.own_features(piece, tile, self.layers)
+                surrogate = 0.0
+                for name in style_names:
+                    flat = feats[name].float().flatten(2)
+                    surrogate = surrogate + (d_grams[name] * torch.bmm(flat, flat.transpose(1, 2))).sum() / counts[name]
+                for name in self.content_layers:
+                    err = (feats[name].float() - target[name].float()).pow(2).sum()
+                    surrogate = surrogate + self.content_weight * err / (self.content_norms[name] + EPS) / n_content
+                (tile_grad,) = torch.autograd.grad(surrogate, piece)
+            grad[..., y0:y1, x0:x1] += tile_grad
+
+        with torch.enable_grad():
+            pixels = image.detach().requires_grad_(True)
+            tv = self.tv_weight * tv_loss(pixels)
+            (tv_grad,) = torch.autograd.grad(tv, pixels)
+        image.grad = grad + tv_grad
+        parts = {"content": content.detach(), "style": style.detach(), "tv": tv.detach()}
+        return sum(parts.values()), parts
+
+
+def activation_bytes_per_pixel(backbone: FeatureExtractor, layers: list[str], device: torch.device) -> float:
+    """Bytes autograd keeps per input pixel for a forward pass to ``layers``, measured on a small probe."""
+    side = 4 * backbone.tile_geometry(layers).stride
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    probe = torch.zeros(1, 3, side, side, device=device, requires_grad=True)
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        outputs = backbone(probe, layers)
+    saved[0] += sum(v.numel() * v.element_size() for v in outputs.values())
+    return saved[0] / (side * side)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for this run: the GPU's free memory, or the host's available memory."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 8 * 2**30
+
+
+def choose_tile(image_hw: tuple[int, int], geometry: TileGeometry, bytes_per_pixel: float, budget: int) -> int:
+    """0 (no tiling) if the whole image's activations fit ``budget``, else the largest tile that does."""
+    # Backward holds about as much again as the saved activations at its peak layer.
+    need = 2 * bytes_per_pixel
+    if image_hw[0] * image_hw[1] * need <= budget:
+        return 0
+    side = int(math.sqrt(budget / need)) - 2 * geometry.halo
+    return max(geometry.stride * 4, side // geometry.stride * geometry.stride)
