@@ -190,3 +190,12 @@ def test_tiled_gram_of_a_style_image(tiny_net):
     parts = tiling.TiledFeatures(tiny_net, layers, tuple(style.shape[-2:]), 16).grams(style, layers)
     for name in layers:
         assert torch.allclose(parts[name], whole[name], rtol=1e-4, atol=1e-6)
+
+
+def test_activation_estimate_counts_activations_once_and_not_weights():
+    net = VGG(19).freeze()
+    layers = list(net.content_layers + net.style_layers)
+    per_pixel = tiling.activation_bytes_per_pixel(net, layers, torch.device("cpu"))
+    # Two 64-channel float maps at full resolution alone are 512 B/px; VGG-19's 80 MB of weights
+    # spread over the 64x64 probe would add ~12 kB/px if they were counted.
+    assert 1000 < per_pixel < 3000

@@ -64,7 +64,7 @@ class StyleConfig:
     #: Iterations at each scale after the first (None: half of ``iterations``).
     fine_iterations: int | None = None
     #: Tile side in px for scales that do not fit in memory whole: None picks by the free memory,
-    #: 0 never tiles. Tiles are exact (same result up to rounding), so this only trades speed for memory.
+    #: 0 never tiles. Tiles are exact (the whole image's loss and gradient), so this trades speed for memory.
     tile: int | None = None
     #: L-BFGS pairs kept (neural-style's -lbfgs_num_correction); fewer are kept if memory is short.
     lbfgs_history: int = LBFGS_HISTORY
@@ -184,11 +184,8 @@ class GatysEngine:
             tile, history = self._plan_memory(content_img.size[::-1], cfg, content_layers + style_layers, iterations)
             self.plans.append({"size": size, "tile": tile, "lbfgs_history": history})
             multiple = self.backbone.tile_geometry(content_layers + style_layers).size_multiple if tile else 1
-            if multiple > 1:  # this backbone tiles exactly only at sides that are multiples of its stride
-                w, h = (max(multiple, round(v / multiple) * multiple) for v in content_img.size)
-                content_img = content_img.resize((w, h), Image.Resampling.LANCZOS)
-            content_t = self._tensor(content_img)
-            style_targets = self._style_targets(content_t, styles, size, cfg, style_layers, tile)
+            content_t = self._tensor(_round_sides(content_img, multiple))
+            style_targets = self._style_targets(content_t, styles, size, cfg, style_layers, tile, multiple)
             if image is None:
                 image = self._initial_image(cfg, content_t, init_image, generator, resuming=start_step > 0)
             else:
@@ -247,11 +244,13 @@ class GatysEngine:
         cfg: StyleConfig,
         style_layers: list[str],
         tile: int,
+        multiple: int,
     ) -> dict[str, torch.Tensor]:
         """Blended style Grams at one scale (read in tiles when the scale is tiled)."""
         per_style = []
         for style in styles:
-            style_t = self._tensor(resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale))))
+            style_img = resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale)))
+            style_t = self._tensor(_round_sides(style_img, multiple))
             if cfg.preserve_colors == "histogram":
                 style_t = color.match_color_statistics(style_t.cpu(), content_t.cpu()).to(style_t)
             if tile:
@@ -338,3 +337,12 @@ class GatysEngine:
                 with torch.no_grad():
                     image.clamp_(0, 1)
         return counter[0]
+
+
+def _round_sides(img: Image.Image, multiple: int) -> Image.Image:
+    """``img`` resized to the nearest sides that are multiples of ``multiple`` (a backbone that tiles exactly
+    only at such sides); unchanged when ``multiple`` is 1."""
+    if multiple == 1:
+        return img
+    w, h = (max(multiple, round(v / multiple) * multiple) for v in img.size)
+    return img if (w, h) == img.size else img.resize((w, h), Image.Resampling.LANCZOS)

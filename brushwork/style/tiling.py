@@ -12,8 +12,8 @@ step runs in two passes over overlapping tiles:
 
 Tiles own regions between multiples of the backbone's stride and see a halo of at least its
 receptive reach (``FeatureExtractor.tile_geometry``), so their features are the whole image's,
-pooling grids included: the result equals the untiled one up to float rounding, with no seams to
-hide. The price is one extra forward pass and the halos, in exchange for memory bounded by the
+pooling grids included: loss and gradient equal the untiled ones up to float rounding, so there are
+no seams to hide. The price is one extra forward pass and the halos, in exchange for memory bounded by the
 tile size instead of the image size.
 """
 
@@ -185,17 +185,20 @@ class TiledObjective:
 def activation_bytes_per_pixel(backbone: FeatureExtractor, layers: list[str], device: torch.device) -> float:
     """Bytes autograd keeps per input pixel for a forward pass to ``layers``, measured on a small probe."""
     side = 4 * backbone.tile_geometry(layers).stride
-    saved = [0]
+    storages: dict[int, int] = {}  # one tensor is often saved twice (a ReLU's output, the next conv's input)
+    weights = {t.untyped_storage().data_ptr() for t in [*backbone.parameters(), *backbone.buffers()]}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        saved[0] += t.numel() * t.element_size()
+        if t.untyped_storage().data_ptr() not in weights:  # convolutions save their weights too: not per pixel
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
     probe = torch.zeros(1, 3, side, side, device=device, requires_grad=True)
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         outputs = backbone(probe, layers)
-    saved[0] += sum(v.numel() * v.element_size() for v in outputs.values())
-    return saved[0] / (side * side)
+        for v in outputs.values():
+            pack(v)
+    return sum(storages.values()) / (side * side)
 
 
 def available_memory(device: torch.device) -> int:
