@@ -1,9 +1,12 @@
-"""Milliseconds per image of a feed-forward style network (TransformerNet).
+"""Milliseconds per image of a feed-forward style network (TransformerNet), or of an AdaIN model.
 
     python benchmarks/fast_speed.py --sizes 512,1080x1920 --width 32 --residual-blocks 5
     python benchmarks/fast_speed.py --model starry.safetensors --sizes 512 --half   # GPU: fp16 + channels_last
+    python benchmarks/fast_speed.py --adain brushwork/examples/adain-lite0.safetensors --sizes 512,1024 --half
 
-Random weights unless --model is given: the speed does not depend on the values.
+Random weights unless --model is given: the speed does not depend on the values. AdaIN is timed
+end to end (encode content and a style image of the same size, AdaIN, decode); ``--adain-weights``
+gives the encoder's weights when the model's backbone is VGG.
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--half", action="store_true", help="fp16 weights and activations, channels_last (CUDA)")
+    parser.add_argument("--adain", help="an AdaIN model instead of a TransformerNet")
+    parser.add_argument("--adain-weights", help="encoder weights for a VGG AdaIN model")
     args = parser.parse_args()
     device = pick_device(args.device)
-    if args.model:
+    if args.adain:
+        net, width, blocks = _adain(args.adain, args.adain_weights, device), "adain", 0
+    elif args.model:
         net, meta = load_feedforward(args.model, device)
         width, blocks = meta["config"]["width"], meta["config"]["residual_blocks"]
     else:
@@ -47,13 +54,14 @@ def main() -> None:
     for h, w in args.sizes:
         x = torch.rand(args.batch, 3, h, w, device=device, dtype=dtype).contiguous(memory_format=fmt)
         with torch.inference_mode():
+            inputs = (x, x.flip(-1)) if args.adain else (x,)  # AdaIN: a style image as big as the photo
             for _ in range(2):
-                net(x)
+                net(*inputs)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
             for _ in range(args.repeats):
-                net(x)
+                net(*inputs)
             if device.type == "cuda":
                 torch.cuda.synchronize()
         per_image = (time.perf_counter() - start) / (args.repeats * args.batch)
@@ -73,6 +81,15 @@ def main() -> None:
             ),
             flush=True,
         )
+
+
+def _adain(path: str, weights: str | None, device: torch.device) -> torch.nn.Module:
+    from brushwork.backbones import load_backbone
+    from brushwork.checkpoints import load_meta
+    from brushwork.style.adain import KIND, load_adain
+
+    backbone = load_backbone(load_meta(path, KIND).get("backbone", "auto"), weights)
+    return load_adain(path, backbone, device)
 
 
 if __name__ == "__main__":
