@@ -204,6 +204,7 @@ def activation_bytes_per_pixel(backbone: FeatureExtractor, layers: list[str], de
 def available_memory(device: torch.device) -> int:
     """Bytes free for this run: the GPU's free memory, or the host's available memory."""
     if device.type == "cuda":
+        torch.cuda.empty_cache()  # blocks the caching allocator holds from an earlier scale are free to us
         return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
