@@ -75,3 +75,15 @@ def test_colour_statistics_matching():
 def test_gram_is_symmetric(shape):
     g = gram_matrix(torch.rand(shape))
     assert torch.allclose(g, g.transpose(1, 2))
+
+
+def test_gram_gradient_matches_autograd():
+    f = torch.randn(2, 5, 4, 3, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, 5, 5, dtype=torch.float64)
+    (weights * gram_matrix(f)).sum().backward()
+    ours = f.grad.clone()
+    f.grad = None
+    flat = f.reshape(2, 5, 12)
+    (weights * (flat @ flat.transpose(1, 2) / 12)).sum().backward()
+    assert torch.allclose(ours, f.grad)
+    assert torch.autograd.gradcheck(gram_matrix, (torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True),))
