@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from brushwork.backbones.base import FeatureExtractor, TileGeometry
-from brushwork.style.losses import EPS, style_loss_from_grams, tv_loss
+from brushwork.style.losses import EPS, gram_matrix, style_loss_from_grams, tv_loss
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 
@@ -165,8 +165,11 @@ class TiledObjective:
                 feats = self.reader.own_features(piece, tile, self.layers)
                 surrogate = 0.0
                 for name in style_names:
-                    flat = feats[name].float().flatten(2)
-                    surrogate = surrogate + (d_grams[name] * torch.bmm(flat, flat.transpose(1, 2))).sum() / counts[name]
+                    # gram_matrix (one-product backward) averages over this tile's positions; weight it by them.
+                    positions = feats[name].shape[-2] * feats[name].shape[-1]
+                    if positions:  # a thin last strip may own no positions of a deep layer
+                        tile_gram = gram_matrix(feats[name])
+                        surrogate = surrogate + (d_grams[name] * tile_gram).sum() * positions / counts[name]
                 for name in self.content_layers:
                     err = (feats[name].float() - target[name].float()).pow(2).sum()
                     surrogate = surrogate + self.content_weight * err / (self.content_norms[name] + EPS) / n_content
