@@ -85,11 +85,9 @@ def main() -> None:
 
 def _adain(path: str, weights: str | None, device: torch.device) -> torch.nn.Module:
     from brushwork.backbones import load_backbone
-    from brushwork.checkpoints import load_meta
-    from brushwork.style.adain import KIND, load_adain
+    from brushwork.style.adain import encoder_name, load_adain
 
-    backbone = load_backbone(load_meta(path, KIND).get("backbone", "auto"), weights)
-    return load_adain(path, backbone, device)
+    return load_adain(path, load_backbone(encoder_name(path, "auto", weights), weights), device)
 
 
 if __name__ == "__main__":

@@ -180,3 +180,13 @@ def test_bundled_decoder_follows_the_style_it_is_given():
         got = channel_mean_std(image_to_tensor(out))[0].flatten()
         other = means[1] if mean is means[0] else means[0]
         assert (got - mean).abs().sum() < (got - other).abs().sum(), (got, mean, other)
+
+
+def test_encoder_name_follows_a_lite0_model_unless_told_otherwise():
+    from brushwork.cli import EXAMPLES
+    from brushwork.style.adain import encoder_name
+
+    bundled = EXAMPLES / "adain-lite0.safetensors"
+    assert encoder_name(bundled) == "lite0"
+    assert encoder_name(bundled, "vgg19") == "vgg19"
+    assert encoder_name(bundled, "auto", "my-vgg.pth") == "auto"

@@ -59,13 +59,7 @@ def _run_adain(args: argparse.Namespace) -> int:
     from brushwork.images import load_image
     from brushwork.style import adain
 
-    name = args.backbone
-    if args.adain_verb != "train" and name == "auto" and args.weights is None:
-        # A decoder only works on the encoder it was trained on: take the model's own when it needs no file.
-        from brushwork.checkpoints import load_meta
-
-        if load_meta(args.model, adain.KIND).get("backbone") == "lite0":
-            name = "lite0"
+    name = args.backbone if args.adain_verb == "train" else adain.encoder_name(args.model, args.backbone, args.weights)
     backbone = load_backbone(name, args.weights, args.weights_layout, args.pooling)
     if args.adain_verb == "train":
         output = check_output_path(args.output, args.force, ".safetensors", args.resume)

@@ -51,11 +51,14 @@ def _run_video(args: argparse.Namespace) -> int:
             return apply_feedforward(net, [frame], args.strength, device=device)[0]
     elif meta.get("kind") == "adain":
         from brushwork.backbones import load_backbone
-        from brushwork.style.adain import apply_adain, load_adain
+        from brushwork.style.adain import apply_adain, encoder_name, load_adain
 
         if not args.style:
             raise BrushworkError("an adain model needs --style")
-        model = load_adain(args.model, load_backbone(args.backbone, args.weights, args.weights_layout), device)
+        backbone = load_backbone(
+            encoder_name(args.model, args.backbone, args.weights), args.weights, args.weights_layout
+        )
+        model = load_adain(args.model, backbone, device)
         styles = [load_image(s) for s in args.style]
 
         def stylise(frame):

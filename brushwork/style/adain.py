@@ -23,6 +23,7 @@ from torch import nn
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.checkpoints import (
     load_checkpoint,
+    load_meta,
     module_state,
     random_state_from_json,
     random_state_to_json,
@@ -188,6 +189,15 @@ def _backbone_fingerprint(backbone: FeatureExtractor) -> dict:
     """Enough to tell, at apply time, whether the backbone is the one the decoder was trained on."""
     first = next(iter(backbone.parameters()))
     return {"backbone": backbone.name, "backbone_check": round(float(first.double().abs().sum()), 4)}
+
+
+def encoder_name(path: str | os.PathLike, requested: str = "auto", weights: str | None = None) -> str:
+    """The backbone to load for applying the model at ``path``: the one asked for, except that ``auto``
+    without a weights file takes the model's own encoder when that needs no file (Lite0), since a
+    decoder only works on the encoder it was trained on."""
+    if requested == "auto" and weights is None and load_meta(path, KIND).get("backbone") == "lite0":
+        return "lite0"
+    return requested
 
 
 def _check_backbone(meta: dict, backbone: FeatureExtractor, path: Path) -> None:
