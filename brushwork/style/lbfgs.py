@@ -65,8 +65,10 @@ class DeviceLBFGS:
 
     @torch.no_grad()
     def _direction(self, s: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Store the pair (s, y), then return -H g. Four passes over the history in all, as the two-loop
-        recursion makes: one product with S, one with Y, and the two that form H g."""
+        """Store the pair (s, y), then return -H g: one product with S and one with Y (several right-hand
+        sides each), then the two that form H g. On a CPU those multi-column products read the history
+        more slowly than single passes would (benchmarks/lbfgs_overhead.py), which is why the engine
+        uses this class on CUDA only."""
         ys = s.double() @ y.double()
         ok = ys > 1e-10
         keep = ok.to(s.dtype)

@@ -13,8 +13,8 @@ step runs in two passes over overlapping tiles:
 Tiles own regions between multiples of the backbone's stride and see a halo of at least its
 receptive reach (``FeatureExtractor.tile_geometry``), so their features are the whole image's,
 pooling grids included: loss and gradient equal the untiled ones up to float rounding, so there are
-no seams to hide. The price is one extra forward pass and the halos, in exchange for memory bounded by the
-tile size instead of the image size.
+no seams to hide. The price is one extra forward pass and the halos, in exchange for memory bounded
+by the tile size instead of the image size.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class TiledFeatures:
     """A backbone read out tile by tile over images of one size."""
 
     def __init__(self, backbone: FeatureExtractor, layers: list[str], image_hw: tuple[int, int], tile: int):
-        self.backbone, self.layers, self.image_hw = backbone, layers, image_hw
+        self.backbone, self.image_hw = backbone, image_hw
         self.geometry = backbone.tile_geometry(layers)
         self.tiles = plan_tiles(*image_hw, tile, self.geometry)
 
@@ -86,24 +86,30 @@ class TiledFeatures:
     @torch.no_grad()
     def grams(self, image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """The whole image's Gram matrices (as ``gram_matrix`` gives them), summed over tiles."""
-        sums, counts = _GramSums(), dict.fromkeys(layers, 0)
+        sums = _GramSums()
         for feats in self.per_tile(image, layers):
             for name, f in feats.items():
                 sums.add(name, f)
-                counts[name] += f.shape[-2] * f.shape[-1]
-        return {name: sums.total(name) / counts[name] for name in layers}
+        return {name: sums.mean(name) for name in layers}
 
 
-class _GramSums(dict):
-    """Per-layer sums of F Fᵀ over tiles, accumulated in float64 so millions of positions add cleanly."""
+class _GramSums:
+    """Per-layer sums of F Fᵀ over tiles and the positions they cover; the sums are kept in float64 so
+    millions of positions add cleanly."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
 
     def add(self, name: str, features: torch.Tensor) -> None:
         flat = features.float().flatten(2)
         part = torch.bmm(flat, flat.transpose(1, 2)).double()
-        self[name] = self[name] + part if name in self else part
+        self.sums[name] = self.sums[name] + part if name in self.sums else part
+        self.counts[name] = self.counts.get(name, 0) + flat.shape[-1]
 
-    def total(self, name: str) -> torch.Tensor:
-        return self[name].float()
+    def mean(self, name: str) -> torch.Tensor:
+        """The whole image's Gram matrix, as ``gram_matrix`` gives it."""
+        return (self.sums[name] / self.counts[name]).float()
 
 
 class TiledObjective:
@@ -136,16 +142,15 @@ class TiledObjective:
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
         # Pass 1: whole-image Gram matrices and content errors, no graph kept.
-        grams, counts = _GramSums(), dict.fromkeys(self.style_targets, 0)
+        grams = _GramSums()
         content_err = dict.fromkeys(self.content_layers, 0.0)
         style_names = list(self.style_targets)
         for feats, target in zip(self.reader.per_tile(image, self.layers), self.content_targets, strict=True):
             for name in style_names:
                 grams.add(name, feats[name])
-                counts[name] += feats[name].shape[-2] * feats[name].shape[-1]
             for name in self.content_layers:
                 content_err[name] = content_err[name] + (feats[name].float() - target[name].float()).pow(2).sum()
-        whole_grams = {name: (grams.total(name) / counts[name]).requires_grad_(True) for name in style_names}
+        whole_grams = {name: grams.mean(name).requires_grad_(True) for name in style_names}
         with torch.enable_grad():
             style = self.style_weight * style_loss_from_grams(whole_grams, self.style_targets)
         d_grams = dict(zip(style_names, torch.autograd.grad(style, list(whole_grams.values())), strict=True))
@@ -169,7 +174,7 @@ class TiledObjective:
                     positions = feats[name].shape[-2] * feats[name].shape[-1]
                     if positions:  # a thin last strip may own no positions of a deep layer
                         tile_gram = gram_matrix(feats[name])
-                        surrogate = surrogate + (d_grams[name] * tile_gram).sum() * positions / counts[name]
+                        surrogate = surrogate + (d_grams[name] * tile_gram).sum() * positions / grams.counts[name]
                 for name in self.content_layers:
                     err = (feats[name].float() - target[name].float()).pow(2).sum()
                     surrogate = surrogate + self.content_weight * err / (self.content_norms[name] + EPS) / n_content
