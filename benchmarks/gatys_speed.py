@@ -49,8 +49,10 @@ def _images(size):
 
 
 def run_brushwork(args, size, device):
+    from brushwork.backbones.winograd import set_winograd
     from brushwork.style.gatys import GatysEngine, StyleConfig
 
+    set_winograd(args.winograd)
     content, style, _, _ = _images(size)
     times, last = [], {}
 
@@ -92,13 +94,22 @@ class _StyleLoss(_ContentLoss):
         return x
 
 
+def _plain(layer: nn.Module) -> nn.Module:
+    """neural-style-pt's layers are torch's own: brushwork's Winograd convolution stays out of it."""
+    if not isinstance(layer, nn.Conv2d):
+        return layer
+    conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding)
+    conv.load_state_dict(layer.state_dict())
+    return conv.requires_grad_(False)
+
+
 def run_baseline(args, size, device):
     """neural-style-pt's structure: one Sequential with loss layers spliced in after named layers."""
     net = _backbone(args)
     content_layers, style_layers = set(net.content_layers), set(net.style_layers)
     model, content_losses, style_losses = nn.Sequential(), [], []
     for name, layer in zip(net.layer_names, net.features, strict=True):
-        model.add_module(name, layer)
+        model.add_module(name, _plain(layer))
         if name in content_layers:
             content_losses.append(_ContentLoss(5.0 * args.baseline_loss_scale))
             model.add_module(f"content_{name}", content_losses[-1])
@@ -164,6 +175,7 @@ def one(args) -> dict:
         "engine": args.engine,
         "backbone": args.backbone,
         "tile": args.tile,
+        "winograd": args.winograd if args.engine == "brushwork" else "off",
         "size": size,
         "device": device.type,
         "threads": torch.get_num_threads(),
@@ -185,6 +197,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--tile", type=int, default=None, help="tile side in px (0: off; default: auto)")
+    parser.add_argument(
+        "--winograd", choices=("on", "auto", "off"), default="on", help="brushwork's NNPACK convolutions on the CPU"
+    )
     parser.add_argument("--baseline-loss-scale", type=float, default=1.0, help="multiplies the baseline's loss weights")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)

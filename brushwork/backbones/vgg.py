@@ -13,6 +13,7 @@ from torch import nn
 
 from brushwork.backbones.base import FeatureExtractor, SpatialOp
 from brushwork.backbones.weights import apply_state_dict
+from brushwork.backbones.winograd import WinogradConv2d
 from brushwork.errors import BrushworkError
 
 CONFIGS = {
@@ -65,7 +66,7 @@ class VGG(FeatureExtractor):
         in_ch = 3
         for convs, width in zip(CONFIGS[depth], WIDTHS, strict=True):
             for _ in range(convs):
-                layers += [nn.Conv2d(in_ch, width, 3, padding=1), nn.ReLU()]
+                layers += [WinogradConv2d(in_ch, width), nn.ReLU()]
                 in_ch = width
             # Average pooling gives smoother gradients (Gatys et al.); max is what the weights saw.
             layers.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))

@@ -26,9 +26,9 @@ from brushwork.style.losses import blended_grams, content_loss, gram_matrix, sty
 from brushwork.style.tiling import (
     TiledFeatures,
     TiledObjective,
-    activation_bytes_per_pixel,
     available_memory,
     choose_tile,
+    probe_memory,
 )
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -231,9 +231,9 @@ class GatysEngine:
             fits = int(HISTORY_MEMORY_SHARE * free / (2 * vector))
             history = min(history, max(MIN_LBFGS_HISTORY, fits))
         rest = free - (2 * history + 8) * vector  # the history, and the image, gradient and friends
-        per_pixel = activation_bytes_per_pixel(self.backbone, layers, self.device)
+        need = probe_memory(self.backbone, layers, self.device).step
         geometry = self.backbone.tile_geometry(layers)
-        return choose_tile(image_hw, geometry, per_pixel, int(ACTIVATION_MEMORY_SHARE * max(rest, 0))), history
+        return choose_tile(image_hw, geometry, need, int(ACTIVATION_MEMORY_SHARE * max(rest, 0))), history
 
     @torch.no_grad()
     def _style_targets(

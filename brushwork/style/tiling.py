@@ -190,23 +190,45 @@ class TiledObjective:
         return sum(parts.values()), parts
 
 
-def activation_bytes_per_pixel(backbone: FeatureExtractor, layers: list[str], device: torch.device) -> float:
-    """Bytes autograd keeps per input pixel for a forward pass to ``layers``, measured on a small probe."""
+@dataclass(frozen=True)
+class MemoryProbe:
+    """Bytes per input pixel of one forward and backward, measured on a small probe image."""
+
+    saved: float  #: activations autograd keeps for backward (each storage once, weights excluded)
+    scratch: float  #: the largest scratch buffer a layer asks for (NNPACK's Winograd workspace)
+
+    @property
+    def step(self) -> float:
+        # Backward holds about as much again as the saved activations at its peak layer.
+        return 2 * self.saved + self.scratch
+
+
+def probe_memory(backbone: FeatureExtractor, layers: list[str], device: torch.device) -> MemoryProbe:
     side = 4 * backbone.tile_geometry(layers).stride
     storages: dict[int, int] = {}  # one tensor is often saved twice (a ReLU's output, the next conv's input)
     weights = {t.untyped_storage().data_ptr() for t in [*backbone.parameters(), *backbone.buffers()]}
+    scratch = [0]
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         if t.untyped_storage().data_ptr() not in weights:  # convolutions save their weights too: not per pixel
             storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
         return t
 
+    def note_scratch(module, inputs):
+        scratch[0] = max(scratch[0], module.scratch_bytes(inputs[0]))
+
+    hooks = [m.register_forward_pre_hook(note_scratch) for m in backbone.modules() if hasattr(m, "scratch_bytes")]
     probe = torch.zeros(1, 3, side, side, device=device, requires_grad=True)
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        outputs = backbone(probe, layers)
-        for v in outputs.values():
-            pack(v)
-    return sum(storages.values()) / (side * side)
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            outputs = backbone(probe, layers)
+            for v in outputs.values():
+                pack(v)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    pixels = side * side
+    return MemoryProbe(saved=sum(storages.values()) / pixels, scratch=scratch[0] / pixels)
 
 
 def available_memory(device: torch.device) -> int:
@@ -227,10 +249,9 @@ def available_memory(device: torch.device) -> int:
         return 8 * 2**30
 
 
-def choose_tile(image_hw: tuple[int, int], geometry: TileGeometry, bytes_per_pixel: float, budget: int) -> int:
-    """0 (no tiling) if the whole image's activations fit ``budget``, else the largest tile that does."""
-    # Backward holds about as much again as the saved activations at its peak layer.
-    need = 2 * bytes_per_pixel
+def choose_tile(image_hw: tuple[int, int], geometry: TileGeometry, need: float, budget: int) -> int:
+    """0 (no tiling) if a whole-image step's ``need`` bytes per pixel fit ``budget``, else the largest
+    tile that does."""
     if image_hw[0] * image_hw[1] * need <= budget:
         return 0
     side = int(math.sqrt(budget / need)) - 2 * geometry.halo
