@@ -1,7 +1,18 @@
 """brushwork: an AI art studio."""
 
-from brushwork.api import stylize
-from brushwork.errors import BrushworkError
+import os
+import sys
+
+# PyTorch's OpenMP on Linux (libgomp) keeps idle threads spinning for 300k rounds after each
+# parallel region, and NNPACK's own threads (VGG's Winograd convolutions, backbones/winograd.py)
+# then share the cores with spinners. A tenth of that spin measured VGG +15 % at 256 px and no
+# change for VGG at 512 px, Lite0 or the GANs (docs/benchmarks.md). libgomp reads it once, when
+# torch loads, so it is only set before that; a user's own setting wins.
+if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+
+from brushwork.api import stylize  # noqa: E402
+from brushwork.errors import BrushworkError  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["BrushworkError", "__version__", "stylize"]

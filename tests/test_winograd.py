@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,3 +162,21 @@ def test_auto_mode_times_each_shape_once_and_keeps_the_faster(
 def test_mode_is_checked():
     with pytest.raises(ValueError):
         set_winograd("fast")
+
+
+@pytest.mark.parametrize(
+    ("code", "env", "expected"),
+    [
+        ("import brushwork", {}, "30000"),
+        ("import brushwork", {"GOMP_SPINCOUNT": "5"}, "5"),
+        ("import brushwork", {"OMP_WAIT_POLICY": "active"}, None),
+        ("import torch, brushwork", {}, None),  # too late: libgomp has read its settings
+    ],
+)
+def test_openmp_spin_is_shortened_only_before_torch_loads(code, env, expected):
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}; import os; print(os.environ.get('GOMP_SPINCOUNT'))"],
+        capture_output=True, text=True, env={**base, **env}, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == str(expected)
