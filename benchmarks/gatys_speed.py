@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -187,6 +188,16 @@ def one(args) -> dict:
     }
 
 
+def _child_environment(engine: str) -> dict[str, str]:
+    """brushwork's engine gets the OpenMP settings ``import brushwork`` makes before torch loads
+    (this script loads torch first); the baseline runs with libgomp's defaults, as neural-style-pt does."""
+    from brushwork import OPENMP_DEFAULTS
+
+    if engine != "brushwork" or "OMP_WAIT_POLICY" in os.environ:
+        return dict(os.environ)
+    return {**OPENMP_DEFAULTS, **os.environ}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("brushwork", "baseline"), default="brushwork")
@@ -215,7 +226,10 @@ def main() -> None:
         if i is not None:
             del argv[i : i + 2]
         out = subprocess.run(
-            [sys.executable, __file__, *argv, "--sizes", str(size), "--one"], capture_output=True, text=True
+            [sys.executable, __file__, *argv, "--sizes", str(size), "--one"],
+            capture_output=True,
+            text=True,
+            env=_child_environment(args.engine),
         )
         if out.returncode:
             print(json.dumps({"size": size, "error": out.stderr.strip().splitlines()[-1:]}), flush=True)

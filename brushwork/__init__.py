@@ -8,8 +8,16 @@ import sys
 # then share the cores with spinners. A tenth of that spin measured VGG +15 % at 256 px and no
 # change for VGG at 512 px, Lite0 or the GANs (docs/benchmarks.md). libgomp reads it once, when
 # torch loads, so it is only set before that; a user's own setting wins.
-if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "30000"}
+
+
+def _set_openmp_defaults() -> None:
+    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+        for key, value in OPENMP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+
+
+_set_openmp_defaults()
 
 from brushwork.api import stylize  # noqa: E402
 from brushwork.errors import BrushworkError  # noqa: E402
