@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -180,3 +181,18 @@ def test_openmp_spin_is_shortened_only_before_torch_loads(code, env, expected):
         capture_output=True, text=True, env={**base, **env}, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == str(expected)
+
+
+@needs_nnpack
+def test_a_seed_gives_the_same_vgg_image_on_the_winograd_path(nnpack_calls):
+    """The default rule is fixed and NNPACK splits its work the same way every time: bit-identical."""
+    from brushwork.style.gatys import GatysEngine, StyleConfig
+    from tests.conftest import make_image
+
+    torch.manual_seed(0)
+    engine = GatysEngine(VGG(19).freeze(), torch.device("cpu"))
+    content, style = make_image(96, 80, 0, "gradient"), make_image(96, 80, 1, "stripes")
+    cfg = StyleConfig(image_size=96, iterations=3, scales=[96], init="noise", seed=7)
+    first, second = (torch.tensor(np.asarray(engine.run(content, [style], cfg))) for _ in range(2))
+    assert nnpack_calls
+    assert torch.equal(first, second)
