@@ -5,7 +5,8 @@ Winograd F(6x6, 3x3) kernels (5x fewer multiplications in their product stage) f
 or more. Style transfer runs one image through VGG with a gradient to the pixels, so on the CPU most
 of an iteration is those direct kernels, forward and backward. This module calls NNPACK for both:
 the gradient to the input of a stride-1, padding-1 3x3 convolution is itself such a convolution,
-with the kernel flipped and its in/out channels swapped. Measured in docs/benchmarks.md ("Winograd convolutions").
+with the kernel flipped and its in/out channels swapped. Measured in docs/benchmarks.md
+("Winograd convolutions on the CPU").
 
 On the 2-core AVX2 benchmark machine NNPACK was 1.7-2.4x faster on 64x64 maps and larger, about
 even at 32x32 and 2x slower at 16x16, so by default (``on``) it takes every eligible layer with at

@@ -204,6 +204,7 @@ class MemoryProbe:
 
 
 def probe_memory(backbone: FeatureExtractor, layers: list[str], device: torch.device) -> MemoryProbe:
+    """Run a small probe image forward to ``layers`` and count what a step will hold per pixel."""
     side = 4 * backbone.tile_geometry(layers).stride
     storages: dict[int, int] = {}  # one tensor is often saved twice (a ReLU's output, the next conv's input)
     weights = {t.untyped_storage().data_ptr() for t in [*backbone.parameters(), *backbone.buffers()]}
