@@ -112,6 +112,10 @@ class _GramSums:
         return (self.sums[name] / self.counts[name]).float()
 
 
+def _squared_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (features.float() - target.float()).pow(2).sum()
+
+
 class TiledObjective:
     """Loss and gradient of the Gatys objective over tiles; same values as the whole-image objective."""
 
@@ -139,6 +143,12 @@ class TiledObjective:
     def tiles(self) -> list[Tile]:
         return self.reader.tiles
 
+    def _content_term(self, name: str, squared_error: torch.Tensor) -> torch.Tensor:
+        """Layer ``name``'s share of the weighted content loss (``content_loss``'s relative error) for a
+        squared error summed over the whole image or, in pass 2, over one tile."""
+        relative = squared_error / (self.content_norms[name] + EPS)
+        return self.content_weight * relative / len(self.content_layers)
+
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
         # Pass 1: whole-image Gram matrices and content errors, no graph kept.
@@ -149,17 +159,12 @@ class TiledObjective:
             for name in style_names:
                 grams.add(name, feats[name])
             for name in self.content_layers:
-                content_err[name] = content_err[name] + (feats[name].float() - target[name].float()).pow(2).sum()
+                content_err[name] = content_err[name] + _squared_error(feats[name], target[name])
         whole_grams = {name: grams.mean(name).requires_grad_(True) for name in style_names}
         with torch.enable_grad():
             style = self.style_weight * style_loss_from_grams(whole_grams, self.style_targets)
         d_grams = dict(zip(style_names, torch.autograd.grad(style, list(whole_grams.values())), strict=True))
-        n_content = len(self.content_layers)
-        content = (
-            self.content_weight
-            * sum(content_err[name] / (self.content_norms[name] + EPS) for name in self.content_layers)
-            / n_content
-        )
+        content = sum(self._content_term(name, content_err[name]) for name in self.content_layers)
 
         # Pass 2: each tile's share of the gradient, through a surrogate with exactly that gradient.
         grad = torch.zeros_like(image)
@@ -176,8 +181,7 @@ class TiledObjective:
                         tile_gram = gram_matrix(feats[name])
                         surrogate = surrogate + (d_grams[name] * tile_gram).sum() * positions / grams.counts[name]
                 for name in self.content_layers:
-                    err = (feats[name].float() - target[name].float()).pow(2).sum()
-                    surrogate = surrogate + self.content_weight * err / (self.content_norms[name] + EPS) / n_content
+                    surrogate = surrogate + self._content_term(name, _squared_error(feats[name], target[name]))
                 (tile_grad,) = torch.autograd.grad(surrogate, piece)
             grad[..., y0:y1, x0:x1] += tile_grad
 
