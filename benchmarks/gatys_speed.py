@@ -191,11 +191,9 @@ def one(args) -> dict:
 def _child_environment(engine: str) -> dict[str, str]:
     """brushwork's engine gets the OpenMP settings ``import brushwork`` makes before torch loads
     (this script loads torch first); the baseline runs with libgomp's defaults, as neural-style-pt does."""
-    from brushwork import OPENMP_DEFAULTS
+    from brushwork import with_openmp_defaults
 
-    if engine != "brushwork" or "OMP_WAIT_POLICY" in os.environ:
-        return dict(os.environ)
-    return {**OPENMP_DEFAULTS, **os.environ}
+    return with_openmp_defaults(os.environ) if engine == "brushwork" else dict(os.environ)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections.abc import Mapping
 
 # PyTorch's OpenMP on Linux (libgomp) keeps idle threads spinning for 300k rounds after each
 # parallel region, and NNPACK's own threads (VGG's Winograd convolutions, backbones/winograd.py)
@@ -11,13 +12,15 @@ import sys
 OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "30000"}
 
 
-def _set_openmp_defaults() -> None:
-    if "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
-        for key, value in OPENMP_DEFAULTS.items():
-            os.environ.setdefault(key, value)
+def with_openmp_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with brushwork's OpenMP defaults where it sets neither them nor a wait policy."""
+    if "OMP_WAIT_POLICY" in environ:
+        return dict(environ)
+    return {**OPENMP_DEFAULTS, **environ}
 
 
-_set_openmp_defaults()
+if "torch" not in sys.modules:
+    os.environ.update(with_openmp_defaults(os.environ))
 
 from brushwork.api import stylize  # noqa: E402
 from brushwork.errors import BrushworkError  # noqa: E402
