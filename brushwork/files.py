@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
@@ -16,7 +20,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     A crash or kill leaves the old file (or none), never a partial one, and no stray temp file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     try:
         write(tmp)
@@ -26,10 +34,93 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_error(path: Path, exc: OSError) -> BrushworkError:
+    """An OS failure while writing ``path`` (read-only folder, full disk, ...) as one line for the user."""
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.EROFS: "the file system is read-only"}.get(exc.errno, exc.strerror or str(exc))  # fmt: skip
+    return BrushworkError(f"{path}: could not write ({why}); nothing was written")
+
+
+def _temp_pattern(name: str) -> re.Pattern:
+    """brushwork's own temporary names beside ``name``: ``.NAME.PID.XXXXXXXX.tmp`` (PID absent in old ones)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove what a killed run (kill -9) left beside ``path``: brushwork's temporary files for it whose
+    process is gone. Only names of brushwork's own pattern are touched; a live writer's are kept."""
+    path = Path(path)
+    pattern = _temp_pattern(path.name)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or (match.group(1) is not None and _alive(int(match.group(1)))):
+            continue
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():  # a staged folder (see staged_folder)
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: a leftover of an earlier call
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@contextmanager
+def staged_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """All-or-nothing output of several files: yield a hidden folder beside ``target`` to write into; on
+    success its files move into ``target`` (created; an existing non-empty one only with ``force``), on
+    any failure or Ctrl-C nothing of it is left."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise BrushworkError(f"{target}: is a file; the output here is a folder")
+    if not target.parent.is_dir():
+        raise BrushworkError(f"{target.parent}: output folder does not exist")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise BrushworkError(f"{target}: folder exists and is not empty; use --force to add to it")
+    remove_stale_temps(target)
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    try:
+        yield stage
+        target.mkdir(exist_ok=True)
+        for file in sorted(stage.rglob("*")):
+            if file.is_file():
+                dest = target / file.relative_to(stage)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(file, dest)
+    except OSError as exc:
+        raise write_error(target, exc) from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _current_umask() -> int:

@@ -127,7 +127,7 @@ def _run_gan(args: argparse.Namespace) -> int:
     import torch
 
     from brushwork.api import save
-    from brushwork.gan.train import image_grid
+    from brushwork.gan.model import image_grid
     from brushwork.records import describe_input, new_record
 
     def record(seed_list, class_name) -> object:
@@ -144,21 +144,20 @@ def _run_gan(args: argparse.Namespace) -> int:
         save(grid, out, record(seeds, args.class_name), force=args.force)
         print(out)
         return 0
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise BrushworkError(f"{out}: folder exists and is not empty; use --force to add to it")
-    if not out.parent.is_dir():
-        raise BrushworkError(f"{out.parent}: output folder does not exist")
-    for lab in labels:
-        folder = out / classes[lab] if cfg.classes and label is None else out
-        folder.mkdir(parents=True, exist_ok=True)
-        for seed, img in zip(seeds, gs.to_images(gs.generate(g, cfg, seeds, lab, args.truncation)), strict=True):
-            save(img, folder / f"seed{seed:05d}.png", record([seed], classes[lab] if cfg.classes else None), force=True)
+    from brushwork.files import staged_folder
+
+    with staged_folder(out, args.force) as stage:  # all the images or none
+        for lab in labels:
+            folder = stage / classes[lab] if cfg.classes and label is None else stage
+            folder.mkdir(parents=True, exist_ok=True)
+            for seed, img in zip(seeds, gs.to_images(gs.generate(g, cfg, seeds, lab, args.truncation)), strict=True):
+                save(img, folder / f"seed{seed:05d}.png", record([seed], classes[lab] if cfg.classes else None),
+                     force=True)  # fmt: skip
     print(out)
     return 0
 
 
 def _run_gan_train(args: argparse.Namespace) -> int:
-    import shutil
     from dataclasses import asdict
 
     from brushwork.checkpoints import load_meta
@@ -168,14 +167,6 @@ def _run_gan_train(args: argparse.Namespace) -> int:
     from brushwork.gan.train import CHECKPOINT, SCHEDULE, GanConfig, train_gan
 
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise BrushworkError(f"{out.parent}: folder does not exist")
-    if args.resume and not (out / CHECKPOINT).exists():
-        raise BrushworkError(f"{out}: nothing to resume")
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
-        raise BrushworkError(f"{out}: run folder is not empty; use --resume to continue it or --force to start over")
-    if args.force and not args.resume and out.exists() and launched_rank() == 0:
-        shutil.rmtree(out)
     data = load_dataset(args.data, args.conditional, args.resolution, args.channels)
     if data.skipped:
         print(f"brushwork: skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0]}", file=sys.stderr)
@@ -198,7 +189,7 @@ def _run_gan_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
 
     def run(on_step) -> None:
-        train_gan(data, out, config, device, args.resume, given.get("steps"), on_step, schedule)
+        train_gan(data, out, config, device, args.resume, given.get("steps"), on_step, schedule, force=args.force)
 
     return train_with_progress(run, out, quiet, shown["batch_size"])
 
@@ -207,16 +198,12 @@ def _run_gan_evaluate(args: argparse.Namespace) -> int:
     from brushwork.device import pick_device
     from brushwork.gan.data import load_dataset
     from brushwork.gan.evaluate import evaluate_run
+    from brushwork.gan.model import read_options
 
     if not 2 <= args.samples <= 100_000:
         raise BrushworkError("samples must be 2..100000")
-    options = Path(args.run) / "options.json"
-    if not options.exists():
-        raise BrushworkError(f"{args.run}: not a brushwork GAN run (no options.json)")
-    recorded = json.loads(options.read_text())
-    cfg = recorded["config"]
-    source = args.data or recorded["data"]["source"]
-    data = load_dataset(source, cfg["classes"] > 0, cfg["resolution"], cfg["channels"])
+    cfg, recorded = read_options(args.run)
+    data = load_dataset(args.data or recorded["source"], cfg.classes > 0, cfg.resolution, cfg.channels)
     figures = evaluate_run(args.run, data, args.samples, pick_device(args.device), args.extractor,
                            args.extractor_weights)  # fmt: skip
     print(json.dumps(figures))

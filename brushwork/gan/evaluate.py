@@ -11,14 +11,13 @@ from pathlib import Path
 import torch
 
 from brushwork.gan.data import Dataset
+from brushwork.gan.model import GanConfig, load_run, to_rgb01
 from brushwork.judge.distribution import FeatureEmbedder, frechet_distance, kernel_distance, load_extractor
 
 CHUNK = 16  # images per pass: large batches of 224 px activations run slower on a CPU, not faster
 
 
 def real_features(data: Dataset, count: int, embedder: FeatureEmbedder, seed: int) -> torch.Tensor:
-    from brushwork.gan.train import to_rgb01
-
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed + 777))[:count]
     return torch.cat([embedder(to_rgb01(data.images[chunk].float().div(127.5).sub(1))) for chunk in idx.split(CHUNK)])
 
@@ -26,8 +25,6 @@ def real_features(data: Dataset, count: int, embedder: FeatureEmbedder, seed: in
 @torch.no_grad()
 def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: torch.device) -> torch.Tensor:
     """Features of ``count`` images from ``g``, the classes in turn when conditional."""
-    from brushwork.gan.train import to_rgb01
-
     z = torch.randn(count, cfg.latent, generator=torch.Generator().manual_seed(cfg.seed + 778))
     labels = torch.arange(count) % max(1, cfg.classes)
     was_training = g.training
@@ -50,11 +47,26 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
 def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,
                  extractor: str | None = None, weights: str | None = None) -> dict:  # fmt: skip
     """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is named."""
-    from brushwork.gan.sample import load_run
-
     g, cfg, _ = load_run(run_dir)
     if extractor is None:
         extractor, weights = cfg.eval_extractor, weights or cfg.eval_extractor_weights
     embedder = load_extractor(extractor, device, weights)
     real = real_features(data, min(samples, len(data.images)), embedder, cfg.seed)
     return distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
+
+
+class TrainingMetrics:
+    """FID/KID during training (the trainer's default metric): the real images' features once, then
+    the EMA generator's at each evaluation."""
+
+    def __init__(self, data: Dataset, cfg: GanConfig, device: torch.device):
+        self.data, self.cfg, self.device = data, cfg, device
+        self.embedder = load_extractor(cfg.eval_extractor, device, cfg.eval_extractor_weights)
+        self.real: torch.Tensor | None = None
+
+    def __call__(self, g_ema: torch.nn.Module, step: int) -> dict:
+        cfg = self.cfg
+        if self.real is None:
+            self.real = real_features(self.data, min(cfg.eval_samples, len(self.data.images)), self.embedder, cfg.seed)
+        fake = generated_features(g_ema, cfg, cfg.eval_samples, self.embedder, self.device)
+        return distances(self.real, fake, self.embedder.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,27 +20,21 @@ from PIL import Image
 from torch import nn
 
 from brushwork.backbones.base import FeatureExtractor
-from brushwork.checkpoints import (
-    load_checkpoint,
-    load_meta,
-    module_state,
-    random_state_from_json,
-    random_state_to_json,
-    restore_optimizer,
-    save_training_checkpoint,
-)
+from brushwork.checkpoints import load_checkpoint, load_meta, module_state
 from brushwork.errors import BrushworkError
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
-from brushwork.style.training import (
+from brushwork.training import (
     ImageFolder,
     TrainingConfig,
+    TrainingState,
     TrainStep,
     config_from_dict,
     load_for_resume,
     run_training,
+    seeded,
 )
 
 KIND = "adain"
@@ -146,14 +139,12 @@ def train_adain(
     contents = ImageFolder(content_dir, cfg.image_size, "content")
     styles = ImageFolder(style_dir, cfg.image_size, "style")
 
-    torch.manual_seed(cfg.seed)
+    rng = seeded(cfg.seed)
     model = AdainModel(backbone, layer, cfg.decoder_width).to(device)
     optimizer = torch.optim.Adam(model.decoder.parameters(), lr=cfg.learning_rate)
-    rng = random.Random(cfg.seed)
+    state = TrainingState({"decoder": model.decoder}, {"optim": optimizer}, rng)
     if resume:
-        model.decoder.load_state_dict(module_state(tensors, "decoder"))
-        restore_optimizer(optimizer, tensors, meta["optim"])
-        rng.setstate(random_state_from_json(meta["rng"]))
+        state.restore(output, tensors, meta)
     layers = list(dict.fromkeys([layer, *style_layers]))
     meta_base = {"kind": KIND, "config": asdict(cfg), **_backbone_fingerprint(backbone)}
 
@@ -176,9 +167,8 @@ def train_adain(
         return parts
 
     def checkpoint(step: int, final: bool) -> None:
-        meta = {**meta_base, "step": step, "complete": final, "rng": random_state_to_json(rng.getstate()),
-                "skipped_images": len(contents.skipped) + len(styles.skipped)}  # fmt: skip
-        save_training_checkpoint(output, {"decoder": model.decoder}, {"optim": optimizer}, meta)
+        state.save(output, {**meta_base, "step": step, "complete": final,
+                            "skipped_images": contents.unreadable + styles.unreadable})  # fmt: skip
 
     model.decoder.train()
     run_training(train_step, start, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)
