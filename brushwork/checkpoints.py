@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, readable_file
 
 
 def meta_path(path: str | os.PathLike) -> Path:
@@ -34,15 +34,17 @@ def load_meta(path: str | os.PathLike, kind: str | None = None) -> dict:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise BrushworkError(f"{path}: brushwork models are .safetensors files")
-    if not path.is_file():
-        raise BrushworkError(f"{path}: no such model file")
+    readable_file(path, "model file")
     meta_file = meta_path(path)
-    if not meta_file.is_file():
+    if not meta_file.exists():
         raise BrushworkError(f"{path}: its settings file {meta_file.name} is missing beside it")
+    readable_file(meta_file, "settings file")
     try:
         meta = json.loads(meta_file.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BrushworkError(f"{path}: unreadable model settings ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise BrushworkError(f"{path}: its settings file {meta_file.name} is not a JSON object")
     _check_kind(path, meta, kind)
     return meta
 

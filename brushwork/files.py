@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def readable_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` if it is a file this process may read; else one line that says which of missing, a
+    folder, or permission denied it is (``Path.is_file`` says False to all three)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise BrushworkError(f"{path}: no such {what}") from None
+    except PermissionError:
+        raise BrushworkError(f"{path}: permission denied (a folder on its way cannot be searched)") from None
+    except OSError as exc:
+        raise BrushworkError(f"{path}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BrushworkError(f"{path}: is a folder, not a {what}")
+    if not os.access(path, os.R_OK):
+        raise BrushworkError(f"{path}: permission denied (cannot read this {what})")
     return path
 
 
@@ -144,6 +164,9 @@ def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str 
         raise BrushworkError(f"{path}: is a folder")
     if resume and not path.exists():
         raise BrushworkError(f"{path}: nothing to resume")
+    settings = path.with_suffix(".json")
+    if suffixes == (".safetensors",) and settings.exists() and not path.exists() and not force:
+        raise BrushworkError(f"{settings}: already exists and a model's settings would replace it; use --force")
     if path.exists() and not (force or resume):
         hint = (
             "--resume to continue it or --force to start over" if suffix == ".safetensors" else "--force to overwrite"

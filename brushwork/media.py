@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,11 +25,11 @@ Image.LOAD_TRUNCATED_IMAGES = False
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open ``path`` as an 8-bit RGB image, upright, or raise :class:`BrushworkError`."""
-    path = Path(path)
-    if not path.exists():
-        raise BrushworkError(f"{path}: no such file")
-    if path.is_dir():
-        raise BrushworkError(f"{path}: is a folder, not an image")
+    from brushwork.files import readable_file
+
+    if not (isinstance(max_pixels, int) and max_pixels >= 1):
+        raise BrushworkError(f"max pixels must be a whole number >= 1, not {max_pixels}")
+    path = readable_file(path)
     old_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:

@@ -145,7 +145,7 @@ def run_training(
     which is discarded: the last checkpoint on disk stays, a step boundary. ``agree_to_stop`` lets
     several processes (DDP) agree to stop at the same step: it gets this process's wish, returns all's.
     """
-    step = start
+    step = saved = start
     if start == 0:
         checkpoint(0, False)  # something to resume from, whenever the first interrupt comes
     with _DeferredInterrupt() as interrupt:
@@ -154,6 +154,11 @@ def run_training(
             # and the checkpoint on disk (a step boundary, with its data stream) is what resumes.
             losses = train_step()
             step += 1
+            if not all(torch.isfinite(v).all() for v in losses.values()):
+                raise BrushworkError(
+                    f"training diverged at step {step}: the losses are no longer finite numbers (try a lower "
+                    f"learning rate); the last good checkpoint, of step {saved}, is kept"
+                )
             try:
                 if on_step is not None:
                     on_step(TrainStep(step, steps, {k: v.item() for k, v in losses.items()}))
@@ -165,6 +170,7 @@ def run_training(
                 raise KeyboardInterrupt
             if step % checkpoint_every == 0 and step < steps:
                 checkpoint(step, False)
+                saved = step
         checkpoint(step, True)
 
 
@@ -241,6 +247,17 @@ def config_from_dict(config_cls, values: object, source: object = "settings"):
         value = getattr(cfg, name)
         if not _fits(value, f.default if f.default is not MISSING else None, str(f.type)):
             raise BrushworkError(f"{source}: setting {name!r} has an invalid value {value!r}")
+    return cfg
+
+
+def valid_stored_config(config_cls, meta: dict, path: object):
+    """The config stored in a model's JSON, type- and range-checked (``validate``): an edited or corrupt
+    file ends in one line naming it, never in a network of impossible shape."""
+    cfg = config_from_dict(config_cls, meta.get("config"), path)
+    try:
+        cfg.validate()
+    except BrushworkError as exc:
+        raise BrushworkError(f"{path}: invalid settings ({exc})") from None
     return cfg
 
 

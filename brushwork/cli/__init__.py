@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # outputs are written whole or not at all: nothing half-written remains
+        print("\nbrushwork: interrupted", file=sys.stderr)
+        return 130
     except (RuntimeError, MemoryError) as exc:
         if _memory_error(exc):
             print("brushwork: error: out of memory; try a smaller --image-size or --scales", file=sys.stderr)

@@ -101,12 +101,14 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     outputs = (
         [Path(args.output)] if args.output else [out_dir / f"{Path(i).stem}-{model.stem}.png" for i in args.images]
     )
+    if len(set(outputs)) < len(outputs):
+        raise BrushworkError("two inputs would be written to the same output name; use separate --out-dir runs")
     for path in outputs:
         check_output_path(path, args.force)
     device = pick_device(args.device)
     net, meta = load_feedforward(model, device)
     for src, dst in zip(args.images, outputs, strict=True):
-        img = load_image(src, args.max_pixels or DEFAULT_MAX_PIXELS)
+        img = load_image(src, DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
         (result,) = apply_feedforward(net, [img], args.strength, args.preserve_colors, args.image_size, device)
         params = {"strength": args.strength, "preserve_colors": args.preserve_colors, "image_size": args.image_size}
         record = new_record("fast", params, inputs={"content": describe_input(src), "styles": [meta.get("style")]},

@@ -126,6 +126,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
         record = new_record("gatys", parameters, inputs=inputs, seed=args.seed, extra=extra)
         save(tensor_to_image(step.image), path, record, force=True)
 
+    if args.save_every is not None and args.save_every < 0:
+        raise BrushworkError(f"save every must be 0 (never) or a number of iterations, not {args.save_every}")
     output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
     check_output_path(output, args.force)
     step_path = output.with_name(output.stem + ".step{:05d}.png")

@@ -29,10 +29,10 @@ from brushwork.training import (
     TrainingConfig,
     TrainingState,
     TrainStep,
-    config_from_dict,
     load_for_resume,
     run_training,
     seeded,
+    valid_stored_config,
 )
 
 KIND = "fast-style"
@@ -70,6 +70,14 @@ class UpsampleConv(nn.Module):
 
 
 MIN_SIDE = 8
+#: Longest side a trained network is applied at: beyond it the activations alone take tens of GB.
+MAX_SIDE = 8192
+
+
+def check_side(size: int | None, what: str) -> None:
+    """A long side to resize to: None (keep the image's) or MIN_SIDE..MAX_SIDE px; 0 is not 'unset'."""
+    if size is not None and not (isinstance(size, int) and MIN_SIDE <= size <= MAX_SIDE):
+        raise BrushworkError(f"{what} must be {MIN_SIDE}..{MAX_SIDE} px, not {size}")
 
 
 class TransformerNet(nn.Module):
@@ -191,7 +199,7 @@ def train_feedforward(
 
 def load_feedforward(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[TransformerNet, dict]:
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_dict(FastConfig, meta["config"])
+    cfg = valid_stored_config(FastConfig, meta, path)
     net = TransformerNet(cfg.width, cfg.residual_blocks)
     try:
         net.load_state_dict(module_state(tensors, "net"))
@@ -214,9 +222,10 @@ def apply_feedforward(
         raise BrushworkError("strength must be between 0 and 1")
     if preserve_colors not in ("none", "luminance"):
         raise BrushworkError("a feed-forward model can preserve colours by luminance only")
+    check_side(image_size, "image size")
     results = []
     for img in images:
-        if image_size:
+        if image_size is not None:
             img = resize_long_side(img, image_size)
         if min(img.size) < MIN_SIDE:
             raise BrushworkError(f"image of {img.width}x{img.height} px is too small (at least {MIN_SIDE} px a side)")

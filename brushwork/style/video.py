@@ -13,6 +13,7 @@ Needs the ``video`` extra (PyAV with its own FFmpeg, OpenCV for the flow): ``pip
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, readable_file
 from brushwork.media import image_to_tensor, tensor_to_image
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
@@ -132,9 +133,8 @@ def stylize_video(
 ) -> VideoReport:
     """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio."""
     av = _av()
-    source, output = Path(source), Path(output)
-    if not source.is_file():
-        raise BrushworkError(f"{source}: no such file")
+    check_crf(crf)
+    source, output = readable_file(source, "video file"), Path(output)
     try:
         container = av.open(str(source))
     except av.FFmpegError as exc:
@@ -146,7 +146,13 @@ def stylize_video(
 
         def write(tmp: str) -> None:
             nonlocal report
-            report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf, on_frame)
+            try:
+                report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf,
+                                    on_frame)  # fmt: skip
+            except av.FFmpegError as exc:
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise
+                raise BrushworkError(f"{source}: the video could not be decoded ({exc})") from exc
 
         atomic_write(output, write)
     assert report is not None
@@ -202,6 +208,15 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
     return VideoReport(frames, len(audio_in), meter.ratio, time.perf_counter() - start)
 
 
+#: x264's constant-rate-factor scale (8-bit): 0 is lossless, 51 the worst.
+CRF_RANGE = (0, 51)
+
+
+def check_crf(crf: int) -> None:
+    if not (isinstance(crf, int) and CRF_RANGE[0] <= crf <= CRF_RANGE[1]):
+        raise BrushworkError(f"crf must be a whole number {CRF_RANGE[0]}..{CRF_RANGE[1]}, not {crf}")
+
+
 def _h264_stream(out, rate, width: int, height: int, crf: int):
     """An H.264 stream in ``out``. yuv420p needs even sides: an odd frame is padded by one pixel."""
     stream = out.add_stream("libx264", rate=rate)
@@ -214,6 +229,9 @@ def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int 
                  comment: str = "") -> None:  # fmt: skip
     """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata."""
     av = _av()
+    check_crf(crf)
+    if not frames:
+        raise BrushworkError("no frames to write")
     width, height = frames[0].size
 
     def write(tmp: str) -> None:
