@@ -412,3 +412,28 @@ def test_crf_and_video_inputs(tmp_path, capsys, style_models):
     code = main(["video", str(clip), "--model", model, "-o", str(tmp_path / "o.mp4"), "-q"])
     err = capsys.readouterr().err
     assert "Traceback" not in err and (code == 0 or (code == 2 and "brushwork: error:" in err))
+
+
+# --- ONNX export of AdaIN models ----------------------------------------------------------------------
+
+
+def test_same_padding_is_tensorflows_without_symbolic_blowup():
+    from brushwork.backbones.lite0 import same_padding
+
+    for size in range(1, 40):
+        for kernel in (1, 2, 3, 5):
+            for stride in (1, 2, 3):
+                expected = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+                assert same_padding(size, kernel, stride) == expected, (size, kernel, stride)
+
+
+def test_adain_export_matches_at_sizes_off_the_stride(style_models, tmp_path):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    from brushwork.style.export import export_onnx, max_difference
+
+    model = load_adain(style_models / "adain.safetensors", TinyNet().freeze())
+    export_onnx(model, tmp_path / "m.onnx", (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)), ["content", "style"])
+    # 31 x 45 is no multiple of the encoder's stride: the decoder's output is resized back, in the graph too.
+    inputs = {"content": torch.rand(1, 3, 31, 45), "style": torch.rand(1, 3, 27, 33)}
+    assert max_difference(model, tmp_path / "m.onnx", inputs) < 1e-4

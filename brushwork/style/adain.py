@@ -101,8 +101,9 @@ class AdainModel(nn.Module):
         return self.backbone(image, [self.layer])[self.layer]
 
     def decode(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        out = self.decoder(features)
-        return F.interpolate(out, size=size, mode="bilinear", align_corners=False) if out.shape[-2:] != size else out
+        # Always resized (exact identity when the size already matches): a branch on the size would be
+        # frozen by ONNX export at the traced size, and sizes that are not multiples of the stride would differ.
+        return F.interpolate(self.decoder(features), size=size, mode="bilinear", align_corners=False)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
         c = self.encode(content)
