@@ -22,7 +22,15 @@ def with_openmp_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 if "torch" not in sys.modules:
     os.environ.update(with_openmp_defaults(os.environ))
 
-from brushwork.api import read_record, save, stylize  # noqa: E402
+try:
+    from brushwork.api import read_record, save, stylize  # noqa: E402
+except KeyboardInterrupt:
+    # Ctrl-C while torch loads (seconds, before the CLI can catch anything): the command line ends
+    # like any other interrupt, exit 130 without a traceback; a Python session sees the interrupt.
+    if os.path.basename(sys.argv[0]) in ("brushwork", "brushwork.exe", "-m", "__main__.py"):
+        sys.stderr.write("\nbrushwork: interrupted\n")
+        raise SystemExit(130) from None
+    raise
 from brushwork.errors import BrushworkError  # noqa: E402
 
 __version__ = "0.1.0"

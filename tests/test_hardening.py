@@ -437,3 +437,17 @@ def test_adain_export_matches_at_sizes_off_the_stride(style_models, tmp_path):
     # 31 x 45 is no multiple of the encoder's stride: the decoder's output is resized back, in the graph too.
     inputs = {"content": torch.rand(1, 3, 31, 45), "style": torch.rand(1, 3, 27, 33)}
     assert max_difference(model, tmp_path / "m.onnx", inputs) < 1e-4
+
+
+def test_interrupt_while_the_command_starts(tmp_path):
+    import subprocess
+    import sys
+
+    # Ctrl-C 50 ms in: torch is still loading (it takes seconds), before the CLI's own handler exists.
+    code = ("import os, signal, sys, threading; sys.argv = ['brushwork', '--version']; "
+            "threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT)).start(); "
+            "from brushwork.cli import main; sys.exit(main())")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == "brushwork: interrupted"
