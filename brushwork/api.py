@@ -48,6 +48,7 @@ def stylize(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_step: Callable[[Step], None] | None = None,
     start_step: int = 0,
+    style_masks: ImageSource | Sequence[ImageSource] | None = None,
     **options,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend``).
@@ -55,6 +56,9 @@ def stylize(
     ``options`` are the fields of :class:`~brushwork.style.gatys.StyleConfig` (``image_size``,
     ``iterations``, ``style_weight``, ``style_scale``, ``preserve_colors``, ``seed``, …).
     ``start_step`` continues an interrupted run from an intermediate given as ``init_image``.
+    ``style_masks`` send each style to its region: one greyscale mask per style, or one mask for two
+    styles (white = first, black = second); soft edges stay soft (``style_mask_feather`` blurs them).
+    Adjustments made on the way (a mask resized to the output) are listed in the parameters' ``notes``.
     """
     if isinstance(styles, (str, os.PathLike, Image.Image)):
         styles = [styles]
@@ -64,6 +68,9 @@ def stylize(
     content_img = _open(content, max_pixels)
     style_imgs = [_open(s, max_pixels) for s in styles]
     init_img = _open(init_image, max_pixels) if init_image is not None else None
+    if isinstance(style_masks, (str, os.PathLike, Image.Image)):
+        style_masks = [style_masks]
+    mask_imgs = [_open(m, max_pixels) for m in style_masks or []]
     config.validate(len(style_imgs))
 
     if isinstance(backbone, FeatureExtractor):
@@ -71,7 +78,8 @@ def stylize(
     else:
         net = load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
-    result = GatysEngine(net, dev).run(content_img, style_imgs, config, init_img, on_step, start_step)
+    engine = GatysEngine(net, dev)
+    result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None)
 
     from brushwork import __version__
 
@@ -87,6 +95,8 @@ def stylize(
         "pooling": pooling,
         "device": dev.type,
         "resumed_from_step": start_step or None,
+        "style_masks": [describe_input(m) for m in style_masks] if style_masks else None,
+        "notes": engine.notes,
         **asdict(config),
     }
     return result

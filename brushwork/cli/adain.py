@@ -36,7 +36,9 @@ def register(sub) -> dict:
     p.add_argument("--style", nargs="+", required=True)
     p.add_argument("--style-weights", type=float_list, help="mix of several styles, e.g. 1,3")
     p.add_argument("--alpha", type=float, default=1.0, help="0 = the photo, 1 = full style")
-    p.add_argument("--mask", help="white paints the first style, black the second")
+    p.add_argument(
+        "--style-mask", "--mask", dest="mask", help="white paints the first style, black the second (grey: a mix)"
+    )
     p.add_argument("--preserve-colors", choices=("none", "luminance", "histogram"), default="none")
     p.add_argument("--image-size", type=int, help="resize the photo's long side first")
     p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")

@@ -32,6 +32,13 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--style-blend-weights", type=float_list, default=None, help="e.g. 3,7 for two styles")
     g.add_argument("--preserve-colors", choices=MODES, default=d.preserve_colors)
     g.add_argument("--original-colors", action="store_true", help="same as --preserve-colors luminance")
+    g.add_argument(
+        "--style-mask",
+        nargs="+",
+        help="greyscale mask(s) sending each style to its region: one per style, or one for two styles "
+        "(white = first, black = second); grey = soft edge",
+    )
+    g.add_argument("--style-mask-feather", type=float, default=d.style_mask_feather, help="blur mask edges by N px")
     g.add_argument("--init", choices=("content", "noise"), default=d.init)
     g.add_argument("--init-image", help="start from this image instead")
     g.add_argument("--seed", type=int, default=d.seed)
@@ -159,6 +166,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
         fine_iterations=args.fine_iterations,
         tile=args.tile,
         lbfgs_history=args.lbfgs_history,
+        style_mask_feather=args.style_mask_feather,
     )
     start_step, init_image = 0, args.init_image
     if args.resume:
@@ -176,6 +184,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
             start_step=start_step,
             max_pixels=args.max_pixels,
             on_step=on_step,
+            style_masks=args.style_mask,
             **options,
         )
     except KeyboardInterrupt:
@@ -194,6 +203,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     save_image(result, output, result.info["parameters"])
+    for note in result.info["parameters"].get("notes") or []:
+        print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)
     return 0
 
