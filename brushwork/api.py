@@ -49,6 +49,7 @@ def stylize(
     on_step: Callable[[Step], None] | None = None,
     start_step: int = 0,
     style_masks: ImageSource | Sequence[ImageSource] | None = None,
+    audio: str | os.PathLike | None = None,
     **options,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend``).
@@ -59,10 +60,13 @@ def stylize(
     ``style_masks`` send each style to its region: one greyscale mask per style, or one mask for two
     styles (white = first, black = second); soft edges stay soft (``style_mask_feather`` blurs them).
     Adjustments made on the way (a mask resized to the output) are listed in the parameters' ``notes``.
+    ``audio`` (a sound file) sets the style weight and scale (and the mix of two styles) from the clip's
+    mood: a creative mapping (``brushwork.style.audio.still_settings``), recorded as ``audio_mapping``.
     """
     if isinstance(styles, (str, os.PathLike, Image.Image)):
         styles = [styles]
     config = StyleConfig(**options)
+    audio_mapping = _apply_audio_mood(config, audio, len(styles)) if audio is not None else None
     if init_image is not None and config.init == "content" and not start_step:
         config.init = "image"
     content_img = _open(content, max_pixels)
@@ -96,7 +100,22 @@ def stylize(
         "device": dev.type,
         "resumed_from_step": start_step or None,
         "style_masks": [describe_input(m) for m in style_masks] if style_masks else None,
-        "notes": engine.notes,
+        "audio": describe_input(audio) if audio is not None else None,
+        "audio_mapping": audio_mapping,
+        "notes": engine.notes + (audio_mapping["notes"] if audio_mapping else []),
         **asdict(config),
     }
     return result
+
+
+def _apply_audio_mood(config: StyleConfig, audio: str | os.PathLike, n_styles: int) -> dict:
+    """Scale ``config``'s style weight and scale (and, for two styles, set the blend) from a sound file."""
+    from brushwork.style.audio import still_settings
+
+    mood = still_settings(audio)
+    config.style_weight *= mood["style_weight_factor"]
+    config.style_scale *= mood["style_scale_factor"]
+    if n_styles == 2 and config.style_blend is None:
+        share = mood["second_style_share"]
+        config.style_blend = [1 - share, share] if 0 < share < 1 else None
+    return mood

@@ -39,6 +39,11 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
         "(white = first, black = second); grey = soft edge",
     )
     g.add_argument("--style-mask-feather", type=float, default=d.style_mask_feather, help="blur mask edges by N px")
+    g.add_argument(
+        "--audio",
+        help="a sound file whose mood sets the style weight and scale (and the mix of two styles): a creative "
+        "mapping, recorded in the output",
+    )
     g.add_argument("--init", choices=("content", "noise"), default=d.init)
     g.add_argument("--init-image", help="start from this image instead")
     g.add_argument("--seed", type=int, default=d.seed)
@@ -185,6 +190,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             on_step=on_step,
             style_masks=args.style_mask,
+            audio=args.audio,
             **options,
         )
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from brushwork.cli.common import add_backbone_options, progress_bar
 from brushwork.errors import BrushworkError
@@ -23,6 +24,14 @@ def register(sub) -> dict:
         action="store_false",
         help="blend only where the source stands still, without optical-flow warping",
     )
+    p.add_argument(
+        "--audio-reactive",
+        nargs="+",
+        choices=("strength", "blend", "scale"),
+        help="let the soundtrack drive the style per frame: strength (loudness/onsets), blend (brightness; adain "
+        "with two styles), scale (tempo -> stroke size)",
+    )
+    p.add_argument("--audio", help="sound to react to and to put in the output (default: the clip's own)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger")
     p.add_argument("-o", "--output", required=True, help="OUT.mp4")
@@ -43,15 +52,15 @@ def _run_video(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     meta = load_meta(args.model)
     if meta.get("kind") == "fast-style":
-        from brushwork.style.feedforward import apply_feedforward, load_feedforward
+        from brushwork.style.feedforward import load_feedforward
+        from brushwork.style.video import fast_stylist
 
         net, _ = load_feedforward(args.model, device)
-
-        def stylise(frame):
-            return apply_feedforward(net, [frame], args.strength, device=device)[0]
+        stylise = fast_stylist(net, args.strength, device)
     elif meta.get("kind") == "adain":
         from brushwork.backbones import load_backbone
-        from brushwork.style.adain import apply_adain, encoder_name, load_adain
+        from brushwork.style.adain import encoder_name, load_adain
+        from brushwork.style.video import adain_stylist
 
         if not args.style:
             raise BrushworkError("an adain model needs --style")
@@ -59,12 +68,14 @@ def _run_video(args: argparse.Namespace) -> int:
             encoder_name(args.model, args.backbone, args.weights), args.weights, args.weights_layout
         )
         model = load_adain(args.model, backbone, device)
-        styles = [load_image(s) for s in args.style]
-
-        def stylise(frame):
-            return apply_adain(model, frame, styles, alpha=args.alpha, device=device)
+        stylise = adain_stylist(model, [load_image(s) for s in args.style], args.alpha, device)
     else:
         raise BrushworkError(f"{args.model}: not a 'fast-style' or 'adain' model")
+    drive = None
+    if args.audio_reactive:
+        from brushwork.style.audio import AudioDrive
+
+        drive = AudioDrive.from_file(args.audio or args.input, args.audio_reactive)
     bar = None
 
     def on_frame(done: int, total: int) -> None:
@@ -75,11 +86,25 @@ def _run_video(args: argparse.Namespace) -> int:
 
     try:
         report = stylize_video(
-            args.input, output, stylise, args.stabilize, args.flow, args.max_frames, args.crf, on_frame
+            args.input,
+            output,
+            stylise,
+            args.stabilize,
+            args.flow,
+            args.max_frames,
+            args.crf,
+            on_frame,
+            drive,
+            args.audio,
         )
     finally:
         if bar is not None:
             bar.close()
     print(f"{output}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
           f"{report.frames / report.seconds:.1f} frames/s, flicker {report.flicker:.2f}x the source's)")  # fmt: skip
+    if report.audio_reactive:
+        reactive = report.audio_reactive
+        print(f"audio-reactive: {', '.join(reactive['modes'])}, tempo {reactive['tempo_bpm']} BPM")
+    for note in report.notes:
+        print(f"brushwork: note: {note}", file=sys.stderr)
     return 0
