@@ -76,8 +76,9 @@ def main() -> None:
         out = tmp / f"{name.replace(', ', '-').replace('+', '-')}.mp4"
         start = time.perf_counter()
         report = stylize_video(clip, out, stylise, 0.5, True, drive=drive, audio=song if drive else None)
-        print(f"{name:24s} flicker {report.flicker:.3f}x the source's  ({report.frames} frames, "
-              f"{time.perf_counter() - start:.1f} s{', tempo %.0f BPM' % drive.features.tempo if drive else ''})")
+        tempo = f", tempo {drive.features.tempo:.0f} BPM" if drive else ""
+        print(f"{name:24s} flicker {report.flicker:.3f}x the source's  "
+              f"({report.frames} frames, {time.perf_counter() - start:.1f} s{tempo})")  # fmt: skip
     drive = AudioDrive.from_file(song, ["strength", "blend"])
     frames = read_frames(out)
     picks = np.linspace(0, len(frames) - 1, 8).round().astype(int)

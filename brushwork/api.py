@@ -17,6 +17,7 @@ from PIL import Image
 from brushwork.backbones import FeatureExtractor, load_backbone
 from brushwork.device import pick_device
 from brushwork.images import DEFAULT_MAX_PIXELS, load_image
+from brushwork.style.clip_guidance import Clip
 from brushwork.style.gatys import GatysEngine, Step, StyleConfig
 
 ImageSource = str | os.PathLike | Image.Image
@@ -37,7 +38,7 @@ def _open(source: ImageSource, max_pixels: int) -> Image.Image:
 
 def stylize(
     content: ImageSource,
-    styles: ImageSource | Sequence[ImageSource],
+    styles: ImageSource | Sequence[ImageSource] = (),
     *,
     backbone: str | FeatureExtractor = "auto",
     weights: str | os.PathLike | None = None,
@@ -50,6 +51,8 @@ def stylize(
     start_step: int = 0,
     style_masks: ImageSource | Sequence[ImageSource] | None = None,
     audio: str | os.PathLike | None = None,
+    clip_weights: str | os.PathLike | None = None,
+    clip: Clip | None = None,
     **options,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend``).
@@ -62,6 +65,8 @@ def stylize(
     Adjustments made on the way (a mask resized to the output) are listed in the parameters' ``notes``.
     ``audio`` (a sound file) sets the style weight and scale (and the mix of two styles) from the clip's
     mood: a creative mapping (``brushwork.style.audio.still_settings``), recorded as ``audio_mapping``.
+    ``style_text`` (an option) paints by words with a CLIP objective, alone or beside ``styles``: CLIP is
+    ``clip`` if given, else ``clip_model``/``clip_pretrained`` from the cache, or ``clip_weights`` (a file).
     """
     if isinstance(styles, (str, os.PathLike, Image.Image)):
         styles = [styles]
@@ -82,8 +87,14 @@ def stylize(
     else:
         net = load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
+    if config.style_text and clip is None:
+        from brushwork.style.clip_guidance import load_clip
+
+        clip = load_clip(config.clip_model, config.clip_pretrained, clip_weights, dev)
+    elif clip is not None:
+        clip = clip.to(dev)
     engine = GatysEngine(net, dev)
-    result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None)
+    result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None, clip)
 
     from brushwork import __version__
 
@@ -101,6 +112,7 @@ def stylize(
         "resumed_from_step": start_step or None,
         "style_masks": [describe_input(m) for m in style_masks] if style_masks else None,
         "audio": describe_input(audio) if audio is not None else None,
+        "clip": {"model": clip.name, "weights": clip.pretrained} if config.style_text else None,
         "audio_mapping": audio_mapping,
         "notes": engine.notes + (audio_mapping["notes"] if audio_mapping else []),
         **asdict(config),

@@ -47,6 +47,13 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--init", choices=("content", "noise"), default=d.init)
     g.add_argument("--init-image", help="start from this image instead")
     g.add_argument("--seed", type=int, default=d.seed)
+    g = p.add_argument_group("words (--style-text, CLIP)")
+    g.add_argument("--clip-model", default=d.clip_model, help="an open_clip model name")
+    g.add_argument("--clip-pretrained", default=d.clip_pretrained, help="its weights' tag in the Hugging Face cache")
+    g.add_argument("--clip-weights", help="a CLIP weights file (.safetensors or state dict) instead of the cache")
+    g.add_argument("--clip-weight", type=float, default=d.clip_weight, help="directional CLIP loss, whole image")
+    g.add_argument("--clip-patch-weight", type=float, default=d.clip_patch_weight, help="the same on random crops")
+    g.add_argument("--clip-crops", type=int, default=d.clip_crops, help="random crops per step")
     g = p.add_argument_group("engine")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     g.add_argument("--learning-rate", type=float, default=d.learning_rate, help="Adam only")
@@ -87,7 +94,8 @@ def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
     p = sub.add_parser("stylize", help="paint a photo in the style of one or more paintings (Gatys et al.)")
     p.add_argument("content", help="the photo")
-    p.add_argument("--style", nargs="+", required=True, help="one or more style images")
+    p.add_argument("--style", nargs="+", default=[], help="one or more style images")
+    p.add_argument("--style-text", help='the style in words, e.g. "a watercolour with warm, loose strokes" (CLIP)')
     _add_stylize_options(p)
     p.set_defaults(stylize_parser=p)  # for --params-from, which sets this sub-parser's defaults
 
@@ -128,7 +136,10 @@ def _run_stylize(args: argparse.Namespace) -> int:
     from brushwork.files import check_output_path
     from brushwork.images import save_image
 
-    output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
+    if not args.style and not args.style_text:
+        raise BrushworkError("give --style images, a --style-text, or both")
+    style_name = Path(args.style[0]).stem if args.style else "text"
+    output = Path(args.output or f"{Path(args.content).stem}-{style_name}.png")
     check_output_path(output, args.force)
     step_path = output.with_name(output.stem + ".step{:05d}.png")
     existing = sorted(output.parent.glob(output.stem + ".step*.png"))
@@ -172,6 +183,12 @@ def _run_stylize(args: argparse.Namespace) -> int:
         tile=args.tile,
         lbfgs_history=args.lbfgs_history,
         style_mask_feather=args.style_mask_feather,
+        style_text=args.style_text,
+        clip_model=args.clip_model,
+        clip_pretrained=args.clip_pretrained,
+        clip_weight=args.clip_weight,
+        clip_patch_weight=args.clip_patch_weight,
+        clip_crops=args.clip_crops,
     )
     start_step, init_image = 0, args.init_image
     if args.resume:
@@ -191,6 +208,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
             on_step=on_step,
             style_masks=args.style_mask,
             audio=args.audio,
+            clip_weights=args.clip_weights,
             **options,
         )
     except KeyboardInterrupt:

@@ -209,12 +209,12 @@ class TiledObjective:
         mass = {key: self.masses.get(key, grams.counts[key]) for key in keys}
         whole_grams = {key: (grams.sums[key] / mass[key]).float().requires_grad_(True) for key in keys}
         with torch.enable_grad():
-            style = 0.0
+            style = torch.zeros((), device=image.device, requires_grad=True)  # no style images: words only
             for r, (targets, share) in enumerate(zip(self.regions, self.shares, strict=True)):
                 region = {name: whole_grams[r, name] for name in self.style_names}
                 style = style + share * style_loss_from_grams(region, targets)
             style = self.style_weight * style
-        d_grams = dict(zip(keys, torch.autograd.grad(style, list(whole_grams.values())), strict=True))
+        d_grams = dict(zip(keys, torch.autograd.grad(style, list(whole_grams.values())), strict=True)) if keys else {}
         content = sum(self._content_term(name, content_err[name]) for name in self.content_layers)
 
         # Pass 2: each tile's share of the gradient, through a surrogate with exactly that gradient.
