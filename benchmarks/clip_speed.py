@@ -18,7 +18,7 @@ import torch
 
 import brushwork
 from brushwork.backbones import load_backbone
-from brushwork.images import image_to_tensor, load_image, resize_long_side
+from brushwork.media import image_to_tensor, load_image, resize_long_side
 from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
 from brushwork.style.gatys import GatysEngine, StyleConfig
 

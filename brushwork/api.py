@@ -1,35 +1,27 @@
-"""The Python API: ``brushwork.stylize(content, styles, ...)`` returns a PIL image.
+"""The Python API: one function per engine; each returns images carrying their :class:`~brushwork.records.Record`.
 
-The returned image's ``info["parameters"]`` holds everything needed to repeat the run; the CLI
-writes it into the PNG.
+``brushwork.save(image, "out.png")`` writes an image with its record (the one exit, also used by
+the CLI); ``brushwork.records.record_of(image)`` reads it in memory, ``brushwork.read_record(path)``
+from a file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 from PIL import Image
 
 from brushwork.backbones import FeatureExtractor, load_backbone
 from brushwork.device import pick_device
-from brushwork.images import DEFAULT_MAX_PIXELS, load_image
+from brushwork.media import DEFAULT_MAX_PIXELS, load_image
+from brushwork.output import save_output as save
+from brushwork.records import Record, attach, describe_input, new_record, read_record
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.gatys import GatysEngine, Step, StyleConfig
 
 ImageSource = str | os.PathLike | Image.Image
-
-
-def describe_input(source: ImageSource) -> dict:
-    """Name and hash of an input, so the parameters say exactly which file was used."""
-    if isinstance(source, Image.Image):
-        return {"name": "<in-memory image>", "size": list(source.size)}
-    path = Path(source)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"name": path.name, "sha256": digest}
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:
@@ -62,24 +54,26 @@ def stylize(
     ``start_step`` continues an interrupted run from an intermediate given as ``init_image``.
     ``style_masks`` send each style to its region: one greyscale mask per style, or one mask for two
     styles (white = first, black = second); soft edges stay soft (``style_mask_feather`` blurs them).
-    Adjustments made on the way (a mask resized to the output) are listed in the parameters' ``notes``.
     ``audio`` (a sound file) sets the style weight and scale (and the mix of two styles) from the clip's
-    mood: a creative mapping (``brushwork.style.audio.still_settings``), recorded as ``audio_mapping``.
+    mood: a creative mapping (``brushwork.style.audio.still_settings``), kept in the record's extra.
     ``style_text`` (an option) paints by words with a CLIP objective, alone or beside ``styles``: CLIP is
     ``clip`` if given, else ``clip_model``/``clip_pretrained`` from the cache, or ``clip_weights`` (a file).
+    Adjustments made on the way (a mask resized to the output) are listed in the record's ``extra["notes"]``.
     """
     if isinstance(styles, (str, os.PathLike, Image.Image)):
         styles = [styles]
+    if isinstance(style_masks, (str, os.PathLike, Image.Image)):
+        style_masks = [style_masks]
     config = StyleConfig(**options)
-    audio_mapping = _apply_audio_mood(config, audio, len(styles)) if audio is not None else None
     if init_image is not None and config.init == "content" and not start_step:
         config.init = "image"
     content_img = _open(content, max_pixels)
     style_imgs = [_open(s, max_pixels) for s in styles]
     init_img = _open(init_image, max_pixels) if init_image is not None else None
-    if isinstance(style_masks, (str, os.PathLike, Image.Image)):
-        style_masks = [style_masks]
     mask_imgs = [_open(m, max_pixels) for m in style_masks or []]
+    config.validate(len(style_imgs))
+    chosen = asdict(config)  # the record keeps what was asked; the sound's mapping goes in its extra
+    audio_mapping = _apply_audio_mood(config, audio, len(styles)) if audio is not None else None
     config.validate(len(style_imgs))
 
     if isinstance(backbone, FeatureExtractor):
@@ -93,31 +87,31 @@ def stylize(
         clip = load_clip(config.clip_model, config.clip_pretrained, clip_weights, dev)
     elif clip is not None:
         clip = clip.to(dev)
+
+    parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
+                  "pooling": pooling, "resumed_from_step": start_step or None, **chosen}  # fmt: skip
+    inputs = {"content": describe_input(content), "styles": [describe_input(s) for s in styles]}
+    if init_image is not None:
+        inputs["init_image"] = describe_input(init_image)
+    if style_masks:
+        inputs["style_masks"] = [describe_input(m) for m in style_masks]
+    if audio is not None:
+        inputs["audio"] = describe_input(audio)
+    models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
+    if config.style_text:
+        parameters["clip_weights"] = clip_weights
+        models["clip"] = (
+            describe_input(clip_weights) if clip_weights else {"name": clip.name, "weights": clip.pretrained}
+        )
+    record = new_record("gatys", parameters, inputs=inputs, models=models, seed=config.seed, device=dev)
     engine = GatysEngine(net, dev)
     result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None, clip)
-
-    from brushwork import __version__
-
-    result.info["parameters"] = {
-        "brushwork": __version__,
-        "engine": "gatys",
-        "content": describe_input(content),
-        "styles": [describe_input(s) for s in styles],
-        "init_image": describe_input(init_image) if init_image is not None else None,
-        "backbone": net.name,
-        "weights": Path(weights).name if weights else "default",
-        "weights_layout": getattr(net, "layout", None),
-        "pooling": pooling,
-        "device": dev.type,
-        "resumed_from_step": start_step or None,
-        "style_masks": [describe_input(m) for m in style_masks] if style_masks else None,
-        "audio": describe_input(audio) if audio is not None else None,
-        "clip": {"model": clip.name, "weights": clip.pretrained} if config.style_text else None,
-        "audio_mapping": audio_mapping,
-        "notes": engine.notes + (audio_mapping["notes"] if audio_mapping else []),
-        **asdict(config),
-    }
-    return result
+    notes = engine.notes + (audio_mapping["notes"] if audio_mapping else [])
+    if notes:
+        record.extra["notes"] = notes
+    if audio_mapping:
+        record.extra["audio_mapping"] = {k: v for k, v in audio_mapping.items() if k != "notes"}
+    return attach(result, record.finish())
 
 
 def _apply_audio_mood(config: StyleConfig, audio: str | os.PathLike, n_styles: int) -> dict:
@@ -131,3 +125,6 @@ def _apply_audio_mood(config: StyleConfig, audio: str | os.PathLike, n_styles: i
         share = mood["second_style_share"]
         config.style_blend = [1 - share, share] if 0 < share < 1 else None
     return mood
+
+
+__all__ = ["Record", "describe_input", "read_record", "save", "stylize"]

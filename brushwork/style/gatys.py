@@ -19,7 +19,7 @@ from PIL import Image
 
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, non_negative, require
-from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color, masks
 from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
 from brushwork.style.lbfgs import DeviceLBFGS
