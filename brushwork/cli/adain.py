@@ -12,6 +12,7 @@ from brushwork.cli.common import (
     float_list,
     train_with_progress,
 )
+from brushwork.errors import BrushworkError
 
 
 def register(sub) -> dict:
@@ -33,7 +34,12 @@ def register(sub) -> dict:
     p = ad_sub.add_parser("apply", help="stylise a photo with any style image(s)")
     p.add_argument("model")
     p.add_argument("content")
-    p.add_argument("--style", nargs="+", required=True)
+    p.add_argument("--style", nargs="+", default=[])
+    p.add_argument("--style-text", help="pick the style from --style-dir by words (CLIP similarity)")
+    p.add_argument("--style-dir", help="a folder of style images for --style-text")
+    p.add_argument("--clip-model", default="ViT-B-32", help="an open_clip model name (for --style-text)")
+    p.add_argument("--clip-pretrained", default="openai", help="its weights' tag in the Hugging Face cache")
+    p.add_argument("--clip-weights", help="a CLIP weights file instead of the cache")
     p.add_argument("--style-weights", type=float_list, help="mix of several styles, e.g. 1,3")
     p.add_argument("--alpha", type=float, default=1.0, help="0 = the photo, 1 = full style")
     p.add_argument(
@@ -89,8 +95,11 @@ def _run_adain(args: argparse.Namespace) -> int:
     from brushwork.api import save
     from brushwork.records import describe_input, new_record
 
-    output = check_output_path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png", args.force)
     device = pick_device(args.device)
+    ranked = _styles_by_text(args, device) if args.style_text else None
+    if not args.style:
+        raise BrushworkError("give --style images, or --style-text with --style-dir")
+    output = check_output_path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png", args.force)
     model = adain.load_adain(args.model, backbone, device)
     result = adain.apply_adain(
         model, load_image(args.content), [load_image(s) for s in args.style], args.style_weights, args.alpha,
@@ -101,7 +110,24 @@ def _run_adain(args: argparse.Namespace) -> int:
     inputs = {"content": describe_input(args.content), "styles": [describe_input(s) for s in args.style]}
     if args.mask:
         inputs["mask"] = describe_input(args.mask)
+    if ranked:
+        params.update(style_text=args.style_text, clip_model=args.clip_model, clip_pretrained=args.clip_pretrained)
+        inputs["style_dir"] = str(args.style_dir)
     record = new_record("adain", params, inputs=inputs, models={"model": describe_input(args.model)}, device=device)
     save(result, output, record, force=args.force)
     print(output)
     return 0
+
+
+def _styles_by_text(args: argparse.Namespace, device) -> list:
+    """Put the style in --style-dir that best matches --style-text first in args.style; print the top three."""
+    from brushwork.style.clip_guidance import load_clip, rank_styles
+
+    if not args.style_dir:
+        raise BrushworkError("--style-text picks from a folder: give --style-dir")
+    clip = load_clip(args.clip_model, args.clip_pretrained, args.clip_weights, device)
+    ranked = rank_styles(clip, args.style_text, args.style_dir)
+    for path, score in ranked[:3]:
+        print(f"  {score:.3f}  {path}")
+    args.style = [str(ranked[0][0]), *args.style]
+    return ranked

@@ -269,3 +269,31 @@ def _random_affines(n: int, generator: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin + shear
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
     return theta
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MAX_LIBRARY = 5000  # style images ranked at most: a library, not a dataset
+
+
+@torch.no_grad()
+def rank_styles(clip: Clip, text: str, folder: str | os.PathLike) -> list[tuple[Path, float]]:
+    """The style images in ``folder`` (searched recursively), best match to ``text`` first, with their CLIP
+    cosine similarity to it. Unreadable files are skipped."""
+    from brushwork.media import image_to_tensor, load_image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BrushworkError(f"{folder}: not a folder of style images")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:MAX_LIBRARY]
+    text_embedding = clip.encode_text(text)
+    scored = []
+    for path in paths:
+        try:
+            image = load_image(path)
+        except BrushworkError:
+            continue
+        embedding = clip.encode_images(image_to_tensor(image).to(clip.mean.device))
+        scored.append((path, float((embedding * text_embedding).sum())))
+    if not scored:
+        raise BrushworkError(f"{folder}: no readable style images")
+    return sorted(scored, key=lambda item: -item[1])
