@@ -130,6 +130,15 @@ def test_cli_audio_reactive_fast_and_adain(tmp_path, capsys):
     assert main([*argv, "--style", *styles, str(EXAMPLES / "shipwreck.jpg")]) == 0
     assert main([*argv[:-1], "scale", "--style", *styles, "--audio", str(tmp_path / "nope.wav"), "--force"]) == 2
     assert "no such file" in capsys.readouterr().err
+    silent_film = make_video(tmp_path / "silent.mp4", frames=3, size=(96, 64), audio=False)
+    assert (
+        main(
+            ["video", str(silent_film), "--model", fast, "-o", str(tmp_path / "s.mp4"), "--audio-reactive", "strength"]
+        )
+        == 2
+    )
+    assert "has no audio stream; give the sound with --audio" in capsys.readouterr().err
+    assert not (tmp_path / "s.mp4").exists()
 
 
 def test_still_from_a_clips_mood(tmp_path, tiny_net):

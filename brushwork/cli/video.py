@@ -75,7 +75,10 @@ def _run_video(args: argparse.Namespace) -> int:
     if args.audio_reactive:
         from brushwork.style.audio import AudioDrive
 
-        drive = AudioDrive.from_file(args.audio or args.input, args.audio_reactive)
+        try:
+            drive = AudioDrive.from_file(args.audio or args.input, args.audio_reactive)
+        except BrushworkError as exc:
+            raise BrushworkError(f"{exc}{'' if args.audio else '; give the sound with --audio SONG'}") from exc
     bar = None
 
     def on_frame(done: int, total: int) -> None:
