@@ -141,3 +141,26 @@ def test_gan_from_python(tmp_path):
     register_extractor("tiny", lambda device, weights: FeatureEmbedder("tiny", TinyFeatures().to(device), "out", 16))
     figures = brushwork.gan_evaluate(run, samples=8, extractor="tiny")
     assert figures["generated"] == 8 and "fid_tiny" in figures
+
+
+def test_single_file_and_slim_models(tiny_backbone, folders, tmp_path, capsys):
+    from brushwork.checkpoints import meta_path
+
+    photos, paintings = folders
+    model = brushwork.fast_train(paintings / "s0.png", photos, tmp_path / "m.safetensors", steps=1, image_size=32,
+                                 batch_size=1, width=4, residual_blocks=1)  # fmt: skip
+    photo = make_image(32, 24)
+    expected = brushwork.fast_apply(model, photo).tobytes()
+    beside = meta_path(model).read_text()
+    meta_path(model).unlink()  # shared alone: the settings are in the file's header
+    assert brushwork.fast_apply(model, photo).tobytes() == expected
+    meta_path(model).write_text(beside.replace('"starry', '"x').replace('"s0.png"', '"edited.png"'))
+    assert record_of(brushwork.fast_apply(model, photo)).inputs["styles"][0]["name"] == "edited.png"  # .json wins
+    from brushwork.cli import main
+
+    slim = tmp_path / "slim.safetensors"
+    assert main(["fast", "slim", str(model), "-o", str(slim)]) == 0
+    assert "was" in capsys.readouterr().out and slim.stat().st_size < model.stat().st_size / 2
+    meta_path(slim).unlink()
+    assert brushwork.fast_apply(slim, photo).tobytes() == expected
+    assert main(["adain", "slim", str(model), "-o", str(slim)]) == 2  # exists, no --force
