@@ -208,3 +208,19 @@ def test_info_reads_every_output(tmp_path, suffix, capsys):
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert '"engine": "gan-' in capsys.readouterr().out
+
+
+def test_readme_gan_commands_as_written(tmp_path, monkeypatch, capsys):
+    """``-o runs/fm`` creates runs/; ``fashion-mnist`` without the files says where to get them."""
+    from tests.test_gan import write_classes
+
+    monkeypatch.setattr("brushwork.gan.data.FASHION_DEBIAN", tmp_path / "no-debian")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert main(["gan", "train", "fashion-mnist", "--conditional", "-o", str(tmp_path / "runs" / "fm")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset-fashion-mnist" in err and "http" not in err.replace("github.com", "")
+    data = write_classes(tmp_path / "d")
+    run = tmp_path / "runs" / "paintings"
+    assert main(["gan", "train", str(data), "--out", str(run), "--steps", "1", "--batch-size", "4", "--latent", "8",
+                 "--g-width", "8", "--d-width", "8", "--eval-every", "0", "-q"]) == 0  # fmt: skip
+    assert (run / "checkpoint.safetensors").is_file()
