@@ -20,11 +20,9 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from brushwork.backbones import load_backbone
-from brushwork.style.adain import encoder_name, load_adain
+from brushwork import api
 from brushwork.style.audio import AudioDrive
-from brushwork.style.feedforward import load_feedforward
-from brushwork.style.video import adain_stylist, fast_stylist, read_frames, stylize_video
+from brushwork.style.video import read_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "brushwork" / "examples"
@@ -60,23 +58,23 @@ def main() -> None:
     clip, song = tmp / "clip.mp4", tmp / "song.wav"
     make_clip(clip)
     make_song(song)
-    net, _ = load_feedforward(EXAMPLES / "starry_night-fast.safetensors")
-    model_path = EXAMPLES / "adain-lite0.safetensors"
-    model = load_adain(model_path, load_backbone(encoder_name(model_path, "auto", None)))
-    styles = [Image.open(EXAMPLES / n).convert("RGB") for n in ("starry_night.jpg", "shipwreck.jpg")]
+    fast = api.load_model(EXAMPLES / "starry_night-fast.safetensors")
+    adain = api.load_model(EXAMPLES / "adain-lite0.safetensors")
+    styles = [EXAMPLES / "starry_night.jpg", EXAMPLES / "shipwreck.jpg"]
     runs = [
-        ("fast, plain", fast_stylist(net), None),
-        ("fast, strength", fast_stylist(net), ["strength"]),
-        ("fast, scale", fast_stylist(net), ["scale"]),
-        ("adain, plain", adain_stylist(model, styles), None),
-        ("adain, strength+blend", adain_stylist(model, styles), ["strength", "blend"]),
+        ("fast, plain", fast, None, None),
+        ("fast, strength", fast, None, ["strength"]),
+        ("fast, scale", fast, None, ["scale"]),
+        ("adain, plain", adain, styles, None),
+        ("adain, strength+blend", adain, styles, ["strength", "blend"]),
     ]
-    for name, stylise, modes in runs:
-        drive = AudioDrive.from_file(song, modes) if modes else None
+    for name, model, style_paths, modes in runs:
         out = tmp / f"{name.replace(', ', '-').replace('+', '-')}.mp4"
         start = time.perf_counter()
-        report = stylize_video(clip, out, stylise, 0.5, True, drive=drive, audio=song if drive else None)
-        tempo = f", tempo {drive.features.tempo:.0f} BPM" if drive else ""
+        report = api.stylize_video(clip, out, model=model, styles=style_paths, audio_reactive=modes,
+                                   audio=song if modes else None)  # fmt: skip
+        tempo = report.record.parameters.get("audio_analysis", {}).get("tempo_bpm")
+        tempo = f", tempo {tempo} BPM" if tempo else ""
         print(f"{name:24s} flicker {report.flicker:.3f}x the source's  "
               f"({report.frames} frames, {time.perf_counter() - start:.1f} s{tempo})")  # fmt: skip
     drive = AudioDrive.from_file(song, ["strength", "blend"])

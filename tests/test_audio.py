@@ -89,7 +89,8 @@ def test_bad_audio(tmp_path):
 
 
 def test_audio_reactive_video_muxes_the_song_and_notes_a_short_one(tmp_path):
-    from brushwork.style.video import FrameSettings, read_frames, stylize_video
+    from brushwork.style.audio import FrameSettings
+    from brushwork.style.video import read_frames, stylize_video
     from tests.test_video import make_video
 
     src = make_video(tmp_path / "in.mp4", frames=24, audio=False)  # 2 s at 12 fps
@@ -123,6 +124,13 @@ def test_cli_audio_reactive_fast_and_adain(tmp_path, capsys):
         main(["video", str(src), "--model", fast, "-o", str(out), "-q", "--audio-reactive", "strength", "scale"]) == 0
     )
     assert "audio-reactive: strength, scale" in capsys.readouterr().out
+    from brushwork.records import read_record
+
+    record = read_record(out)  # the MP4's comment
+    assert (
+        record.parameters["audio_reactive"] == ["strength", "scale"]
+        and record.parameters["audio_analysis"]["tempo_bpm"]
+    )
     adain_model, styles = str(EXAMPLES / "adain-lite0.safetensors"), [str(EXAMPLES / "starry_night.jpg")]
     argv = ["video", str(src), "--model", adain_model, "-o", str(tmp_path / "a.mp4"), "-q", "--audio-reactive", "blend"]
     assert main([*argv, "--style", *styles]) == 2

@@ -25,7 +25,7 @@ from PIL import Image
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
 from brushwork.media import image_to_tensor, tensor_to_image
-from brushwork.style.audio import AudioDrive, FrameSettings
+from brushwork.style.audio import AudioDrive
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
 MOTION_SCALE = 0.04
@@ -134,12 +134,14 @@ def stylize_video(
     on_frame: Callable[[int, int], None] | None = None,
     drive: AudioDrive | None = None,
     audio: str | os.PathLike | None = None,
+    comment: str = "",
 ) -> VideoReport:
-    """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio.
+    """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio;
+    ``comment`` (the run's record) goes into the file's metadata.
 
     With ``drive`` (audio-reactive), ``stylise`` is called as ``stylise(picture, FrameSettings)`` with the
-    settings the music asks for at that frame's time (see ``fast_stylist`` and ``adain_stylist``). With
-    ``audio``, that file's sound replaces the clip's (encoded as AAC, cut to the video's length)."""
+    settings the music asks for at that frame's time. With ``audio``, that file's sound replaces the
+    clip's (encoded as AAC, cut to the video's length)."""
     av = _av()
     source, output = Path(source), Path(output)
     if not source.is_file():
@@ -156,7 +158,17 @@ def stylize_video(
         def write(tmp: str) -> None:
             nonlocal report
             report = _transcode(
-                av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf, on_frame, drive, audio
+                av,
+                container,
+                tmp,
+                stylise,
+                Stabiliser(stabilise, flow),
+                max_frames,
+                crf,
+                on_frame,
+                comment,
+                drive,
+                audio,
             )
 
         atomic_write(output, write)
@@ -164,7 +176,8 @@ def stylize_video(
     return report
 
 
-def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, drive, audio) -> VideoReport:
+def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="", drive=None,
+               audio=None) -> VideoReport:  # fmt: skip
     import time
 
     start = time.perf_counter()
@@ -179,6 +192,8 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
     meter = FlickerMeter()
     frames = 0
     with av.open(target, "w", format="mp4") as out:
+        if comment:
+            out.metadata["comment"] = comment
         # Every stream must exist before the first packet is written (audio may come first).
         width, height = v_in.codec_context.width, v_in.codec_context.height
         v_out = _h264_stream(out, rate, width, height, crf)
@@ -267,45 +282,6 @@ def at_stroke_scale(picture: Image.Image, scale: float, run: Callable[[Image.Ima
     w, h = picture.size
     small = picture.resize((max(min_side, round(w / scale)), max(min_side, round(h / scale))), Image.Resampling.LANCZOS)
     return run(small).resize((w, h), Image.Resampling.BICUBIC)
-
-
-def fast_stylist(net, strength: float = 1.0, device="cpu") -> Callable[..., Image.Image]:
-    """A frame function for a feed-forward model; takes ``FrameSettings`` (strength, scale) when audio-reactive."""
-    from brushwork.style.feedforward import MIN_SIDE, apply_feedforward
-
-    def stylise(picture: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
-        settings = settings or FrameSettings()
-        if settings.blend is not None:
-            raise BrushworkError("audio-reactive blend needs an adain model and two styles")
-
-        def run(img: Image.Image) -> Image.Image:
-            return apply_feedforward(net, [img], strength * settings.strength, device=device)[0]
-
-        return at_stroke_scale(picture, settings.scale, run, MIN_SIDE)
-
-    return stylise
-
-
-def adain_stylist(model, styles: list[Image.Image], alpha: float = 1.0, device="cpu") -> Callable[..., Image.Image]:
-    """A frame function for an AdaIN model; takes ``FrameSettings`` (alpha, blend of two styles, stroke scale)."""
-    from brushwork.style.adain import apply_adain
-    from brushwork.style.feedforward import MIN_SIDE
-
-    def stylise(picture: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
-        settings = settings or FrameSettings()
-        weights = None
-        if settings.blend is not None:
-            if len(styles) != 2:
-                raise BrushworkError("audio-reactive blend mixes exactly two styles: give two --style images")
-            weights = [1 - settings.blend, settings.blend]
-
-        def run(img: Image.Image) -> Image.Image:
-            # The style is read at the (shrunk) frame's size, so its patterns grow with the strokes.
-            return apply_adain(model, img, styles, weights, alpha * settings.strength, device=device)
-
-        return at_stroke_scale(picture, settings.scale, run, MIN_SIDE * model.stride // 4)
-
-    return stylise
 
 
 def _h264_stream(out, rate, width: int, height: int, crf: int):
