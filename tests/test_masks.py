@@ -151,3 +151,13 @@ def test_cli_style_mask(images, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["adain", "apply", "--help"])
     assert "--style-mask" in capsys.readouterr().out
+
+
+def test_masks_follow_lite0s_rounded_tile_sides():
+    """Lite0 tiles at sides rounded to its stride: the masks are resized with the image at every scale."""
+    from tests.test_tiling import random_lite0
+
+    content, a, b = make_image(75, 50, 0), make_image(48, 48, 1, "stripes"), make_image(40, 40, 2, "noise")
+    cfg = StyleConfig(image_size=75, iterations=2, tile=32)
+    out = GatysEngine(random_lite0()).run(content, [a, b], cfg, style_masks=[half_mask(75, 50, soft=True)])
+    assert out.size == (75, 50)
