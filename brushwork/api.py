@@ -34,7 +34,14 @@ from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.gan.train import PRECISIONS as GAN_PRECISIONS
 from brushwork.gan.train import GanConfig
 from brushwork.judge.distribution import EXTRACTORS
-from brushwork.media import DEFAULT_MAX_PIXELS, image_to_tensor, load_image, resize_long_side, tensor_to_image
+from brushwork.media import (
+    DEFAULT_MAX_PIXELS,
+    high_precision,
+    image_to_tensor,
+    load_image,
+    resize_long_side,
+    tensor_to_image,
+)
 from brushwork.output import save_output as save
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
@@ -747,6 +754,7 @@ __all__ = [
     "gan_interpolate",
     "gan_sample",
     "gan_train",
+    "high_precision",
     "image_files",
     "info",
     "load_model",

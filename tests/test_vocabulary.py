@@ -224,3 +224,14 @@ def test_readme_gan_commands_as_written(tmp_path, monkeypatch, capsys):
     assert main(["gan", "train", str(data), "--out", str(run), "--steps", "1", "--batch-size", "4", "--latent", "8",
                  "--g-width", "8", "--d-width", "8", "--eval-every", "0", "-q"]) == 0  # fmt: skip
     assert (run / "checkpoint.safetensors").is_file()
+
+
+def test_sixteen_bit_tiff_from_the_command_line(photos, tmp_path):
+    import numpy as np
+    import tifffile
+
+    out = tmp_path / "print.tif"
+    assert main(["fast", "apply", FAST_MODEL, str(photos / "p0.png"), "--bit-depth", "16", "-o", str(out)]) == 0
+    pixels = tifffile.imread(out)
+    assert pixels.dtype == np.uint16 and read_record(out).engine == "fast"
+    assert (pixels % 257 != 0).any()  # not 8-bit values scaled up

@@ -9,6 +9,7 @@ from brushwork.cli.common import (
     TRAINING_HELP,
     Replay,
     add_backbone_options,
+    add_bit_depth,
     add_config_options,
     add_output_options,
     add_params_from,
@@ -20,7 +21,9 @@ from brushwork.cli.common import (
     add_verb_group,
     backbone_options,
     config_values,
+    output_suffix,
     outputs_for,
+    precision,
     train_with_progress,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
@@ -48,6 +51,7 @@ def register(sub) -> dict:
     p.add_argument("--style", nargs="+", required=True, help="one or more style images")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
+    add_bit_depth(p)
     add_style_blend_weights(p)
     add_strength(p)
     p.add_argument("--style-mask", "--mask", dest="style_mask",
@@ -86,25 +90,26 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_apply(args: argparse.Namespace) -> int:
     sources = api.image_files(args.content)
-    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir)
+    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir, output_suffix(args))
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
                            weights_layout=args.weights_layout, device=args.device)  # fmt: skip
     for src, dst in zip(sources, outputs, strict=True):
-        result = api.adain_apply(
-            model,
-            src,
-            args.style,
-            style_blend_weights=args.style_blend_weights,
-            strength=args.strength,
-            style_mask=args.style_mask,
-            preserve_colors=args.preserve_colors,
-            image_size=args.image_size,
-            style_size=args.style_size,
-            weights=args.weights,
-            max_pixels=args.max_pixels,
-        )
-        api.save(result, dst, force=args.force)
+        with precision(args):
+            result = api.adain_apply(
+                model,
+                src,
+                args.style,
+                style_blend_weights=args.style_blend_weights,
+                strength=args.strength,
+                style_mask=args.style_mask,
+                preserve_colors=args.preserve_colors,
+                image_size=args.image_size,
+                style_size=args.style_size,
+                weights=args.weights,
+                max_pixels=args.max_pixels,
+            )
+        api.save(result, dst, force=args.force, bit_depth=args.bit_depth)
         print(dst)
     return 0

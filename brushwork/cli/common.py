@@ -179,6 +179,22 @@ def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
         p.add_argument("--max-pixels", type=int, default=api.DEFAULT_MAX_PIXELS, help="refuse larger input images")
 
 
+def add_bit_depth(p) -> None:
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                   help="16: a 16-bit-per-channel TIFF for print, from the engine's full-precision result")  # fmt: skip
+
+
+def output_suffix(args: argparse.Namespace) -> str:
+    return ".tif" if getattr(args, "bit_depth", 8) == 16 else ".png"
+
+
+def precision(args: argparse.Namespace):
+    """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
+    import contextlib
+
+    return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()
+
+
 def add_strength(p, what: str = "the photo") -> None:
     p.add_argument("--strength", type=float, default=1.0, help=f"0 = {what}, 1 = full style")
     p.add_argument("--alpha", dest="strength", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
