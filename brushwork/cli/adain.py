@@ -38,7 +38,12 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)", required=True)
+    add_output_options(
+        p,
+        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
+        required=True,
+        force="train a new model over an existing one",
+    )
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")

@@ -55,7 +55,12 @@ def register(sub) -> dict:
     p = add_parser(fast_sub, "train", "train a network for one style on a folder of photos")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
-    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)", required=True)
+    add_output_options(
+        p,
+        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
+        required=True,
+        force="train a new model over an existing one",
+    )
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
