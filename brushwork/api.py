@@ -24,6 +24,7 @@ from PIL import Image
 
 from brushwork import backbones
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor
+from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
@@ -55,7 +56,6 @@ PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-POOLINGS = ("max", "avg")
 INITS = ("content", "noise")
 GAN_UPSAMPLES = ("resize", "transposed")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
