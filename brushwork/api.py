@@ -24,6 +24,7 @@ from PIL import Image
 
 from brushwork import backbones
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor
+from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
@@ -34,7 +35,14 @@ from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.gan.train import PRECISIONS as GAN_PRECISIONS
 from brushwork.gan.train import GanConfig
 from brushwork.judge.distribution import EXTRACTORS
-from brushwork.media import DEFAULT_MAX_PIXELS, image_to_tensor, load_image, resize_long_side, tensor_to_image
+from brushwork.media import (
+    DEFAULT_MAX_PIXELS,
+    high_precision,
+    image_to_tensor,
+    load_image,
+    resize_long_side,
+    tensor_to_image,
+)
 from brushwork.output import save_output as save
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
@@ -51,7 +59,6 @@ PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-POOLINGS = ("max", "avg")
 INITS = ("content", "noise")
 GAN_UPSAMPLES = ("resize", "transposed")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
@@ -841,6 +848,7 @@ __all__ = [
     "gan_interpolate",
     "gan_sample",
     "gan_train",
+    "high_precision",
     "image_files",
     "info",
     "load_model",

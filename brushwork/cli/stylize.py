@@ -11,13 +11,16 @@ from brushwork import api
 from brushwork.cli.common import (
     Replay,
     add_backbone_options,
+    add_bit_depth,
     add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
     add_run_options,
     add_style_blend_weights,
+    output_suffix,
     outputs_for,
+    precision,
     progress_bar,
 )
 from brushwork.errors import BrushworkError
@@ -61,6 +64,7 @@ LOOK = ("image_size", "iterations", "content_weight", "style_weight", "tv_weight
 def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     add_output_options(p, "output image (.png, .jpg, .webp or .tif; one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs of several photos (default: here)")
+    add_bit_depth(p)
     g = p.add_argument_group("look")
     choices = {"preserve_colors": api.PRESERVE_COLORS, "init": api.INITS, "optimizer": api.OPTIMIZERS}
     add_config_options(g, api.StyleConfig, only=LOOK, help=STYLE_HELP, choices=choices, keep_defaults=True)
@@ -134,7 +138,9 @@ def _run_stylize(args: argparse.Namespace) -> int:
         raise BrushworkError("--resume and --init-image are for one photo at a time")
     if not args.style and not args.style_text:
         raise BrushworkError("give --style images, a --style-text, or both")
-    outputs = outputs_for(contents, args.style[0] if args.style else "text", args.output, args.out_dir)
+    outputs = outputs_for(
+        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
+    )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
     for content, output in zip(contents, outputs, strict=True):
@@ -177,11 +183,12 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
     if args.resume:
         start_step, init_image = _latest_intermediate(existing, content.name, options)
     try:
-        result = api.stylize(content, args.style, backbone=args.backbone, weights=args.weights,
-                             weights_layout=args.weights_layout, pooling=args.pooling, device=args.device,
-                             init_image=init_image, start_step=start_step, max_pixels=args.max_pixels,
-                             on_step=on_step, style_masks=args.style_mask, audio=args.audio,
-                             clip_weights=args.clip_weights, **options)  # fmt: skip
+        with precision(args):
+            result = api.stylize(content, args.style, backbone=args.backbone, weights=args.weights,
+                                 weights_layout=args.weights_layout, pooling=args.pooling, device=args.device,
+                                 init_image=init_image, start_step=start_step, max_pixels=args.max_pixels,
+                                 on_step=on_step, style_masks=args.style_mask, audio=args.audio,
+                                 clip_weights=args.clip_weights, **options)  # fmt: skip
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -195,7 +202,7 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
         return 130
     if bar is not None:
         bar.close()
-    api.save(result, output, force=args.force)
+    api.save(result, output, force=args.force, bit_depth=args.bit_depth)
     for note in api.record_of(result).extra.get("notes", []):
         print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)
