@@ -1,0 +1,73 @@
+"""Style-transfer scores: an output lies between its photo and its painting on both axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from brushwork.errors import BrushworkError
+from brushwork.images import load_image
+from brushwork.judge.scores import (
+    StyleScorer,
+    colour_histogram_distance,
+    image_files,
+    mean_covariance_distance,
+    score_outputs,
+)
+from tests.conftest import make_image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    from brushwork.backbones import load_backbone
+
+    return load_backbone("lite0")
+
+
+def test_a_stylised_output_lies_between_its_photo_and_its_painting(lite0):
+    from brushwork.style.feedforward import apply_feedforward, load_feedforward
+
+    photo = load_image(EXAMPLES / "tubingen.jpg")
+    painting = load_image(EXAMPLES / "starry_night.jpg")
+    net, _ = load_feedforward(EXAMPLES / "starry_night-fast.safetensors")
+    output = apply_feedforward(net, [photo], image_size=192)[0]
+    scorer = StyleScorer(photo, painting, lite0, size=192)
+    as_photo, as_output, as_painting = (scorer.score(img) for img in (photo, output, painting))
+    assert as_photo.content_distance < 1e-9 < as_output.content_distance < as_painting.content_distance
+    for axis in ("style_distance", "gram_distance", "colour_distance"):
+        assert getattr(as_painting, axis) < getattr(as_output, axis) < getattr(as_photo, axis), axis
+    assert as_output.artfid_lite0 == pytest.approx((1 + as_output.content_distance) * (1 + as_output.style_distance))
+
+
+def test_score_outputs_takes_folders_and_sorts_best_first(tmp_path, tiny_net):
+    outs = tmp_path / "outs"
+    outs.mkdir()
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    make_image(48, 32, 0, "gradient").save(content)
+    make_image(48, 32, 1, "stripes").save(style)
+    make_image(48, 32, 0, "gradient").save(outs / "same-as-photo.png")
+    make_image(48, 32, 5, "noise").save(outs / "noise.png")
+    (outs / "notes.txt").write_text("not an image")
+    scores = score_outputs([outs], content, style, tiny_net, size=48)
+    assert [Path(s.path).name for s in scores] == ["same-as-photo.png", "noise.png"]
+    assert scores[0].artfid_lite0 <= scores[1].artfid_lite0
+    with pytest.raises(BrushworkError, match="no such file"):
+        image_files([tmp_path / "absent"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BrushworkError, match="no images"):
+        image_files([empty])
+
+
+def test_distances_are_zero_for_identical_inputs_and_grow_with_difference():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 6, generator=gen, dtype=torch.float64)
+    assert mean_covariance_distance(a, a) < 1e-9
+    assert mean_covariance_distance(a + 0.1, a) < mean_covariance_distance(a + 1.0, a)
+    img = torch.rand(1, 3, 64, 64, generator=gen)
+    assert colour_histogram_distance(img, img) == 0
+    assert colour_histogram_distance(img, img * 0.2) > 0.5
