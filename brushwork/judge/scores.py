@@ -195,3 +195,37 @@ class LpipsVgg:
             nb = fb[name] / (fb[name].norm(dim=1, keepdim=True) + 1e-10)
             total += float(((na - nb).square() * lin.view(1, -1, 1, 1)).sum(1).mean())
         return total
+
+
+def write_csv(scores: Sequence[StyleScore], path: str | os.PathLike) -> Path:
+    import csv
+
+    from brushwork.files import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(StyleScore.__dataclass_fields__))
+            writer.writeheader()
+            writer.writerows(s.to_dict() for s in scores)
+
+    return atomic_write(path, write)
+
+
+def write_contact_sheet(scores: Sequence[StyleScore], path: str | os.PathLike, key: str = "artfid_lite0",
+                        thumb: int = 192, columns: int = 4) -> Path:  # fmt: skip
+    """The scored images in order, each labelled with its place and ``key`` figure, as one PNG."""
+    from PIL import ImageDraw, ImageOps
+
+    from brushwork.images import load_image, save_image
+
+    rows = (len(scores) + columns - 1) // columns
+    label = 18
+    sheet = Image.new("RGB", (columns * thumb, rows * (thumb + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for place, s in enumerate(scores):
+        x, y = (place % columns) * thumb, (place // columns) * (thumb + label)
+        tile = ImageOps.pad(load_image(s.path), (thumb, thumb), color="white")
+        sheet.paste(tile, (x, y + label))
+        draw.text((x + 4, y + 3), f"{place + 1}. {key} {getattr(s, key):.3f}  {Path(s.path).name}"[:40], fill="black")
+    return save_image(sheet, path, {"brushwork": "judge score sheet", "sorted_by": key,
+                                    "images": [s.path for s in scores]})  # fmt: skip
