@@ -1,0 +1,229 @@
+"""How many ratings the taste model needs: simulated raters with hidden preferences.
+
+    python benchmarks/taste_simulated.py [--shared ../shared] [--work /tmp/taste-bench] [--repeats 5]
+
+Images: every photo in ../shared/images (content/ and photos/), 192 px, painted by the bundled fast
+Starry Night model at strengths 0, 0.35, 0.7 and 1, by the bundled AdaIN decoder with each shared
+painting (alpha 0.5; alpha 1 with the style at 96 px, fine strokes, and at 288 px, coarse strokes),
+plus darker and brighter copies of the 0.7 outputs. They are embedded as the taste model does
+(Lite0 statistics, PCA to 16 dimensions over all of them).
+
+Raters: four hidden tastes, three raters each: strong style (the engine's strength/alpha),
+fine strokes (high-frequency energy of the luminance), bright, dark (mean luminance). A rater
+prefers a over b with probability sigmoid(4 (u_a - u_b)), u the standardised attribute: about
+one answer in six goes against their taste on a random pair.
+
+Measured: accuracy on pairs of held-out images (a quarter of the images, never rated), against
+the rater's noiseless preference, after n of their own ratings, for the taste model (prior: the
+pooled model of the other eleven raters' 100 ratings each), the pooled-only model (everyone's
+ratings together, this rater's n included), a personal model without the prior, and random
+guessing; then the taste model's pairs chosen by next_pair against random pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from brushwork.images import image_to_tensor, load_image, resize_long_side
+from brushwork.judge.taste import (
+    USER_PENALTY,
+    FeatureEmbedding,
+    Projection,
+    fit_preference,
+    most_informative_pair,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
+COUNTS = (10, 20, 50, 100, 200)
+TASTES = ("strong style", "fine strokes", "bright", "dark")
+RATERS_PER_TASTE = 3
+NOISE_SLOPE = 4.0
+OTHERS_RATINGS = 100
+
+
+def make_images(shared: Path, work: Path) -> list[tuple[Path, float]]:
+    """(image path, style strength) for every picture, made once into ``work``."""
+    from brushwork.backbones import load_backbone
+    from brushwork.style.adain import apply_adain, load_adain
+    from brushwork.style.feedforward import apply_feedforward, load_feedforward
+
+    work.mkdir(parents=True, exist_ok=True)
+    photos = sorted((shared / "images" / "content").iterdir()) + sorted((shared / "images" / "photos").iterdir())
+    styles = [load_image(p) for p in sorted((shared / "images" / "style").iterdir())]
+    fast, _ = load_feedforward(EXAMPLES / "starry_night-fast.safetensors")
+    adain = load_adain(EXAMPLES / "adain-lite0.safetensors", load_backbone("lite0"))
+    made = []
+
+    def keep(name: str, strength: float, render, *render_args, **render_kwargs) -> None:
+        path = work / f"{name}.png"
+        if not path.exists():
+            render(*render_args, **render_kwargs).save(path)
+        made.append((path, strength))
+
+    def fast_output(photo, strength: float):
+        return apply_feedforward(fast, [photo], strength=strength)[0]
+
+    def scaled(img, gain: float):
+        return img.point(lambda v: min(255, round(v * gain)))
+
+    for photo_path in photos:
+        photo = resize_long_side(load_image(photo_path), 192)
+        stem = photo_path.stem
+        for s in (0.0, 0.35, 0.7, 1.0):
+            keep(f"{stem}-fast{s}", s, fast_output, photo, s)
+        for k, style in enumerate(styles):
+            for alpha, size in ((0.5, 192), (1.0, 96), (1.0, 288)):
+                keep(f"{stem}-adain{k}-{alpha}-{size}", alpha, apply_adain, adain, photo, [style], alpha=alpha,
+                     style_size=size)  # fmt: skip
+        for gain in (0.6, 1.4):
+            keep(f"{stem}-fast0.7-light{gain}", 0.7, scaled, fast_output(photo, 0.7), gain)
+    return made
+
+
+def attributes(paths_strengths: list[tuple[Path, float]]) -> dict[str, np.ndarray]:
+    """The hidden attributes each taste cares about, standardised."""
+    style, fine, light = [], [], []
+    for path, strength in paths_strengths:
+        x = image_to_tensor(load_image(path))[0].double()
+        lum = x.mean(0)
+        blurred = torch.nn.functional.avg_pool2d(lum[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+        style.append(strength)
+        fine.append(float((lum - blurred).abs().mean()))
+        light.append(float(lum.mean()))
+    raw = {"strong style": np.array(style), "fine strokes": np.array(fine), "bright": np.array(light)}
+    raw["dark"] = -raw["bright"]
+    return {k: (v - v.mean()) / v.std() for k, v in raw.items()}
+
+
+def rate(rng, utility: np.ndarray, pool: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` noisy judgements on random pairs of ``pool``: (winners, losers)."""
+    a = rng.choice(pool, count)
+    b = rng.choice(pool, count)
+    same = a == b
+    while same.any():
+        b[same] = rng.choice(pool, int(same.sum()))
+        same = a == b
+    a_wins = rng.random(count) < 1 / (1 + np.exp(-NOISE_SLOPE * (utility[a] - utility[b])))
+    return np.where(a_wins, a, b), np.where(a_wins, b, a)
+
+
+def answer(rng, utility: np.ndarray, a: int, b: int) -> tuple[int, int]:
+    a_wins = rng.random() < 1 / (1 + np.exp(-NOISE_SLOPE * (utility[a] - utility[b])))
+    return (a, b) if a_wins else (b, a)
+
+
+def accuracy(weights: np.ndarray, z: np.ndarray, utility: np.ndarray, test_pairs: np.ndarray) -> float:
+    a, b = test_pairs[:, 0], test_pairs[:, 1]
+    predicted = (z[a] - z[b]) @ weights > 0
+    truth = utility[a] > utility[b]
+    return float(np.mean(predicted == truth))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    parser.add_argument("--work", default="/tmp/brushwork-taste-bench")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--dims", type=int, default=16)
+    parser.add_argument("--penalty", type=float, default=USER_PENALTY, help="of the user's fit (and the pooled)")
+    parser.add_argument(
+        "--shared-taste",
+        type=float,
+        default=0.0,
+        help="weight of a taste every rater shares (strong style) on top of their own; 0 = a divided crowd",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    start = time.perf_counter()
+    made = make_images(Path(args.shared), Path(args.work))
+    print(f"{len(made)} images made in {time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    embedding = FeatureEmbedding()
+    cache = Path(args.work) / f"embeddings-{embedding.name}-{len(made)}.npy"
+    if cache.exists():
+        x = np.load(cache)
+        embedding([load_image(made[0][0])])  # the statistic groups
+    else:
+        x = np.concatenate([embedding([load_image(p) for p, _ in made[i : i + 32]]) for i in range(0, len(made), 32)])
+        np.save(cache, x)
+    z = Projection.fit(x, embedding.groups, args.dims)(x)
+    print(f"embedded in {time.perf_counter() - start:.0f} s; {x.shape[1]} statistics -> {z.shape[1]} dimensions")
+    hidden = attributes(made)
+    if args.shared_taste:
+        common = hidden["strong style"]
+        hidden = {t: u + args.shared_taste * common if t != "strong style" else u for t, u in hidden.items()}
+        hidden = {t: u / u.std() for t, u in hidden.items()}
+    raters = [taste for taste in TASTES for _ in range(RATERS_PER_TASTE)]
+
+    results: dict[str, dict[int, list[float]]] = {}
+    flips = []
+
+    def record(name: str, n: int, value: float) -> None:
+        results.setdefault(name, {}).setdefault(n, []).append(value)
+
+    for rep in range(args.repeats):
+        rng = np.random.default_rng(rep)
+        order = rng.permutation(len(made))
+        held_out, pool = order[: len(made) // 4], order[len(made) // 4 :]
+        test_pairs = rng.choice(held_out, (3000, 2))
+        test_pairs = test_pairs[test_pairs[:, 0] != test_pairs[:, 1]]
+        others = {r: rate(rng, hidden[t], pool, OTHERS_RATINGS) for r, t in enumerate(raters)}
+        for user, taste in enumerate(raters):
+            u = hidden[taste]
+            w_o = np.concatenate([others[r][0] for r in others if r != user])
+            l_o = np.concatenate([others[r][1] for r in others if r != user])
+            prior = fit_preference(z, w_o, l_o, penalty=args.penalty)
+            own_w, own_l = rate(rng, u, pool, max(COUNTS))
+            flips.append(np.mean(u[own_w] < u[own_l]))
+            record("random guess", 0, float(np.mean(rng.random(len(test_pairs)) < 0.5)))
+            for n in COUNTS:
+                personal = fit_preference(z, own_w[:n], own_l[:n], prior=prior.weights, penalty=args.penalty)
+                pooled = fit_preference(
+                    z, np.concatenate([w_o, own_w[:n]]), np.concatenate([l_o, own_l[:n]]), penalty=args.penalty
+                )
+                alone = fit_preference(z, own_w[:n], own_l[:n], penalty=args.penalty)
+                record("taste model (pooled prior)", n, accuracy(personal.weights, z, u, test_pairs))
+                record("pooled only", n, accuracy(pooled.weights, z, u, test_pairs))
+                record("personal, no prior", n, accuracy(alone.weights, z, u, test_pairs))
+            # Active learning: next_pair's choice against random pairs, the same prior.
+            winners, losers, rated = [], [], set()
+            pref = fit_preference(z[pool], [], [], prior=prior.weights, penalty=args.penalty)
+            for n in range(1, 101):
+                i, j, _ = most_informative_pair(pref, z[pool], rated, seed=n)
+                rated.add((min(i, j), max(i, j)))
+                win, lose = answer(rng, u, pool[i], pool[j])
+                winners.append(win)
+                losers.append(lose)
+                pref = fit_preference(z, np.array(winners), np.array(losers), prior=prior.weights, penalty=args.penalty)
+                if n in COUNTS:
+                    record("taste model, next_pair", n, accuracy(pref.weights, z, u, test_pairs))
+        print(f"repeat {rep + 1}/{args.repeats} done", flush=True)
+
+    print(f"\n{len(made)} images, {len(raters)} raters, answers against their own taste: {np.mean(flips):.0%}")
+    print("held-out pairwise accuracy (mean over raters and repeats) by number of the rater's ratings")
+    print(f"| model | {' | '.join(str(n) for n in COUNTS)} |")
+    print(f"|---|{'---|' * len(COUNTS)}")
+    for name, by_n in results.items():
+        cells = [
+            f"{np.mean(by_n[n]):.2f}" if n in by_n else (f"{np.mean(by_n[0]):.2f}" if 0 in by_n else "") for n in COUNTS
+        ]
+        print(f"| {name} | {' | '.join(cells)} |")
+    print("\nby taste, taste model (pooled prior) / pooled only, at 20 and 100 ratings:")
+    for t, taste in enumerate(TASTES):
+        rows = []
+        for name in ("taste model (pooled prior)", "pooled only", "taste model, next_pair"):
+            values = results[name]
+            for n in (20, 100):
+                picked = [v for k, v in enumerate(values[n]) if (k % len(raters)) // RATERS_PER_TASTE == t]
+                rows.append(f"{name}@{n}: {np.mean(picked):.2f}")
+        print(f"  {taste}: " + "; ".join(rows))
+
+
+if __name__ == "__main__":
+    main()
