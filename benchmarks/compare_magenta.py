@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from brushwork.backbones import load_backbone
-from brushwork.images import load_image
+from brushwork.media import load_image
 from brushwork.style.adain import apply_adain, load_adain
 from brushwork.style.feedforward import apply_feedforward, load_feedforward
 

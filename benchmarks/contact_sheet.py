@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 import brushwork
-from brushwork.images import load_image
+from brushwork.media import load_image
 
 CONTENT = ["tubingen.jpg", "golden_gate.jpg"]
 STYLES = ["starry_night.jpg", "shipwreck.jpg", "woman-with-hat-matisse.jpg"]

@@ -42,7 +42,7 @@ def _backbone(args):
 
 
 def _images(size):
-    from brushwork.images import image_to_tensor, load_image, resize_long_side
+    from brushwork.media import image_to_tensor, load_image, resize_long_side
 
     content = resize_long_side(load_image(EXAMPLES / "tubingen.jpg"), size)
     style = resize_long_side(load_image(EXAMPLES / "starry_night.jpg"), size)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brushwork.images import load_image
+from brushwork.judge.temporal import measure_temporal_error
+from brushwork.media import load_image
 from brushwork.style.feedforward import apply_feedforward, load_feedforward
-from brushwork.style.video import measure_temporal_error, stylize_video
+from brushwork.style.video import stylize_video
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
 

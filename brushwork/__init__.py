@@ -22,8 +22,8 @@ def with_openmp_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 if "torch" not in sys.modules:
     os.environ.update(with_openmp_defaults(os.environ))
 
-from brushwork.api import stylize  # noqa: E402
+from brushwork.api import read_record, save, stylize  # noqa: E402
 from brushwork.errors import BrushworkError  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["BrushworkError", "__version__", "stylize"]
+__all__ = ["BrushworkError", "__version__", "read_record", "save", "stylize"]

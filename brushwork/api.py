@@ -1,34 +1,26 @@
-"""The Python API: ``brushwork.stylize(content, styles, ...)`` returns a PIL image.
+"""The Python API: one function per engine; each returns images carrying their :class:`~brushwork.records.Record`.
 
-The returned image's ``info["parameters"]`` holds everything needed to repeat the run; the CLI
-writes it into the PNG.
+``brushwork.save(image, "out.png")`` writes an image with its record (the one exit, also used by
+the CLI); ``brushwork.records.record_of(image)`` reads it in memory, ``brushwork.read_record(path)``
+from a file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 
 from PIL import Image
 
 from brushwork.backbones import FeatureExtractor, load_backbone
 from brushwork.device import pick_device
-from brushwork.images import DEFAULT_MAX_PIXELS, load_image
+from brushwork.media import DEFAULT_MAX_PIXELS, load_image
+from brushwork.output import save_output as save
+from brushwork.records import Record, attach, describe_input, new_record, read_record
 from brushwork.style.gatys import GatysEngine, Step, StyleConfig
 
 ImageSource = str | os.PathLike | Image.Image
-
-
-def describe_input(source: ImageSource) -> dict:
-    """Name and hash of an input, so the parameters say exactly which file was used."""
-    if isinstance(source, Image.Image):
-        return {"name": "<in-memory image>", "size": list(source.size)}
-    path = Path(source)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"name": path.name, "sha256": digest}
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:
@@ -71,22 +63,16 @@ def stylize(
     else:
         net = load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
+
+    parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
+                  "pooling": pooling, "resumed_from_step": start_step or None, **asdict(config)}  # fmt: skip
+    inputs = {"content": describe_input(content), "styles": [describe_input(s) for s in styles]}
+    if init_image is not None:
+        inputs["init_image"] = describe_input(init_image)
+    models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
+    record = new_record("gatys", parameters, inputs=inputs, models=models, seed=config.seed, device=dev)
     result = GatysEngine(net, dev).run(content_img, style_imgs, config, init_img, on_step, start_step)
+    return attach(result, record.finish())
 
-    from brushwork import __version__
 
-    result.info["parameters"] = {
-        "brushwork": __version__,
-        "engine": "gatys",
-        "content": describe_input(content),
-        "styles": [describe_input(s) for s in styles],
-        "init_image": describe_input(init_image) if init_image is not None else None,
-        "backbone": net.name,
-        "weights": Path(weights).name if weights else "default",
-        "weights_layout": getattr(net, "layout", None),
-        "pooling": pooling,
-        "device": dev.type,
-        "resumed_from_step": start_step or None,
-        **asdict(config),
-    }
-    return result
+__all__ = ["Record", "describe_input", "read_record", "save", "stylize"]

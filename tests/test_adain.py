@@ -4,7 +4,7 @@ import torch
 
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
-from brushwork.images import read_parameters
+from brushwork.records import read_record
 from brushwork.style.adain import AdainConfig, AdainModel, adain, apply_adain, load_adain, train_adain
 from brushwork.style.losses import channel_mean_std
 from tests.conftest import TinyNet, make_image
@@ -140,8 +140,9 @@ def test_onnx_export_and_cli(tiny_net, folders, tmp_path, monkeypatch, capsys):
         )
         == 0
     )
-    params = read_parameters(result)
-    assert params["engine"] == "adain" and params["alpha"] == 0.5 and params["style_weights"] == [1, 2]
+    record = read_record(result)
+    params = record.parameters
+    assert record.engine == "adain" and params["alpha"] == 0.5 and params["style_weights"] == [1, 2]
     assert main(["adain", "apply", str(path), str(photo), "--style", str(style_png), "-o", str(result)]) == 2
     assert (
         main(
@@ -168,7 +169,7 @@ def test_bundled_decoder_follows_the_style_it_is_given():
     """The shipped Lite0 decoder, on two paintings: each result takes on its own painting's colours."""
     from brushwork.backbones import load_backbone
     from brushwork.cli import EXAMPLES
-    from brushwork.images import image_to_tensor, load_image
+    from brushwork.media import image_to_tensor, load_image
 
     model = load_adain(EXAMPLES / "adain-lite0.safetensors", load_backbone("lite0"))
     photo = load_image(EXAMPLES / "tubingen.jpg")

@@ -5,7 +5,7 @@ from brushwork.backbones import load_backbone
 from brushwork.backbones.lite0 import EfficientNetLite0, SameConv2d
 from brushwork.backbones.vgg import VGG, vgg_layer_names
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor, load_image, resize_long_side
+from brushwork.media import image_to_tensor, load_image, resize_long_side
 from tests.conftest import shared_path
 
 

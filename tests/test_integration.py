@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from brushwork.backbones import load_backbone
-from brushwork.images import image_to_tensor, load_image, resize_long_side
+from brushwork.media import image_to_tensor, load_image, resize_long_side
 from brushwork.style.gatys import GatysEngine, StyleConfig
 from brushwork.style.losses import gram_matrix, relative_mse
 from tests.conftest import shared_path

@@ -10,7 +10,7 @@ from brushwork.backbones import winograd
 from brushwork.backbones.lite0 import EfficientNetLite0
 from brushwork.backbones.vgg import VGG
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor
+from brushwork.media import image_to_tensor
 from brushwork.style import gatys, tiling
 from brushwork.style.gatys import GatysEngine, StyleConfig
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss

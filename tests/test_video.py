@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from brushwork.cli import main
-from brushwork.style.video import FlickerMeter, Stabiliser, measure_flicker, read_frames, stylize_video
+from brushwork.judge.temporal import measure_flicker
+from brushwork.style.video import FlickerMeter, Stabiliser, read_frames, stylize_video
 
 av = pytest.importorskip("av")
 
@@ -42,7 +43,7 @@ def noisy(strength):
     gen = torch.Generator().manual_seed(0)
 
     def stylise(img):
-        from brushwork.images import image_to_tensor, tensor_to_image
+        from brushwork.media import image_to_tensor, tensor_to_image
 
         x = image_to_tensor(img)
         return tensor_to_image((x + strength * (torch.rand(x.shape, generator=gen) - 0.5)).clamp(0, 1))

@@ -56,7 +56,7 @@ def _run_adain(args: argparse.Namespace) -> int:
     from brushwork.backbones import load_backbone
     from brushwork.device import pick_device
     from brushwork.files import check_output_path
-    from brushwork.images import load_image
+    from brushwork.media import load_image
     from brushwork.style import adain
 
     name = args.backbone if args.adain_verb == "train" else adain.encoder_name(args.model, args.backbone, args.weights)
@@ -84,8 +84,8 @@ def _run_adain(args: argparse.Namespace) -> int:
         print(f"{output}  (max difference to PyTorch: {max_difference(model, output, inputs):.2e})")
         return 0
 
-    from brushwork.api import describe_input
-    from brushwork.images import save_image
+    from brushwork.api import save
+    from brushwork.records import describe_input, new_record
 
     output = check_output_path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png", args.force)
     device = pick_device(args.device)
@@ -94,11 +94,12 @@ def _run_adain(args: argparse.Namespace) -> int:
         model, load_image(args.content), [load_image(s) for s in args.style], args.style_weights, args.alpha,
         load_image(args.mask) if args.mask else None, args.preserve_colors, args.image_size, args.style_size, device,
     )  # fmt: skip
-    params = {"engine": "adain", "model": describe_input(args.model), "content": describe_input(args.content),
-              "styles": [describe_input(s) for s in args.style], "style_weights": args.style_weights,
-              "alpha": args.alpha, "mask": describe_input(args.mask) if args.mask else None,
-              "preserve_colors": args.preserve_colors, "image_size": args.image_size, "style_size": args.style_size,
-              "backbone": backbone.name}  # fmt: skip
-    save_image(result, output, params)
+    params = {"style_weights": args.style_weights, "alpha": args.alpha, "preserve_colors": args.preserve_colors,
+              "image_size": args.image_size, "style_size": args.style_size, "backbone": backbone.name}  # fmt: skip
+    inputs = {"content": describe_input(args.content), "styles": [describe_input(s) for s in args.style]}
+    if args.mask:
+        inputs["mask"] = describe_input(args.mask)
+    record = new_record("adain", params, inputs=inputs, models={"model": describe_input(args.model)}, device=device)
+    save(result, output, record, force=args.force)
     print(output)
     return 0

@@ -64,11 +64,11 @@ def _run_fast_export(args: argparse.Namespace) -> int:
 
 
 def _run_fast_train(args: argparse.Namespace) -> int:
-    from brushwork.api import describe_input
     from brushwork.backbones import load_backbone
     from brushwork.device import pick_device
     from brushwork.files import check_output_path
-    from brushwork.images import load_image
+    from brushwork.media import load_image
+    from brushwork.records import describe_input
     from brushwork.style.feedforward import FastConfig, train_feedforward
 
     output = check_output_path(args.output, args.force, ".safetensors", args.resume)
@@ -85,10 +85,11 @@ def _run_fast_train(args: argparse.Namespace) -> int:
 
 
 def _run_fast_apply(args: argparse.Namespace) -> int:
-    from brushwork.api import describe_input
+    from brushwork.api import save
     from brushwork.device import pick_device
     from brushwork.files import check_output_path
-    from brushwork.images import DEFAULT_MAX_PIXELS, load_image, save_image
+    from brushwork.media import DEFAULT_MAX_PIXELS, load_image
+    from brushwork.records import describe_input, new_record
     from brushwork.style.feedforward import apply_feedforward, load_feedforward
 
     if args.output and len(args.images) > 1:
@@ -107,15 +108,9 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     for src, dst in zip(args.images, outputs, strict=True):
         img = load_image(src, args.max_pixels or DEFAULT_MAX_PIXELS)
         (result,) = apply_feedforward(net, [img], args.strength, args.preserve_colors, args.image_size, device)
-        params = {
-            "engine": "fast",
-            "model": describe_input(model),
-            "style": meta.get("style"),
-            "content": describe_input(src),
-            "strength": args.strength,
-            "preserve_colors": args.preserve_colors,
-            "image_size": args.image_size,
-        }
-        save_image(result, dst, params)
+        params = {"strength": args.strength, "preserve_colors": args.preserve_colors, "image_size": args.image_size}
+        record = new_record("fast", params, inputs={"content": describe_input(src), "styles": [meta.get("style")]},
+                            models={"model": describe_input(model)}, device=device)  # fmt: skip
+        save(result, dst, record, force=args.force)
         print(dst)
     return 0

@@ -82,7 +82,7 @@ def register(sub) -> dict:
 
 
 def _add_extractor_options(group, name: str, weights: str) -> None:
-    from brushwork.metrics.distribution import EXTRACTORS
+    from brushwork.judge.distribution import EXTRACTORS
 
     group.add_argument(name, choices=tuple(EXTRACTORS), default=None,
                        help="FID/KID features: lite0 (offline, default) or inception (as in papers)")  # fmt: skip
@@ -111,7 +111,10 @@ def _run_gan(args: argparse.Namespace) -> int:
         # GAN images are small: shown at 256 px or more (nearest, so pixels stay pixels).
         scale = max(1, 256 // cfg.resolution)
         frames = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in frames]
-        comment = gs.parameters(args.run, frames=args.frames, **params)
+        from brushwork.records import describe_input, new_record
+
+        model = {"model": describe_input(Path(args.run) / "checkpoint.safetensors")}
+        comment = new_record("gan-interpolate", {**params, "frames": args.frames}, models=model).finish().to_json()
         if out.suffix.lower() == ".mp4":
             from brushwork.style.video import write_frames
 
@@ -123,8 +126,14 @@ def _run_gan(args: argparse.Namespace) -> int:
         return 0
     import torch
 
+    from brushwork.api import save
     from brushwork.gan.train import image_grid
-    from brushwork.images import save_image
+    from brushwork.records import describe_input, new_record
+
+    def record(seed_list, class_name) -> object:
+        return new_record("gan-sample", {"seeds": seed_list, "class_name": class_name, "truncation": args.truncation},
+                          models={"model": describe_input(Path(args.run) / "checkpoint.safetensors")},
+                          seed=seed_list[0] if len(seed_list) == 1 else None)  # fmt: skip
 
     labels = [label] if label is not None or not cfg.classes else list(range(len(classes)))
     if args.grid:
@@ -132,7 +141,7 @@ def _run_gan(args: argparse.Namespace) -> int:
         rows = [gs.generate(g, cfg, seeds, lab, args.truncation) for lab in labels]
         per_row = len(seeds) if len(labels) > 1 else min(8, len(seeds))
         grid = image_grid(torch.cat(rows), per_row)
-        save_image(grid, out, {"engine": "gan", "run": Path(args.run).name, **params})
+        save(grid, out, record(seeds, args.class_name), force=args.force)
         print(out)
         return 0
     if out.exists() and any(out.iterdir()) and not args.force:
@@ -143,9 +152,7 @@ def _run_gan(args: argparse.Namespace) -> int:
         folder = out / classes[lab] if cfg.classes and label is None else out
         folder.mkdir(parents=True, exist_ok=True)
         for seed, img in zip(seeds, gs.to_images(gs.generate(g, cfg, seeds, lab, args.truncation)), strict=True):
-            meta = {"engine": "gan", "run": Path(args.run).name, "seed": seed,
-                    "class_name": classes[lab] if cfg.classes else None, "truncation": args.truncation}  # fmt: skip
-            save_image(img, folder / f"seed{seed:05d}.png", meta)
+            save(img, folder / f"seed{seed:05d}.png", record([seed], classes[lab] if cfg.classes else None), force=True)
     print(out)
     return 0
 

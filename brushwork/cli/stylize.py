@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _add_stylize_options(p: argparse.ArgumentParser) -> None:
-    from brushwork.images import DEFAULT_MAX_PIXELS
+    from brushwork.media import DEFAULT_MAX_PIXELS
     from brushwork.style.color import MODES
     from brushwork.style.gatys import OPTIMIZERS, StyleConfig
 
@@ -95,10 +95,10 @@ def parse_with_stored_params(parser: argparse.ArgumentParser, argv: list[str]) -
     args = parser.parse_args(argv)
     if args.verb != "stylize" or not args.params_from:
         return args
-    from brushwork.images import read_parameters
+    from brushwork.records import read_record
     from brushwork.style.gatys import StyleConfig
 
-    stored = read_parameters(args.params_from)
+    stored = read_record(args.params_from).parameters
     keys = {f.name for f in fields(StyleConfig)} | {"weights_layout", "pooling"}
     defaults = {k: v for k, v in stored.items() if k in keys}
     if "style_blend" in defaults:
@@ -112,9 +112,19 @@ def parse_with_stored_params(parser: argparse.ArgumentParser, argv: list[str]) -
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
-    from brushwork.api import stylize
+    from brushwork.api import save, stylize
     from brushwork.files import check_output_path
-    from brushwork.images import save_image
+    from brushwork.records import describe_input, new_record
+
+    def snapshot(step, path: Path, **extra) -> None:
+        """An intermediate or interrupted image, carrying the run's full settings and its step."""
+        from brushwork.media import tensor_to_image
+
+        inputs = {"content": describe_input(args.content), "styles": [describe_input(s) for s in args.style]}
+        extra = {"step": step.step, "scale": step.scale, **extra}
+        parameters = {**options, "backbone": args.backbone, "weights": args.weights}
+        record = new_record("gatys", parameters, inputs=inputs, seed=args.seed, extra=extra)
+        save(tensor_to_image(step.image), path, record, force=True)
 
     output = Path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png")
     check_output_path(output, args.force)
@@ -135,10 +145,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
             if step.step % 10 == 0 or step.step == step.total:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in step.losses.items()}, refresh=False)
         if args.save_every and step.step % args.save_every == 0:
-            from brushwork.images import tensor_to_image
-
-            state = {"step": step.step, "scale": step.scale, "content": Path(args.content).name, "options": options}
-            save_image(tensor_to_image(step.image), str(step_path).format(step.step), state)
+            snapshot(step, Path(str(step_path).format(step.step)))
 
     options = dict(
         image_size=args.image_size,
@@ -185,35 +192,34 @@ def _run_stylize(args: argparse.Namespace) -> int:
         if step is None:
             print("brushwork: interrupted before the first iteration; nothing written", file=sys.stderr)
             return 130
-        from brushwork.images import tensor_to_image
-
         partial = output.with_name(output.stem + ".interrupted.png")
-        save_image(tensor_to_image(step.image), partial, {"interrupted_at_step": step.step, **options})
+        snapshot(step, partial, interrupted=True)
         print(f"brushwork: interrupted; the image so far is in {partial} (continue with --init-image)", file=sys.stderr)
         return 130
     if bar is not None:
         bar.close()
-    save_image(result, output, result.info["parameters"])
+    save(result, output, force=args.force)
     print(output)
     return 0
 
 
 def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
     """The step and path of the newest intermediate, if it was made by this same run."""
-    from brushwork.images import read_parameters
+    from brushwork.records import read_record
 
     if not existing:
         raise BrushworkError("--resume: no intermediates of this output found (they come from --save-every)")
     latest = existing[-1]
-    state = read_parameters(latest)
+    record = read_record(latest)
     # JSON turns tuples into lists; compare like with like. Tiling changes memory, not the image.
-    stored = {k: v for k, v in state.get("options", {}).items() if k != "tile"}
+    stored = {k: record.parameters.get(k) for k in options if k != "tile"}
     if (
         stored != json.loads(json.dumps({k: v for k, v in options.items() if k != "tile"}))
-        or state.get("content") != content
+        or (record.inputs.get("content") or {}).get("name") != content
+        or not isinstance(record.extra.get("step"), int)
     ):
         raise BrushworkError(f"--resume: {latest} was made with other inputs or options; rerun with --force")
-    return int(state["step"]), str(latest)
+    return record.extra["step"], str(latest)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -250,7 +256,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from brushwork.images import read_parameters
+    from brushwork.records import read_record
 
-    print(json.dumps(read_parameters(args.image), indent=2, sort_keys=True))
+    print(json.dumps(read_record(args.image).to_dict(), indent=2, sort_keys=True))
     return 0

@@ -36,7 +36,7 @@ def _run_video(args: argparse.Namespace) -> int:
     from brushwork.checkpoints import load_meta
     from brushwork.device import pick_device
     from brushwork.files import check_output_path
-    from brushwork.images import load_image
+    from brushwork.media import load_image
     from brushwork.style.video import stylize_video
 
     output = check_output_path(args.output, args.force, ".mp4")

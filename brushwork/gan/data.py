@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 from brushwork.backbones.weights import offline
 from brushwork.errors import BrushworkError
 from brushwork.gan.nets import RESOLUTIONS
-from brushwork.images import load_image
+from brushwork.media import load_image
 from brushwork.style.training import list_images
 
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]

@@ -1,4 +1,4 @@
-"""FID/KID of a generator against its training images (see :mod:`brushwork.metrics.distribution`).
+"""FID/KID of a generator against its training images (see :mod:`brushwork.judge.distribution`).
 
 Fixed latents and a fixed subset of real images, drawn from their own random generators: figures
 at different steps compare like with like, and evaluating never changes the training stream.
@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from brushwork.gan.data import Dataset
-from brushwork.metrics.distribution import FeatureEmbedder, frechet_distance, kernel_distance, load_extractor
+from brushwork.judge.distribution import FeatureEmbedder, frechet_distance, kernel_distance, load_extractor
 
 CHUNK = 16  # images per pass: large batches of 224 px activations run slower on a CPU, not faster
 

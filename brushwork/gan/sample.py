@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ from PIL import Image
 from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError
 from brushwork.gan.train import CHECKPOINT, KIND, GanConfig, build_generator, to_rgb01
-from brushwork.images import tensor_to_image
+from brushwork.media import tensor_to_image
 from brushwork.style.training import config_from_dict
 
 
@@ -92,7 +91,3 @@ def interpolate(g, cfg: GanConfig, seeds: list[int], label: int | None, frames: 
     z = torch.stack(path)
     labels = torch.full((len(z),), label or 0) if cfg.classes else None
     return to_images(g(z, labels))
-
-
-def parameters(run_dir: str | Path, **values) -> str:
-    return json.dumps({"engine": "gan", "run": str(Path(run_dir).name), **values}, sort_keys=True)

@@ -24,7 +24,7 @@ from brushwork.errors import BrushworkError, require
 from brushwork.gan.data import Dataset
 from brushwork.gan.losses import LOSSES, discriminator_loss, generator_loss
 from brushwork.gan.nets import CONDITIONING, RESOLUTIONS, Discriminator, Generator
-from brushwork.images import save_image
+from brushwork.records import new_record, write_image
 from brushwork.style.training import TrainStep, load_for_resume, run_training
 
 KIND = "gan"
@@ -142,7 +142,7 @@ def to_rgb01(images: torch.Tensor) -> torch.Tensor:
 
 def image_grid(images: torch.Tensor, per_row: int):
     """(N, C, H, W) in -1..1 -> one PIL image, one pixel of white around each."""
-    from brushwork.images import tensor_to_image
+    from brushwork.media import tensor_to_image
 
     n, _, h, w = images.shape
     rows = math.ceil(n / per_row)
@@ -320,12 +320,13 @@ class GanTrainer:
                 self.z_fixed.to(self.device), self.labels_fixed.to(self.device) if self.cfg.classes else None
             )
         grid = image_grid(out.cpu(), 8)
-        save_image(grid, self.run_dir / "samples" / f"step-{step:07d}.png",
-                   {"step": step, "classes": self.data.class_names})  # fmt: skip
+        record = new_record("gan-train", asdict(self.cfg), seed=self.cfg.seed, device=self.device,
+                            extra={"step": step, "classes": self.data.class_names})  # fmt: skip
+        write_image(grid, self.run_dir / "samples" / f"step-{step:07d}.png", record.finish())
 
     def evaluate(self, step: int) -> dict:
         from brushwork.gan.evaluate import distances, generated_features, real_features
-        from brushwork.metrics.distribution import load_extractor
+        from brushwork.judge.distribution import load_extractor
 
         cfg = self.cfg
         embedder = load_extractor(cfg.eval_extractor, self.device, cfg.eval_extractor_weights)

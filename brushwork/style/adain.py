@@ -31,7 +31,7 @@ from brushwork.checkpoints import (
     save_training_checkpoint,
 )
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse

@@ -29,7 +29,7 @@ from brushwork.checkpoints import (
     save_training_checkpoint,
 )
 from brushwork.errors import BrushworkError
-from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
 from brushwork.style.training import (

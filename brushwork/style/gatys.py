@@ -19,7 +19,7 @@ from PIL import Image
 
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, non_negative, require
-from brushwork.images import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.lbfgs import DeviceLBFGS
 from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError, non_negative, require
-from brushwork.images import image_to_tensor, load_image
+from brushwork.media import image_to_tensor, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 

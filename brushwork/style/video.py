@@ -24,7 +24,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
-from brushwork.images import image_to_tensor, tensor_to_image
+from brushwork.media import image_to_tensor, tensor_to_image
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
 MOTION_SCALE = 0.04
@@ -53,7 +53,7 @@ class Stabiliser:
         if not 0 <= strength < 1:
             raise BrushworkError("stabilisation must be in 0..1 (0 = off; 1 would freeze the picture)")
         self.strength = strength
-        self.flow = _flow_estimator() if flow and strength else None
+        self.flow = flow_estimator() if flow and strength else None
         self.prev_source: torch.Tensor | None = None
         self.prev_output: torch.Tensor | None = None
 
@@ -62,7 +62,7 @@ class Stabiliser:
         if self.strength and self.prev_source is not None and self.prev_output.shape == stylised.shape:
             prev_source, prev_output = self.prev_source, self.prev_output
             if self.flow is not None:
-                prev_source, prev_output = _warp_back(self.flow, source, prev_source, prev_output)
+                prev_source, prev_output = warp_back(self.flow, source, prev_source, prev_output)
             # What the warp (or standing still) fails to explain counts as change: there the new frame wins.
             change = (source - prev_source).abs().mean(1, keepdim=True)
             keep = self.strength * torch.exp2(-change / MOTION_SCALE)
@@ -71,7 +71,7 @@ class Stabiliser:
         return out
 
 
-def _flow_estimator():
+def flow_estimator():
     try:
         import cv2
     except ImportError as exc:
@@ -79,7 +79,7 @@ def _flow_estimator():
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
-def _warp_back(flow, source: torch.Tensor, *previous: torch.Tensor) -> list[torch.Tensor]:
+def warp_back(flow, source: torch.Tensor, *previous: torch.Tensor) -> list[torch.Tensor]:
     """Warp (1, 3, H, W) frames of the previous time step onto the current one along the source's flow."""
     import cv2
     import numpy as np
@@ -237,31 +237,3 @@ def read_frames(path: str | os.PathLike) -> list[Image.Image]:
     av = _av()
     with av.open(str(path)) as container:
         return [frame.to_image() for frame in container.decode(video=0)]
-
-
-def measure_flicker(source: str | os.PathLike, stylised: str | os.PathLike) -> float:
-    """Frame-to-frame change of ``stylised`` relative to ``source`` (1.0 = no added flicker)."""
-    meter = FlickerMeter()
-    for a, b in zip(read_frames(source), read_frames(stylised), strict=False):
-        b = b.crop((0, 0, a.width, a.height))
-        meter.add(image_to_tensor(a), image_to_tensor(b))
-    return meter.ratio
-
-
-def measure_temporal_error(source: str | os.PathLike, stylised: str | os.PathLike) -> float:
-    """Mean change of ``stylised`` along the source's motion: each frame against the previous one warped by
-    the source's optical flow, where that warp explains the source. The plain flicker ratio also counts
-    stylised texture that moves with the scene, which is wanted; this counts only what is not."""
-    flow = _flow_estimator()
-    total, count, previous = 0.0, 0, None
-    for a, b in zip(read_frames(source), read_frames(stylised), strict=False):
-        src, out = image_to_tensor(a), image_to_tensor(b.crop((0, 0, a.width, a.height)))
-        if previous is not None:
-            warped_src, warped_out = _warp_back(flow, src, *previous)
-            valid = ((src - warped_src).abs().mean(1, keepdim=True) < MOTION_SCALE).float()
-            total += ((out - warped_out).abs().mean(1, keepdim=True) * valid).sum().item() / max(
-                1.0, valid.sum().item()
-            )
-            count += 1
-        previous = (src, out)
-    return total / max(1, count)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.metrics.distribution import frechet_distance, kernel_distance, load_extractor
+from brushwork.judge.distribution import frechet_distance, kernel_distance, load_extractor
 
 
 def gaussian(n, mean, std, seed):

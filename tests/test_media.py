@@ -1,5 +1,4 @@
 import io
-import os
 
 import numpy as np
 import pytest
@@ -7,12 +6,10 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import check_output_path
-from brushwork.images import (
+from brushwork.media import (
     image_to_tensor,
     load_image,
-    read_parameters,
     resize_long_side,
-    save_image,
     tensor_to_image,
 )
 from tests.conftest import make_image
@@ -95,34 +92,6 @@ def test_output_checks(tmp_path):
     with pytest.raises(BrushworkError, match="--force"):
         check_output_path(tmp_path / "out.png")
     assert check_output_path(tmp_path / "out.png", force=True)
-
-
-def test_save_is_atomic_and_carries_parameters(tmp_path):
-    path = tmp_path / "out.png"
-    save_image(make_image(), path, {"seed": 3, "styles": ["a.jpg"]})
-    assert read_parameters(path) == {"seed": 3, "styles": ["a.jpg"]}
-    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left behind
-    old = os.umask(0o022)
-    try:
-        save_image(make_image(), tmp_path / "shared.png")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "shared.png").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
-
-
-def test_failed_save_leaves_old_file_and_no_temp(tmp_path):
-    path = tmp_path / "out.png"
-    path.write_bytes(b"old")
-    with pytest.raises(TypeError):
-        save_image(make_image(), path, {"bad": object()})  # not JSON-serialisable
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
-
-
-def test_read_parameters_of_foreign_png(tmp_path):
-    make_image().save(tmp_path / "plain.png")
-    with pytest.raises(BrushworkError, match="no brushwork parameters"):
-        read_parameters(tmp_path / "plain.png")
 
 
 def test_tensor_round_trip_and_resize():

@@ -1,28 +1,24 @@
 """Image input and output: every file that comes in is checked, every file that goes out is atomic.
 
 Loading copes with EXIF rotation, CMYK, 16-bit, palette, alpha and greyscale, and refuses
-decompression bombs. Saving writes to a temporary file and renames it into place, refuses to
-overwrite without ``force``, and embeds the run's parameters in a PNG text chunk.
+decompression bombs. Outputs are written by ``records.write_image`` (with their record) through
+the one exit, ``output.save_output``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
 
 #: Default cap on the pixels of an input image (about 16k x 16k); configurable per call.
 DEFAULT_MAX_PIXELS = 16384 * 16384
-#: The PNG text-chunk key holding a run's parameters (the same key A1111 uses).
-PARAMETERS_KEY = "parameters"
 
 # A truncated file must fail, not come back half grey.
 Image.LOAD_TRUNCATED_IMAGES = False
@@ -89,33 +85,6 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
         tensor = tensor[0]
     arr = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
-
-
-def save_image(img: Image.Image, path: str | os.PathLike, parameters: dict | None = None) -> Path:
-    """Write ``img`` as PNG atomically (temp file + rename), with ``parameters`` as JSON text."""
-    path = Path(path)
-    info = PngImagePlugin.PngInfo()
-    if parameters is not None:
-        info.add_itxt(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True))
-    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG", pnginfo=info))
-
-
-def read_parameters(path: str | os.PathLike) -> dict:
-    """The parameters a brushwork PNG was made with."""
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            text = img.info.get(PARAMETERS_KEY)
-    except FileNotFoundError as exc:
-        raise BrushworkError(f"{path}: no such file") from exc
-    except (OSError, UnidentifiedImageError) as exc:
-        raise BrushworkError(f"{path}: not an image file brushwork can read") from exc
-    if text is None:
-        raise BrushworkError(f"{path}: carries no brushwork parameters")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BrushworkError(f"{path}: its parameters chunk is not valid JSON") from exc
 
 
 def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:

@@ -1,1 +1,0 @@
-"""Judge: algorithmic measures of images (FID/KID between image sets)."""

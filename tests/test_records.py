@@ -1,0 +1,165 @@
+"""The record of a run and the one output exit: every format carries it, hostile files fail in one line."""
+
+import json
+import os
+import zlib
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+import brushwork
+from brushwork.errors import BrushworkError
+from brushwork.output import save_output
+from brushwork.records import Record, attach, describe_input, infotext, new_record, read_record, record_of
+from tests.conftest import make_image
+
+
+def _record(tmp_path) -> Record:
+    content = tmp_path / "photo.png"
+    make_image().save(content)
+    return new_record("gatys", {"iterations": 30, "style_weight": 20.0, "style_blend": (3, 7), "scales": None},
+                      inputs={"content": describe_input(content), "styles": [{"name": "a, b.jpg"}]}, seed=4,
+                      models={"backbone": {"name": "vgg19"}},
+                      device="cpu")  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
+def test_every_format_carries_the_record(tmp_path, suffix):
+    record = _record(tmp_path)
+    path = save_output(make_image(), tmp_path / f"out{suffix}", record)
+    back = read_record(path)
+    assert back.to_dict() == record.to_dict()
+    assert back.parameters["style_blend"] == [3, 7] and back.seed == 4 and back.finished is not None
+    assert len(back.inputs["content"]["sha256"]) == 64 and back.versions["torch"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_png_infotext_is_a1111_style(tmp_path):
+    record = _record(tmp_path)
+    path = save_output(make_image(48, 32), tmp_path / "out.png", record)
+    with Image.open(path) as img:
+        first, second = img.info["parameters"].split("\n")
+    assert first == "brushwork gatys: photo.png in the style of a, b.jpg"
+    assert second.startswith("Steps: 30, Seed: 4, Size: 48x32, Model: vgg19, Engine: gatys, ")
+    assert "Style weight: 20.0" in second and 'Style blend: "3,7"' in second and "Engine: gatys" in second
+    assert infotext(record, (48, 32)) == img.info["parameters"]
+
+
+def test_exit_refuses_overwrite_wrong_suffix_and_missing_record(tmp_path):
+    record = _record(tmp_path)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    with pytest.raises(BrushworkError, match="--force"):
+        save_output(make_image(), out, record)
+    assert out.read_bytes() == b"precious"
+    with pytest.raises(BrushworkError, match="output must be"):
+        save_output(make_image(), tmp_path / "out.bmp", record)
+    with pytest.raises(BrushworkError, match="no brushwork record"):
+        save_output(make_image(), tmp_path / "new.png")
+    image = attach(make_image(), record)
+    assert record_of(image) is record
+    assert brushwork.save(image, tmp_path / "new.png") == tmp_path / "new.png"  # the documented way keeps it
+    assert read_record(tmp_path / "new.png").engine == "gatys"
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    record = _record(tmp_path)
+
+    def half_written(self, fp, *args, **kwargs):
+        with open(fp, "wb") as fh:
+            fh.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", half_written)
+    with pytest.raises(OSError):
+        save_output(make_image(), path, record, force=True)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_output(make_image(), tmp_path / "shared.png", _record(tmp_path))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+
+
+def test_files_from_before_records_still_read(tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("parameters", json.dumps({"engine": "fast", "strength": 0.5, "model": {"name": "m"}}))
+    make_image().save(tmp_path / "old.png", pnginfo=info)
+    record = read_record(tmp_path / "old.png")
+    assert record.engine == "fast" and record.parameters["strength"] == 0.5 and record.models["model"]["name"] == "m"
+
+
+def _png_with_text(path, key, text):
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, text, zip=True)
+    make_image().save(path, pnginfo=info)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("foreign", "no brushwork parameters"),
+        ("nested", "not valid brushwork JSON"),
+        ("list", "not a JSON object"),
+        ("no-engine", "not a brushwork record"),
+        ("bad-field", "not a brushwork record"),
+        ("inflates", "too large"),
+        ("bomb", None),
+        ("not-image", "not an image"),
+        ("folder", "is a folder"),
+        ("missing", "no such file"),
+    ],
+)
+def test_hostile_or_foreign_files_fail_in_one_line(tmp_path, case, message):
+    path = tmp_path / "x.png"
+    if case == "foreign":
+        make_image().save(path)
+    elif case == "nested":
+        _png_with_text(path, "brushwork", "[" * 200_000 + "]" * 200_000)
+    elif case == "list":
+        _png_with_text(path, "brushwork", "[1, 2]")
+    elif case == "no-engine":
+        _png_with_text(path, "brushwork", json.dumps({"schema": "brushwork.record/1"}))
+    elif case == "bad-field":
+        _png_with_text(path, "brushwork", json.dumps({"schema": "brushwork.record/1", "engine": "x", "inputs": 3}))
+    elif case == "inflates":
+        # 64 MB of spaces in 64 kB: past Pillow's text-chunk limit.
+        chunk = b"brushwork\0\0" + zlib.compress(b" " * (64 << 20), 9)
+        data = bytearray()
+        make_image().save(tmp_path / "plain.png")
+        plain = (tmp_path / "plain.png").read_bytes()
+        end = plain.rindex(b"IEND") - 4
+        data += plain[:end] + len(chunk[:]).to_bytes(4, "big") + b"zTXt" + chunk
+        data += zlib.crc32(b"zTXt" + chunk).to_bytes(4, "big") + plain[end:]
+        path.write_bytes(bytes(data))
+    elif case == "bomb":
+        # 30000 x 30000 declared: the header alone; the record is still read without decoding pixels.
+        Image.new("1", (30000, 30000)).save(path)
+        with pytest.raises(BrushworkError, match="no brushwork parameters"):
+            read_record(path)
+        return
+    elif case == "not-image":
+        path.write_text("hello")
+    elif case == "folder":
+        path.mkdir()
+    with pytest.raises(BrushworkError, match=message):
+        read_record(path)
+
+
+def test_cli_info_prints_the_record_and_refuses_hostile_files(tmp_path, capsys):
+    from brushwork.cli import main
+
+    path = save_output(make_image(), tmp_path / "out.jpg", _record(tmp_path))
+    assert main(["info", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] == "gatys"
+    _png_with_text(tmp_path / "bad.png", "brushwork", "[" * 100_000)
+    assert main(["info", str(tmp_path / "bad.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("brushwork: error:") and err.count("\n") == 1
