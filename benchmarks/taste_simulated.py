@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brushwork.images import image_to_tensor, load_image, resize_long_side
 from brushwork.judge.taste import (
     USER_PENALTY,
     FeatureEmbedding,
@@ -37,6 +36,7 @@ from brushwork.judge.taste import (
     fit_preference,
     most_informative_pair,
 )
+from brushwork.media import image_to_tensor, load_image, resize_long_side
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
 COUNTS = (10, 20, 50, 100, 200)

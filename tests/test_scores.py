@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from brushwork.errors import BrushworkError
-from brushwork.images import load_image
 from brushwork.judge.scores import (
     StyleScorer,
     colour_histogram_distance,
@@ -16,6 +15,7 @@ from brushwork.judge.scores import (
     mean_covariance_distance,
     score_outputs,
 )
+from brushwork.media import load_image
 from tests.conftest import make_image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"

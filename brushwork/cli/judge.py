@@ -25,7 +25,7 @@ def register(sub) -> dict:
     p.add_argument("--size", type=int, default=256, help="long side the images are scored at (32-1024)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--csv", help="also write the table to this .csv")
-    p.add_argument("--sheet", help="also write a contact sheet, best first, to this .png")
+    p.add_argument("--sheet", help="also write a contact sheet, best first, to this .png or .jpg")
     p.add_argument("--lpips-weights", help="the lpips package's vgg.pth: adds LPIPS (needs VGG-16 weights)")
     p.add_argument("--vgg16-weights", help="torchvision VGG-16 weights for LPIPS (default: the torch cache)")
     p.add_argument("--force", action="store_true", help="overwrite --csv/--sheet files")
@@ -74,7 +74,7 @@ def _score(args: argparse.Namespace) -> int:
     if not 32 <= args.size <= 1024:
         raise BrushworkError("--size must be between 32 and 1024")
     csv_path = check_output_path(args.csv, args.force, ".csv") if args.csv else None
-    sheet_path = check_output_path(args.sheet, args.force, ".png") if args.sheet else None
+    sheet_path = check_output_path(args.sheet, args.force, (".png", ".jpg", ".jpeg")) if args.sheet else None
     lpips = LpipsVgg(args.lpips_weights, args.vgg16_weights) if args.lpips_weights else None
     outputs = [*args.outputs, *([args.content, args.style] if args.references else [])]
     key = SORT_KEYS[args.sort]
@@ -83,7 +83,7 @@ def _score(args: argparse.Namespace) -> int:
     if csv_path:
         write_csv(scores, csv_path)
     if sheet_path:
-        write_contact_sheet(scores, sheet_path, key)
+        write_contact_sheet(scores, sheet_path, key, force=args.force)
     if args.json:
         print(json.dumps({"sorted_by": key, "scores": [s.to_dict() for s in scores]}, indent=2))
         return 0

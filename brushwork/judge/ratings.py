@@ -12,7 +12,6 @@ way. Confidence intervals are percentiles of a seeded bootstrap over the judgeme
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import json
 import os
@@ -122,19 +121,17 @@ def file_sha256(path: str | os.PathLike) -> str:
         raise BrushworkError(f"{path}: no such file")
     if path.stat().st_size > MAX_IMAGE_BYTES:
         raise BrushworkError(f"{path}: larger than {MAX_IMAGE_BYTES // 2**20} MB")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from brushwork.records import sha256_file
+
+    return sha256_file(path)
 
 
 def _record_json(path: Path) -> str | None:
     """The brushwork record a file carries, as JSON, or None for a file without one."""
-    from brushwork.images import read_parameters
+    from brushwork.records import read_record
 
     try:
-        return json.dumps(read_parameters(path), sort_keys=True)
+        return read_record(path).to_json()
     except BrushworkError:
         return None
 

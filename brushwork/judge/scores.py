@@ -36,7 +36,8 @@ from brushwork.errors import BrushworkError
 SCORE_SIZE = 256
 PATCH = 32
 BINS = 4
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: What a folder of outputs is searched for.
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _positions(features: torch.Tensor) -> torch.Tensor:
 def mean_covariance_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to position features a and b (N, C), relative to b's
     second moment |μ_b|² + tr Σ_b (so layers of any width and scale are comparable)."""
-    from brushwork.metrics.distribution import frechet_distance
+    from brushwork.judge.distribution import frechet_distance
 
     mu, cov = b.mean(0), torch.cov(b.T) if len(b) > 1 else torch.zeros(b.shape[1], b.shape[1], dtype=b.dtype)
     return max(frechet_distance(a, b), 0.0) / float(mu.square().sum() + cov.trace() + 1e-12)
@@ -95,7 +96,7 @@ class StyleScorer:
 
     def __init__(self, content: Image.Image, style: Image.Image, network: torch.nn.Module | None = None,
                  size: int = SCORE_SIZE, lpips: LpipsVgg | None = None):  # fmt: skip
-        from brushwork.images import image_to_tensor, resize_long_side
+        from brushwork.media import image_to_tensor, resize_long_side
 
         if network is None:
             from brushwork.backbones import load_backbone
@@ -117,7 +118,7 @@ class StyleScorer:
 
     @torch.no_grad()
     def score(self, output: Image.Image, path: str = "<image>") -> StyleScore:
-        from brushwork.images import image_to_tensor
+        from brushwork.media import image_to_tensor
         from brushwork.style.losses import gram_matrix
 
         # Compared at the photo's own shape, position by position.
@@ -143,7 +144,7 @@ def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
             if not found:
                 raise BrushworkError(f"{item}: no images in this folder")
             paths += found
@@ -158,7 +159,7 @@ def score_outputs(outputs: Sequence[str | os.PathLike], content: str | os.PathLi
                   network: torch.nn.Module | None = None, size: int = SCORE_SIZE,
                   lpips: LpipsVgg | None = None) -> list[StyleScore]:  # fmt: skip
     """Score each output (files or folders), best (lowest ``artfid_lite0``) first."""
-    from brushwork.images import load_image
+    from brushwork.media import load_image
 
     scorer = StyleScorer(load_image(content), load_image(style), network, size, lpips)
     scores = [scorer.score(load_image(p), str(p)) for p in image_files(outputs)]
@@ -212,11 +213,13 @@ def write_csv(scores: Sequence[StyleScore], path: str | os.PathLike) -> Path:
 
 
 def write_contact_sheet(scores: Sequence[StyleScore], path: str | os.PathLike, key: str = "artfid_lite0",
-                        thumb: int = 192, columns: int = 4) -> Path:  # fmt: skip
+                        thumb: int = 192, columns: int = 4, force: bool = False) -> Path:  # fmt: skip
     """The scored images in order, each labelled with its place and ``key`` figure, as one PNG."""
     from PIL import ImageDraw, ImageOps
 
-    from brushwork.images import load_image, save_image
+    from brushwork.media import load_image
+    from brushwork.output import save_output
+    from brushwork.records import new_record
 
     rows = (len(scores) + columns - 1) // columns
     label = 18
@@ -227,5 +230,6 @@ def write_contact_sheet(scores: Sequence[StyleScore], path: str | os.PathLike, k
         tile = ImageOps.pad(load_image(s.path), (thumb, thumb), color="white")
         sheet.paste(tile, (x, y + label))
         draw.text((x + 4, y + 3), f"{place + 1}. {key} {getattr(s, key):.3f}  {Path(s.path).name}"[:40], fill="black")
-    return save_image(sheet, path, {"brushwork": "judge score sheet", "sorted_by": key,
-                                    "images": [s.path for s in scores]})  # fmt: skip
+    record = new_record("judge-sheet", {"sorted_by": key, "thumb": thumb, "columns": columns},
+                        inputs={"images": [{"path": s.path, key: getattr(s, key)} for s in scores]})  # fmt: skip
+    return save_output(sheet, path, record, force=force)

@@ -59,7 +59,7 @@ class FeatureEmbedding:
 
     @torch.no_grad()
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
-        from brushwork.images import image_to_tensor, resize_long_side
+        from brushwork.media import image_to_tensor, resize_long_side
 
         rows = []
         for img in images:
@@ -267,7 +267,7 @@ class TasteModel:
         return cls(user, embedding, projection, pooled, personal, shas, [p for _, p in images], z, rated)
 
     def embed(self, images: Sequence[str | os.PathLike | Image.Image]) -> np.ndarray:
-        from brushwork.images import load_image
+        from brushwork.media import load_image
 
         pictures = [img if isinstance(img, Image.Image) else load_image(img) for img in images]
         return self.projection(self.embedding(pictures))
@@ -288,7 +288,7 @@ class TasteModel:
 
 def _store_embeddings(store, embedding, images: list[tuple[str, str]]) -> np.ndarray:
     """Embeddings of the store's images, computed once per embedder and kept in the store."""
-    from brushwork.images import load_image
+    from brushwork.media import load_image
 
     name = getattr(embedding, "name", None)
     cached = store.cached_embeddings(name, [sha for sha, _ in images]) if name else {}
