@@ -156,3 +156,15 @@ def test_corrupt_and_locked_databases(tmp_path, pictures):
         holder.close()
     with RatingsStore(db) as store:
         assert store.judgements() == []
+
+
+def test_the_store_keeps_an_output_s_record(tmp_path, pictures):
+    from brushwork.records import new_record, write_image
+
+    made = tmp_path / "made.png"
+    write_image(make_image(24, 16, 9), made, new_record("fast", {"strength": 0.7}, seed=3))
+    with RatingsStore(tmp_path / "r.db") as store:
+        j = store.rate("ann", made, pictures[0])
+        record = store.image_record(j.winner)
+        assert record["engine"] == "fast" and record["parameters"] == {"strength": 0.7}
+        assert store.image_record(j.loser) is None  # a plain file has none

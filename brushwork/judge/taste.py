@@ -31,7 +31,7 @@ from brushwork.errors import BrushworkError
 POOLED_PENALTY = 1.0
 USER_PENALTY = 1.0
 #: PCA dimensions kept (fewer when the store has fewer images).
-DIMENSIONS = 16
+DIMENSIONS = 8
 #: Pairs scored when looking for the most informative one (a random subset beyond this).
 MAX_CANDIDATE_PAIRS = 20000
 
@@ -60,6 +60,7 @@ class FeatureEmbedding:
     @torch.no_grad()
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
         from brushwork.media import image_to_tensor, resize_long_side
+        from brushwork.style.losses import gram_matrix
 
         rows = []
         for img in images:
@@ -70,10 +71,9 @@ class FeatureEmbedding:
                 f = features[name][0].flatten(1).double()
                 parts[f"{name} mean/std"] = torch.cat([f.mean(1), f.std(1)]).numpy()
             for name in self.gram_layers:
-                f = features[name][0].flatten(1).double()
-                gram = f @ f.T / f.shape[1]
-                rows_, cols = torch.triu_indices(len(gram), len(gram))
-                parts[f"{name} gram"] = gram[rows_, cols].numpy()
+                gram = gram_matrix(features[name])[0].double()
+                upper = torch.triu_indices(len(gram), len(gram))  # the Gram matrix is symmetric
+                parts[f"{name} gram"] = gram[upper[0], upper[1]].numpy()
             parts["colour"] = colour_statistics(x[0])
             self.groups, start = {}, 0
             for key, value in parts.items():
@@ -121,7 +121,8 @@ class Projection:
                 scale[part] *= np.sqrt(part.stop - part.start)
         centred = (x - mean) / scale
         _, s, vt = np.linalg.svd(centred, full_matrices=False)
-        k = max(1, min(dims, len(x) - 1, int((s > 1e-9 * s[0]).sum())))
+        # Directions with almost no spread are noise; whitening would blow them up.
+        k = max(1, min(dims, len(x) - 1, int((s > 1e-3 * s[0]).sum())))
         spread = s[:k] / np.sqrt(len(x) - 1)
         return cls(mean, scale, vt[:k], spread)
 
