@@ -6,6 +6,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from brushwork.errors import BrushworkError
@@ -52,7 +53,8 @@ def test_rate_stores_images_by_hash_and_ranks_in_order(tmp_path, pictures):
         assert [(r.low, r.high) for r in again.images] == [(r.low, r.high) for r in ranking.images]
         # images can be named by hash once stored
         store.rate("bob", sha0, pictures[3])
-        assert store.rank(None, bootstrap=0).judgements == 17
+        pooled = store.rank(None)
+        assert pooled.judgements == 17 and pooled.interval == "hessian"
 
 
 def test_agreement_between_raters(tmp_path, pictures):
@@ -123,11 +125,11 @@ def test_csv_import_is_all_or_nothing_on_a_database_error(tmp_path, pictures, mo
         real = store._import_row
         calls = []
 
-        def failing(row, base):
+        def failing(row, base, resolved):
             calls.append(row)
             if len(calls) == 4:
                 raise sqlite3.OperationalError("disk I/O error")
-            return real(row, base)
+            return real(row, base, resolved)
 
         monkeypatch.setattr(store, "_import_row", failing)
         with pytest.raises(BrushworkError, match="disk I/O"):
@@ -168,3 +170,22 @@ def test_the_store_keeps_an_output_s_record(tmp_path, pictures):
         record = store.image_record(j.winner)
         assert record["engine"] == "fast" and record["parameters"] == {"strength": 0.7}
         assert store.image_record(j.loser) is None  # a plain file has none
+
+
+def test_hessian_intervals_cover_the_true_strengths():
+    from brushwork.judge.ratings import Judgement, bradley_terry
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=30)
+    judgements = []
+    for _ in range(900):
+        a, b = rng.choice(30, 2, replace=False)
+        a_wins = rng.random() < 1 / (1 + np.exp(truth[b] - truth[a]))
+        w, lo = (a, b) if a_wins else (b, a)
+        judgements.append(Judgement("sim", f"{w:064x}", f"{lo:064x}", False, 0.0))
+    strengths, low, high, items = bradley_terry(judgements)
+    centred = truth[[int(sha, 16) for sha in items]]
+    centred = centred - centred.mean()
+    covered = np.mean((low <= centred) & (centred <= high))
+    assert 0.85 <= covered <= 1.0
+    assert np.corrcoef(strengths, centred)[0, 1] > 0.9

@@ -44,7 +44,7 @@ def register(sub) -> dict:
     p = judge_sub.add_parser("rank", help="Bradley-Terry strengths with 95%% intervals, and rater agreement")
     _add_db(p)
     p.add_argument("--user", help="one rater's ranking (default: everyone pooled)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    p.add_argument("--bootstrap", type=int, default=0, help="intervals from N resamples (default: the fit's Hessian)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
@@ -129,7 +129,7 @@ def _rank(args: argparse.Namespace) -> int:
         print(json.dumps({"ranking": ranking.to_dict(), "agreement": [vars(a) for a in agreement]}, indent=2))
         return 0
     who = args.user or "everyone (pooled)"
-    print(f"{who}: {ranking.judgements} judgements, Bradley-Terry strength with 95% bootstrap interval")
+    print(f"{who}: {ranking.judgements} judgements, Bradley-Terry strength with 95% {ranking.interval} interval")
     for place, r in enumerate(ranking.images, 1):
         print(f"{place:3d}  {r.strength:+7.2f}  [{r.low:+6.2f}, {r.high:+6.2f}]  "
               f"{r.wins:g}/{r.comparisons} won  {r.path}")  # fmt: skip
