@@ -36,6 +36,8 @@ from brushwork.judge.taste import (
     USER_PENALTY,
     FeatureEmbedding,
     Projection,
+    TasteModel,
+    best_settings,
     fit_preference,
     most_informative_pair,
 )
@@ -88,18 +90,19 @@ def make_images(shared: Path, work: Path) -> list[tuple[Path, float]]:
     return made
 
 
+def raw_attributes(image, strength: float) -> dict[str, float]:
+    """What each hidden taste looks at in one image (PIL), before standardising."""
+    lum = image_to_tensor(image)[0].double().mean(0)
+    blurred = torch.nn.functional.avg_pool2d(lum[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+    light = float(lum.mean())
+    return {"strong style": strength, "fine strokes": float((lum - blurred).abs().mean()), "bright": light,
+            "dark": -light}  # fmt: skip
+
+
 def attributes(paths_strengths: list[tuple[Path, float]]) -> dict[str, np.ndarray]:
-    """The hidden attributes each taste cares about, standardised."""
-    style, fine, light = [], [], []
-    for path, strength in paths_strengths:
-        x = image_to_tensor(load_image(path))[0].double()
-        lum = x.mean(0)
-        blurred = torch.nn.functional.avg_pool2d(lum[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
-        style.append(strength)
-        fine.append(float((lum - blurred).abs().mean()))
-        light.append(float(lum.mean()))
-    raw = {"strong style": np.array(style), "fine strokes": np.array(fine), "bright": np.array(light)}
-    raw["dark"] = -raw["bright"]
+    """The hidden attributes each taste cares about, standardised over the images."""
+    rows = [raw_attributes(load_image(path), strength) for path, strength in paths_strengths]
+    raw = {taste: np.array([row[taste] for row in rows]) for taste in TASTES}
     return {k: (v - v.mean()) / v.std() for k, v in raw.items()}
 
 
@@ -133,6 +136,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/brushwork-taste-bench")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dims", type=int, default=DIMENSIONS)
+    parser.add_argument("--settings", action="store_true", help="also measure best_settings on AdaIN previews")
     parser.add_argument("--penalty", type=float, default=USER_PENALTY, help="of the user's fit (and the pooled)")
     parser.add_argument(
         "--shared-taste",
@@ -155,7 +159,8 @@ def main() -> None:
     else:
         x = np.concatenate([embedding([load_image(p) for p, _ in made[i : i + 32]]) for i in range(0, len(made), 32)])
         np.save(cache, x)
-    z = Projection.fit(x, embedding.groups, args.dims)(x)
+    projection = Projection.fit(x, embedding.groups, args.dims)
+    z = projection(x)
     print(f"embedded in {time.perf_counter() - start:.0f} s; {x.shape[1]} statistics -> {z.shape[1]} dimensions")
     hidden = attributes(made)
     if args.shared_taste:
@@ -208,6 +213,13 @@ def main() -> None:
                     record("taste model, next_pair", n, accuracy(pref.weights, z, u, test_pairs))
         print(f"repeat {rep + 1}/{args.repeats} done", flush=True)
 
+    if args.repeats:
+        print_accuracy(results, made, raters, flips)
+    if args.settings:
+        settings_choice(args, made, embedding, projection, z, hidden, raters)
+
+
+def print_accuracy(results: dict, made: list, raters: list[str], flips: list[float]) -> None:
     print(f"\n{len(made)} images, {len(raters)} raters, answers against their own taste: {np.mean(flips):.0%}")
     print("held-out pairwise accuracy (mean over raters and repeats) by number of the rater's ratings")
     print(f"| model | {' | '.join(str(n) for n in COUNTS)} |")
@@ -226,6 +238,44 @@ def main() -> None:
                 picked = [v for k, v in enumerate(values[n]) if (k % len(raters)) // RATERS_PER_TASTE == t]
                 rows.append(f"{name}@{n}: {np.mean(picked):.2f}")
         print(f"  {taste}: " + "; ".join(rows))
+
+
+def settings_choice(args, made, embedding, projection, z, hidden, raters) -> None:
+    """best_settings on AdaIN previews for a rater of each taste taught by 60 random ratings: where the
+    chosen preview ranks among all of them by the rater's true taste (1 = their favourite)."""
+    from brushwork.backbones import load_backbone
+    from brushwork.style.adain import apply_adain, load_adain
+
+    model = load_adain(EXAMPLES / "adain-lite0.safetensors", load_backbone("lite0"))
+    photo = load_image(EXAMPLES / "tubingen.jpg")
+    style = load_image(Path(args.shared) / "images" / "style" / "starry_night.jpg")
+    space = {"style_size": [96, 192, 384], "alpha": [0.4, 0.7, 1.0], "preserve_colors": ["none", "histogram"]}
+    previews: dict[tuple, object] = {}
+
+    def render(settings: dict):
+        key = tuple(settings.values())
+        if key not in previews:
+            previews[key] = apply_adain(model, photo, [style], image_size=192, **settings)
+        return previews[key]
+
+    pool = np.arange(len(made))
+    print(f"\nbest_settings on AdaIN previews ({np.prod([len(v) for v in space.values()])} settings), "
+          "after 60 ratings; true rank of the chosen preview (1 = the rater's favourite), over 5 seeds:")  # fmt: skip
+    for taste in TASTES:
+        ranks, chosen = [], []
+        for seed in range(5):
+            rng = np.random.default_rng(100 + seed)
+            others = [rate(rng, hidden[t], pool, OTHERS_RATINGS) for t in raters[1:]]
+            prior = fit_preference(z, np.concatenate([o[0] for o in others]), np.concatenate([o[1] for o in others]))
+            winners, losers = rate(rng, hidden[taste], pool, 60)
+            personal = fit_preference(z, winners, losers, prior=prior.weights)
+            taste_model = TasteModel(taste, embedding, projection, prior, personal, [], [], z)
+            search = best_settings(taste_model, render, space)
+            truth = {tuple(c.values()): raw_attributes(render(c), c["alpha"])[taste] for c, _ in search.results}
+            best = truth[tuple(search.best.values())]
+            ranks.append(1 + sum(value > best for value in truth.values()))  # ties share a rank
+            chosen.append(search.best)
+        print(f"  {taste}: ranks {ranks}; e.g. {chosen[0]}")
 
 
 if __name__ == "__main__":
