@@ -110,3 +110,16 @@ def test_a_corrupt_database_is_refused(tmp_path, shades, capsys):
     assert "not a ratings database" in capsys.readouterr().err
     assert main(["judge", "rank", "--db", str(tmp_path / "absent.db")]) == 2
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_taste_without_a_user_is_everyone_s(tmp_path, shades, capsys):
+    db = str(tmp_path / "r.db")
+    for a, b in [(5, 0), (4, 1), (3, 2), (5, 2)]:
+        assert (
+            main(["judge", "rate", "--db", db, "--user", "sun", "--winner", str(shades[a]), "--loser", str(shades[b])])
+            == 0
+        )
+    capsys.readouterr()
+    assert main(["judge", "taste", "--db", db, "--json", "--score", str(shades[0]), str(shades[5])]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pooled"] and Path(result["scores"][0]["image"]).name == "shade5.png"

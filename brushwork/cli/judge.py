@@ -50,7 +50,7 @@ def register(sub) -> dict:
 
     p = judge_sub.add_parser("taste", help="predict how much a user will like images, or pick the next pair")
     _add_db(p)
-    p.add_argument("--user", required=True)
+    p.add_argument("--user", help="whose taste (default: everyone's pooled taste, where a new user starts)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--score", nargs="+", metavar="IMG", help="images to score for this user")
     what.add_argument("--next-pair", action="store_true", help="the most informative pair to rate next")
@@ -157,7 +157,8 @@ def _taste(args: argparse.Namespace) -> int:
     scores = model.score(args.score)
     rows = sorted(zip(args.score, (float(s) for s in scores), strict=True), key=lambda r: -r[1])
     if args.json:
-        print(json.dumps({"user": args.user, "scores": [{"image": i, "score": s} for i, s in rows]}, indent=2))
+        scores_json = [{"image": i, "score": s} for i, s in rows]
+        print(json.dumps({"user": args.user, "pooled": args.user is None, "scores": scores_json}, indent=2))
     else:
         for image, score in rows:
             print(f"{score:+8.3f}  {image}")
