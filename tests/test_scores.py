@@ -59,7 +59,7 @@ def test_score_outputs_takes_folders_and_sorts_best_first(tmp_path, tiny_net):
         image_files([tmp_path / "absent"])
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(BrushworkError, match="no images"):
+    with pytest.raises(BrushworkError, match="nothing to score"):
         image_files([empty])
 
 
@@ -71,3 +71,19 @@ def test_distances_are_zero_for_identical_inputs_and_grow_with_difference():
     img = torch.rand(1, 3, 64, 64, generator=gen)
     assert colour_histogram_distance(img, img) == 0
     assert colour_histogram_distance(img, img * 0.2) > 0.5
+
+
+def test_videos_get_flicker_and_temporal_error_beside_the_style_figures(tmp_path, images, tiny_net):
+    pytest.importorskip("av")
+    from brushwork.style.video import write_frames
+
+    frames = [make_image(48, 32, 0, "gradient").rotate(i, fillcolor="white") for i in range(6)]
+    source, steady, flickering = tmp_path / "src.mp4", tmp_path / "steady.mp4", tmp_path / "flicker.mp4"
+    write_frames(frames, source)
+    write_frames(frames, steady)
+    write_frames([f if i % 2 else make_image(48, 32, i, "noise") for i, f in enumerate(frames)], flickering)
+    scores = {Path(s.path).name: s for s in score_outputs([steady, flickering], source, images["style"], tiny_net, 48)}
+    assert scores["steady.mp4"].flicker < 1.5 < scores["flicker.mp4"].flicker
+    assert scores["steady.mp4"].temporal_error < scores["flicker.mp4"].temporal_error
+    with pytest.raises(BrushworkError, match="must be videos"):
+        score_outputs([images["content"]], source, images["style"], tiny_net, 48)

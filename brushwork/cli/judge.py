@@ -18,7 +18,7 @@ def register(sub) -> dict:
 
     p = judge_sub.add_parser("score", help="score style-transfer outputs against their photo and painting")
     p.add_argument("outputs", nargs="+", help="output images or folders of them")
-    p.add_argument("--content", required=True, help="the content photo")
+    p.add_argument("--content", required=True, help="the content photo (or the source video of stylised videos)")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--sort", choices=SORT_KEYS, default="artfid", help="best first by this figure (default artfid)")
     p.add_argument("--references", action="store_true", help="also score the photo and the painting themselves")
@@ -80,6 +80,9 @@ def _score(args: argparse.Namespace) -> int:
     key = SORT_KEYS[args.sort]
     scores = sorted(score_outputs(outputs, args.content, args.style, size=args.size, lpips=lpips),
                     key=lambda s: getattr(s, key))  # fmt: skip
+    videos = any(s.flicker is not None for s in scores)
+    if sheet_path and videos:
+        raise BrushworkError("--sheet is for images; score videos without it")
     if csv_path:
         write_csv(scores, csv_path)
     if sheet_path:
@@ -88,10 +91,12 @@ def _score(args: argparse.Namespace) -> int:
         print(json.dumps({"sorted_by": key, "scores": [s.to_dict() for s in scores]}, indent=2))
         return 0
     names = ["artfid_lite0", "content", "style", "gram", "colour"] + (["lpips_vgg"] if lpips else [])
-    print("  ".join(f"{n:>12}" for n in names) + "  image")
+    names += ["flicker", "temporal_err"] if videos else []
+    print("  ".join(f"{n:>12}" for n in names) + ("  video (style figures: middle frame)" if videos else "  image"))
     for s in scores:
         values = [s.artfid_lite0, s.content_distance, s.style_distance, s.gram_distance, s.colour_distance]
         values += [s.lpips_vgg] if lpips else []
+        values += [s.flicker, s.temporal_error] if videos else []
         print("  ".join(f"{v:12.4f}" for v in values) + f"  {s.path}")
     print("(distances on the offline Lite0 backbone, lower is closer; artfid_lite0 is not the paper's ArtFID)")
     return 0

@@ -38,6 +38,7 @@ PATCH = 32
 BINS = 4
 #: What a folder of outputs is searched for.
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
 @dataclass
@@ -49,6 +50,10 @@ class StyleScore:
     colour_distance: float
     artfid_lite0: float
     lpips_vgg: float | None = None
+    #: Videos only (the style figures are then of the middle frame): the output's frame-to-frame change
+    #: relative to the source's (1.0 = no added flicker), and its mean change along the source's motion.
+    flicker: float | None = None
+    temporal_error: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,15 +143,15 @@ class StyleScorer:
         return StyleScore(path, content, style, gram, colour, (1 + content) * (1 + style), lpips)
 
 
-def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files and folders (their images, sorted) -> image paths."""
+def image_files(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...] = INPUT_SUFFIXES) -> list[Path]:
+    """Files and folders (their images, or files with ``suffixes``, sorted) -> paths."""
     paths: list[Path] = []
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in suffixes and p.is_file())
             if not found:
-                raise BrushworkError(f"{item}: no images in this folder")
+                raise BrushworkError(f"{item}: nothing to score in this folder ({', '.join(suffixes)})")
             paths += found
         elif item.is_file():
             paths.append(item)
@@ -158,11 +163,49 @@ def image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 def score_outputs(outputs: Sequence[str | os.PathLike], content: str | os.PathLike, style: str | os.PathLike,
                   network: torch.nn.Module | None = None, size: int = SCORE_SIZE,
                   lpips: LpipsVgg | None = None) -> list[StyleScore]:  # fmt: skip
-    """Score each output (files or folders), best (lowest ``artfid_lite0``) first."""
+    """Score each output (files or folders), best (lowest ``artfid_lite0``) first. When ``content`` is a
+    video, the outputs are its stylised versions: their middle frames are scored against the source's,
+    and their flicker and temporal error are measured against the source."""
     from brushwork.media import load_image
 
+    if _is_video(content):
+        return _score_videos(image_files(outputs, VIDEO_SUFFIXES), Path(content), load_image(style), network, size,
+                             lpips)  # fmt: skip
     scorer = StyleScorer(load_image(content), load_image(style), network, size, lpips)
     scores = [scorer.score(load_image(p), str(p)) for p in image_files(outputs)]
+    return sorted(scores, key=lambda s: s.artfid_lite0)
+
+
+def _is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _score_videos(outputs: list[Path], source: Path, style: Image.Image, network, size: int, lpips) -> list[StyleScore]:
+    from brushwork.judge.temporal import measure_flicker, measure_temporal_error
+    from brushwork.style.video import _av, read_frames
+
+    av = _av()  # a clear error when the video extra is not installed
+
+    def middle_frame(path: Path) -> Image.Image:
+        if not path.is_file():
+            raise BrushworkError(f"{path}: no such file")
+        try:
+            frames = read_frames(path)
+        except av.FFmpegError as exc:
+            raise BrushworkError(f"{path}: not a video brushwork can read ({exc})") from exc
+        if not frames:
+            raise BrushworkError(f"{path}: has no video frames")
+        return frames[len(frames) // 2]
+
+    scorer = StyleScorer(middle_frame(source), style, network, size, lpips)
+    scores = []
+    for path in outputs:
+        if not _is_video(path):
+            raise BrushworkError(f"{path}: the content is a video, so the outputs must be videos too")
+        score = scorer.score(middle_frame(path), str(path))
+        score.flicker = measure_flicker(source, path)
+        score.temporal_error = measure_temporal_error(source, path)
+        scores.append(score)
     return sorted(scores, key=lambda s: s.artfid_lite0)
 
 
