@@ -90,15 +90,16 @@ RUN_FILES = (OPTIONS, "log.jsonl", CHECKPOINT, "checkpoint.json")
 SAMPLES = "samples"
 
 
-def prepare_run_folder(run_dir: str | Path, data_source: str | Path, force: bool = False, resume: bool = False) -> Path:
-    """Check (and with ``force`` clear) a run folder before training: never a file, never the data
-    folder or a folder inside it, never another folder's contents. ``force`` removes only what an
-    earlier run wrote (:data:`RUN_FILES`, the sample grids); other files stay where they are."""
+def prepare_run_folder(run_dir: str | Path, data_source: str | Path, force: bool = False, resume: bool = False,
+                       check_only: bool = False) -> Path:  # fmt: skip
+    """Check (and with ``force`` clear, unless ``check_only``) a run folder before training: never a
+    file, never the data folder or a folder inside it, never another folder's contents. ``force``
+    removes only what an earlier run wrote (:data:`RUN_FILES`, the sample grids); other files stay."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise BrushworkError(f"{run_dir}: is a file, not a run folder")
-    if not run_dir.parent.is_dir():
-        raise BrushworkError(f"{run_dir.parent}: folder does not exist")
+    if any(p.exists() and not p.is_dir() for p in run_dir.parents):
+        raise BrushworkError(f"{run_dir}: a file stands where a folder on its way should be")
     data = Path(data_source)
     if data.is_dir():
         out, src = run_dir.resolve(), data.resolve()
@@ -118,6 +119,8 @@ def prepare_run_folder(run_dir: str | Path, data_source: str | Path, force: bool
     if others and not force:
         raise BrushworkError(f"{run_dir}: folder is not empty; choose a new folder (or --force to keep "
                              f"its files and start a run beside them)")  # fmt: skip
+    if check_only:
+        return run_dir
     for file in ours:
         file.unlink()
     if samples.is_dir() and not any(samples.iterdir()):
