@@ -123,7 +123,7 @@ def test_two_inputs_with_one_output_name(style_models, tmp_path, capsys):
     model = style_models / "fast.safetensors"
     args = ["fast", "apply", str(model), str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
     assert main([*args, "--out-dir", str(tmp_path)]) == 2
-    one_line_error(capsys, "same output name")
+    one_line_error(capsys, "would both be written")
     assert not list(tmp_path.glob("*.png"))
 
 

@@ -154,7 +154,7 @@ def train_gan(
     created = not run_dir.exists()
     if processes.main:  # the others would see its first files appear
         prepare_run_folder(run_dir, data.source, force, resume)
-        run_dir.mkdir(exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
     trainer = None
     try:
         trainer = GanTrainer(data, run_dir, config, device, processes, resume, resume_steps, resume_schedule, metrics)
