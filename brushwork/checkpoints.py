@@ -79,8 +79,25 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
         raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+    meta = _same_step_as_tensors(Path(path), meta)
     _check_kind(Path(path), meta, kind)  # after reading, so a broken file says so first
     return tensors, meta
+
+
+def _same_step_as_tensors(path: Path, meta: dict) -> dict:
+    """The settings that belong to the tensors. The two files are replaced one after the other: a run
+    killed between the two leaves new tensors beside the previous step's JSON. The copy in the
+    tensors' own header was written with them, so when the steps disagree that copy is the one."""
+    if "step" not in meta:
+        return meta
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = json.loads((fh.metadata() or {}).get(HEADER_KEY) or "null")
+    except Exception:  # noqa: BLE001 - no readable copy: the JSON is all there is
+        return meta
+    if isinstance(header, dict) and "step" in header and header["step"] != meta["step"]:
+        return header
+    return meta
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict]:

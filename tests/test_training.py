@@ -123,3 +123,15 @@ def test_killed_runs_leave_no_temp_files(tmp_path):
     assert alive.exists() and all(p.exists() for p in unrelated)
     assert remove_stale_temps(target) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [target, alive, *unrelated])
+
+
+def test_a_kill_between_the_two_checkpoint_files_resumes_the_tensors_step(tmp_path, monkeypatch):
+    from brushwork.checkpoints import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, {"w": torch.zeros(1)}, {"kind": "x", "step": 1})
+    json_before = (tmp_path / "m.json").read_text()
+    save_checkpoint(path, {"w": torch.ones(1)}, {"kind": "x", "step": 2})
+    (tmp_path / "m.json").write_text(json_before)  # as if killed after the tensors, before the JSON
+    tensors, meta = load_checkpoint(path, "x")
+    assert meta["step"] == 2 and tensors["w"].item() == 1
