@@ -451,3 +451,21 @@ def test_interrupt_while_the_command_starts(tmp_path):
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == "brushwork: interrupted"
+
+
+def test_read_only_run_folder_and_max_pixels_on_every_verb(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    data = write_classes(tmp_path / "d", per_class=2)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)  # a read-only parent folder (tests may run as root)
+    assert main(["gan", "train", str(data), "--out", str(tmp_path / "run"), "--steps", "1", "-q"]) == 2
+    one_line_error(capsys, "permission denied")
+    monkeypatch.undo()
+    for verb in (["video", "in.mp4", "--model", "m.safetensors"], ["fast", "apply", "m.safetensors", "p.png"]):
+        with pytest.raises(SystemExit) as caught:
+            main([*verb, "--max-pixels", "0", "-o", str(tmp_path / "o.mp4")])
+        assert caught.value.code == 2 and "--max-pixels: must be at least 1" in capsys.readouterr().err

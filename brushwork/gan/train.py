@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from brushwork import distributed
 from brushwork.errors import BrushworkError, require
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, write_error
 from brushwork.gan.data import Dataset
 from brushwork.gan.losses import discriminator_loss, generator_loss
 from brushwork.gan.model import (  # noqa: F401 - PRECISIONS, image_grid, to_rgb01: importable from here too
@@ -154,7 +154,11 @@ def train_gan(
     created = not run_dir.exists()
     if processes.main:  # the others would see its first files appear
         prepare_run_folder(run_dir, data.source, force, resume)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / SAMPLES).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise write_error(run_dir, exc) from exc
     trainer = None
     try:
         trainer = GanTrainer(data, run_dir, config, device, processes, resume, resume_steps, resume_schedule, metrics)
@@ -245,7 +249,6 @@ class GanTrainer:
             ids = [device.index] if device.type == "cuda" else None
             self.g_train, self.d_train = DDP(self.g, device_ids=ids), DDP(self.d, device_ids=ids)
         if processes.main:
-            (run_dir / SAMPLES).mkdir(parents=True, exist_ok=True)
             options = {"config": asdict(cfg), "data": self.data_info, "processes": processes.world,
                        "autocast": str(self.autocast).removeprefix("torch.") if self.autocast else "fp32"}  # fmt: skip
             text = json.dumps(options, indent=2)
@@ -342,8 +345,6 @@ class GanTrainer:
             with open(self.run_dir / "log.jsonl", "a") as log:
                 log.write(json.dumps(line) + "\n")
         except OSError as exc:
-            from brushwork.files import write_error
-
             raise write_error(self.run_dir / "log.jsonl", exc) from exc
 
     def write_samples(self, step: int) -> None:
