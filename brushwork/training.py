@@ -154,7 +154,8 @@ def run_training(
             # and the checkpoint on disk (a step boundary, with its data stream) is what resumes.
             losses = train_step()
             step += 1
-            if not all(torch.isfinite(v).all() for v in losses.values()):
+            # One host sync for all the losses (on a GPU each .item() would be one).
+            if not bool(torch.isfinite(torch.stack([v.detach().float().reshape(()) for v in losses.values()])).all()):
                 raise BrushworkError(
                     f"training diverged at step {step}: the losses are no longer finite numbers (try a lower "
                     f"learning rate); the last good checkpoint, of step {saved}, is kept"
