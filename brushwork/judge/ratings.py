@@ -142,6 +142,17 @@ def _record_json(path: Path) -> str | None:
         return None
 
 
+def _check_image(path: Path) -> None:
+    """Refuse a file that is not an image (reads its header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header is parsed on open; touching it is the check
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise BrushworkError(f"{path}: not an image brushwork can read") from exc
+
+
 def _is_sha(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
@@ -247,6 +258,7 @@ class RatingsStore:
             raise BrushworkError(f"unknown rater {name!r} in {self.path}")
 
     def _add_image(self, path: Path) -> str:
+        _check_image(path)
         sha = file_sha256(path)
         record = _record_json(path)
         self._db.execute(
