@@ -487,7 +487,10 @@ def bradley_terry(judgements: list[Judgement], bootstrap: int = 0, seed: int = 0
 
 def _fit(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
     """choix's MAP strengths (Newton-CG; faster than its ILSR on hundreds of images), mean 0."""
-    import choix
+    try:
+        import choix
+    except ImportError as exc:
+        raise BrushworkError("ranking needs choix and scipy: pip install 'brushwork[judge]'") from exc
 
     strengths = choix.opt_pairwise(n, pairs, alpha=BT_ALPHA)
     return strengths - strengths.mean()
