@@ -206,10 +206,13 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     @app.get("/api/jobs/{job_id}/preview", summary="The latest preview while the job runs")
     def preview(job_id: str):
         job = job_or_404(job_id)
-        path = config.previews / job.preview if job.preview else None
-        if path is None or not path.is_file():
+        try:  # read at once: the worker deletes a preview when it writes the next one
+            data = (config.previews / job.preview).read_bytes() if job.preview else None
+        except FileNotFoundError:
+            data = None
+        if data is None:
             raise HTTPException(404, "no preview yet")
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/jobs/{job_id}/events", summary="Server-sent events: progress, previews, the end")
     async def events(job_id: str, request: Request):

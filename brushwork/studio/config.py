@@ -40,6 +40,8 @@ class StudioConfig:
     lease_seconds: float = 30.0
     #: Jobs interrupted this many times (a worker killed mid-job each time) are failed, not retried forever.
     max_attempts: int = 3
+    #: Seconds between live preview images of a running job.
+    preview_seconds: float = 1.0
     device: str = "auto"
     queue_url: str | None = None  # redis://… : jobs go through RQ on Redis as well as SQLite
     token: str | None = None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     claim TEXT,                    -- token of the worker attempt that holds the job
+    worker TEXT,                   -- host:pid of the worker that holds or ran it
     lease_until REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
     cancel INTEGER NOT NULL DEFAULT 0,
@@ -80,6 +83,7 @@ class Job:
     started: float | None
     finished: float | None
     claim: str | None
+    worker: str | None
     attempts: int
     cancel: bool
     preview: str | None
@@ -89,13 +93,13 @@ class Job:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
-        return cls(id=row["id"], engine=row["engine"], params=json.loads(row["params"]),
-                   inputs=json.loads(row["inputs"]), labels=json.loads(row["labels"]), status=row["status"],
-                   progress=row["progress"], eta=row["eta"], error=row["error"], created=row["created"],
-                   started=row["started"], finished=row["finished"], claim=row["claim"], attempts=row["attempts"],
-                   cancel=bool(row["cancel"]), preview=row["preview"], preview_step=row["preview_step"],
-                   outputs=json.loads(row["outputs"] or "[]"),
-                   record=json.loads(row["record"]) if row["record"] else None)  # fmt: skip
+        data = {k: row[k] for k in row.keys() if k in cls.__dataclass_fields__}  # noqa: SIM118 (a Row yields values)
+        for name in ("params", "inputs", "labels"):
+            data[name] = json.loads(data[name])
+        data["outputs"] = json.loads(data["outputs"] or "[]")
+        data["record"] = json.loads(data["record"]) if data["record"] else None
+        data["cancel"] = bool(data["cancel"])
+        return cls(**data)
 
     def public(self) -> dict:
         """What the REST API shows: no claim tokens, no server paths."""
@@ -103,7 +107,7 @@ class Job:
         return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
                 "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
-                "finished": self.finished, "attempts": self.attempts,
+                "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
                 "images": urls, "record": self.record}  # fmt: skip
 
@@ -203,7 +207,7 @@ class JobStore:
 
     # -- the worker side -------------------------------------------------------------------------
 
-    def claim(self, job_id: str | None = None) -> tuple[Job, str] | None:
+    def claim(self, job_id: str | None = None, worker: str = "") -> tuple[Job, str] | None:
         """Take the oldest claimable job (or ``job_id``): queued, or running with an expired lease.
         Returns the job and this attempt's claim token, or None."""
         now, token = time.time(), uuid.uuid4().hex
@@ -211,11 +215,12 @@ class JobStore:
         with self.transaction() as db:
             self._settle_expired(db, now)
             row = db.execute(
-                "UPDATE jobs SET status = 'running', claim = :token, lease_until = :lease, attempts = attempts + 1, "
-                "started = :now, progress = 0, eta = NULL, error = NULL WHERE id = (SELECT id FROM jobs WHERE "
+                "UPDATE jobs SET status = 'running', claim = :token, worker = :worker, lease_until = :lease, "
+                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL "
+                "WHERE id = (SELECT id FROM jobs WHERE "
                 f"cancel = 0 AND (status = 'queued' OR (status = 'running' AND lease_until < :now)) {only} "
                 "ORDER BY created LIMIT 1) RETURNING *",
-                {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id},
+                {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id, "worker": worker},
             ).fetchone()
         return (Job.from_row(row), token) if row else None
 
@@ -311,7 +316,9 @@ class _Attempt:
         elapsed = now - self.start
         eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else None
         fields: dict[str, Any] = {"progress": self.fraction, "eta": eta}
-        if make_preview is not None and (now - self.last_preview >= 1.0 or self.fraction >= 1.0):
+        if make_preview is not None and (
+            now - self.last_preview >= self.store.config.preview_seconds or self.fraction >= 1.0
+        ):
             self.last_preview = now
             fields.update(self._write_preview(make_preview()))
         if now - self.last_write >= 0.25 or "preview" in fields:
@@ -399,10 +406,11 @@ class Worker:
         self.store = store
         self.device = device or store.config.device
         self.poll = poll
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stop = threading.Event()
 
     def run_once(self, job_id: str | None = None) -> str | None:
-        claimed = self.store.claim(job_id)
+        claimed = self.store.claim(job_id, self.name)
         if claimed is None:
             return None
         job, token = claimed

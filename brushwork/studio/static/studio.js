@@ -139,7 +139,7 @@ function studio(engines) {
     },
     async setCompare(side, jobId, url) {
       const job = await (await fetch(`/api/jobs/${jobId}`)).json();
-      const label = `${job.engine}: ${job.labels.content || job.labels.model || ""} ${(job.labels.styles || []).join(" + ")}`;
+      const label = `${job.engine}: ${job.labels.content || job.labels.model || ""} × ${(job.labels.styles || []).join(" + ")}`;
       const entry = { url, label, job };
       if (side === "A") this.compareA = entry; else this.compareB = entry;
       if (this.compareA && this.compareB) this.show("compare");
