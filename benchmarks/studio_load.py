@@ -35,6 +35,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789"
 PARAMS = {"backbone": "lite0", "image_size": 32, "iterations": 2}
+STARTED: list[subprocess.Popen] = []  # every server and worker, stopped however the run ends
 
 
 def free_port() -> int:
@@ -59,7 +60,8 @@ class Processes:
 
     def _start(self, *verb: str) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "brushwork", *verb, "--data", str(self.data), "--lease", str(self.lease)]
-        return subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return STARTED[-1]
 
     def start_server(self) -> None:
         self.server = self._start("serve", "--port", str(self.port), "--no-worker")
@@ -179,14 +181,15 @@ def faults(procs: Processes, m: int) -> dict:
     ids += late
     procs.start_server()
     procs.start_worker()
-    acked = [i for i in ids if i]
-    done, waited = wait_done(procs.data, acked, 900)
+    # A client retries what was not acknowledged, as it would after a connection error.
+    retried = [submit(procs, 4000 + s, params) for s, i in enumerate(ids) if i is None]
+    acked = [i for i in ids + retried if i]
+    wait_done(procs.data, acked, 900)
     procs.stop()
-    return {
-        "submissions": m,
-        "not acknowledged (server killed mid-request)": refused_by_kill,
-        **tally(procs.data, acked),
-    }
+    stored_unacknowledged = len({r["id"] for r in db_rows(procs.data)} - set(acked))
+    return {"submissions": m, "not acknowledged (server killed mid-request), retried": refused_by_kill,
+            "stored although not acknowledged (run, but the client never heard)": stored_unacknowledged,
+            **tally(procs.data, acked)}  # fmt: skip
 
 
 def hostile(procs: Processes) -> dict:
@@ -212,6 +215,7 @@ def hostile(procs: Processes) -> dict:
     results = {}
     for name, kwargs in cases.items():
         kwargs.setdefault("data", form)
+        kwargs.setdefault("files", {"content": ("photo.png", png(1), "image/png")})
         r = httpx.post(url, headers=auth(), timeout=120, **kwargs)
         results[name] = f"{r.status_code} {r.json().get('detail', '')!s:.70}"
     for name, headers in (("no token", {}), ("wrong token", auth("wrong"))):
@@ -233,6 +237,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--fault-jobs", type=int, default=40)
     args = parser.parse_args()
+    try:
+        run_all(args)
+    finally:
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def run_all(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for title, run in (
             (f"{args.jobs} concurrent submissions", lambda d: load(Processes(d, free_port(), 5), args.jobs)),
