@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from brushwork import api  # noqa: E402
-from brushwork.records import new_record, read_record  # noqa: E402
+from brushwork.records import read_record  # noqa: E402
 from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
 from brushwork.studio.jobs import JobStore, Worker  # noqa: E402
@@ -95,7 +95,8 @@ def test_job_runs_through_the_api_with_previews_events_and_record(client, config
         ({"image_size": 0}, "image size must be between"),
         ({"imagesize": 64}, "unknown parameter 'imagesize'"),
         ({"iterations": "many"}, "iterations: expected a whole number"),
-        ({"style_blend": [1, 2]}, "1 style images but 2 blend weights"),
+        ({"style_blend_weights": [1, 2]}, "1 style images but 2 blend weights"),
+        ({"style_blend": [1]}, "unknown parameter 'style_blend'"),
         ({"optimizer": "sgd"}, "optimizer: must be one of"),
         ({"image_size": 9000}, "above this studio's limit"),
         ({"weights": "/etc/passwd"}, "unknown parameter 'weights'"),
@@ -249,7 +250,7 @@ def test_ratings_pairs_and_gallery_filter(client, config):
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}
-    assert controls["style_blend"]["flag"] == "--style-blend-weights"
+    assert controls["style_blend_weights"]["flag"] == "--style-blend-weights"
     assert controls["image_size"]["default"] == api.StyleConfig().image_size
     images = {i["ref"] for i in client.get("/api/images").json()}
     assert {"example:tubingen.jpg", "example:starry_night.jpg"} <= images
@@ -263,25 +264,23 @@ def test_listings_and_page(client):
     assert client.get("/ui/gallery", params={"engine": "", "min_rating": ""}).status_code == 200
 
 
-def test_model_engines_appear_when_the_api_has_them(client, config, monkeypatch):
-    calls = []
-
-    def fast_apply(model, content, *, strength: float = 1.0, preserve_colors: str = "none",
-                   image_size: int | None = None, device: str = "auto", max_pixels: int = 0):  # fmt: skip
-        calls.append((Path(model).name, strength))
-        image = make_image(24, 16)
-        image.info["brushwork_record"] = new_record("fast", {"strength": strength})
-        return image
-
-    assert "fast" not in {e["name"] for e in client.get("/api/engines").json()} or hasattr(api, "fast_apply")
-    monkeypatch.setattr(api, "fast_apply", fast_apply, raising=False)
-    fast = {e["name"]: e for e in client.get("/api/engines").json()}["fast"]
-    assert {c["name"] for c in fast["controls"]} == {"strength", "preserve_colors", "image_size"}
-    bad = submit(client, {"strength": "x"}, styles=(), engine="fast", model="starry_night-fast")
-    assert bad.status_code == 400
+def test_model_engines_run_the_bundled_models(client, config):
+    engines = {e["name"]: e for e in client.get("/api/engines").json()}
+    assert {c["name"] for c in engines["fast"]["controls"]} == {"strength", "preserve_colors", "image_size"}
+    seeds = {c["name"]: c for c in engines["gan-sample"]["controls"]}["seeds"]
+    assert seeds["required"] and seeds["kind"] == "ints"
+    assert submit(client, {"strength": "x"}, styles=(), engine="fast", model="starry_night-fast").status_code == 400
     wrong = submit(client, {}, styles=(), engine="fast", model="adain-lite0")
     assert wrong.status_code == 400 and "for the adain engine" in wrong.json()["detail"]
-    job_id = submit(client, {"strength": 0.5}, styles=(), engine="fast", model="starry_night-fast").json()["id"]
-    assert Worker(JobStore(config)).run_once() == "done"
-    assert calls == [("starry_night-fast.safetensors", 0.5)]
-    assert client.get(f"/api/jobs/{job_id}/image").status_code == 200
+    no_seeds = client.post("/api/jobs", data={"engine": "gan-sample", "params": "{}", "model": "x"})
+    assert no_seeds.status_code == 400 and "seeds is required" in no_seeds.json()["detail"]
+
+    fast = submit(client, {"strength": 0.5, "image_size": 48}, styles=(), engine="fast", model="starry_night-fast")
+    adain = submit(client, {"strength": 0.8, "image_size": 48}, styles=("example:shipwreck.jpg",), engine="adain",
+                   model="adain-lite0")  # fmt: skip
+    worker = Worker(JobStore(config))
+    assert [worker.run_once(), worker.run_once()] == ["done", "done"]
+    for response, engine in ((fast, "fast"), (adain, "adain")):
+        job = client.get(f"/api/jobs/{response.json()['id']}").json()
+        assert job["record"]["engine"] == engine and job["record"]["parameters"]["strength"] in (0.5, 0.8)
+        assert client.get(job["images"][0]).headers["content-type"] == "image/png"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,16 +26,16 @@ from brushwork.studio.config import Limits
 #: progress(fraction 0..1, make_preview or None) -> None; it raises to stop the job.
 Progress = Callable[[float, Callable[[], Image.Image] | None], None]
 
-# Choice lists the form offers; the API's validation stays the judge of what is allowed.
+# Choice lists the form offers, from the API (the library's own lists).
 _CHOICES = {
-    "optimizer": ("lbfgs", "adam"),
-    "preserve_colors": ("none", "luminance", "histogram"),
-    "init": ("content", "noise"),
-    "backbone": ("auto", "vgg19", "vgg16", "lite0"),
-    "pooling": ("max", "avg"),
+    "optimizer": api.OPTIMIZERS,
+    "preserve_colors": api.PRESERVE_COLORS,
+    "init": api.INITS,
+    "backbone": api.BACKBONES,
+    "pooling": api.POOLINGS,
 }
 #: API keyword -> CLI option, where they differ.
-_FLAGS = {"style_blend": "--style-blend-weights", "strength": "--strength"}
+_FLAGS: dict[str, str] = {}
 _HELP = {
     "image_size": "long side of the output in px",
     "iterations": "optimiser steps at the first scale",
@@ -43,7 +43,6 @@ _HELP = {
     "content_weight": "raise to keep more of the photo",
     "tv_weight": "smoothness (total variation)",
     "style_scale": "style image size relative to the output: smaller gives finer strokes",
-    "style_blend": "how much of each style, e.g. 3,7",
     "style_blend_weights": "how much of each style, e.g. 3,7",
     "preserve_colors": "keep the photo's colours",
     "strength": "0 = photo, 1 = full style",
@@ -51,12 +50,13 @@ _HELP = {
     "seeds": "one image per seed, e.g. 1,2,3",
     "truncation": "lower: safer, less varied",
 }
-_BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale", "style_blend",
+_BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
           "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",
           "backbone"}  # fmt: skip
 #: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
-_SERVER_SIDE = {"device", "max_pixels", "on_step", "on_progress", "weights", "weights_layout", "init_image",
-                "style_mask", "start_step", "model", "run", "content", "styles"}  # fmt: skip
+_SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
+                "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",
+                "run", "content", "styles", "force", "max_frames"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Control:
     kind: str  # int | float | str | bool | floats | ints | names
     default: Any = None
     optional: bool = False
+    required: bool = False
     choices: tuple[str, ...] = ()
     help: str = ""
 
@@ -85,6 +86,7 @@ class Control:
             "kind": self.kind,
             "default": self.default,
             "optional": self.optional,
+            "required": self.required,
             "choices": list(self.choices),
             "help": self.help,
             "basic": self.basic,
@@ -162,7 +164,7 @@ def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
 def _control(name: str, annotation: Any, default: Any) -> Control:
     kind, optional = _kind_of(annotation, default)
     default = list(default) if isinstance(default, tuple) else default
-    return Control(name, kind, default, optional, _CHOICES.get(name, ()), _HELP.get(name, ""))
+    return Control(name, kind, default, optional, choices=tuple(_CHOICES.get(name, ())), help=_HELP.get(name, ""))
 
 
 def signature_controls(fn: Callable) -> list[Control]:
@@ -171,8 +173,9 @@ def signature_controls(fn: Callable) -> list[Control]:
     for param in inspect.signature(fn).parameters.values():
         if param.kind is not param.KEYWORD_ONLY or param.name in _SERVER_SIDE:
             continue
-        default = None if param.default is param.empty else param.default
-        controls.append(_control(param.name, param.annotation, default))
+        required = param.default is param.empty
+        control = _control(param.name, param.annotation, None if required else param.default)
+        controls.append(replace(control, optional=control.optional and not required, required=required))
     return controls
 
 
@@ -213,6 +216,9 @@ class Engine:
         unknown = sorted(set(params) - set(controls))
         if unknown:
             raise BrushworkError(f"{self.name}: unknown parameter {unknown[0]!r}; known: {', '.join(sorted(controls))}")
+        missing = [name for name, c in controls.items() if c.required and name not in params]
+        if missing:
+            raise BrushworkError(f"{self.name}: {missing[0]} is required")
         clean = {name: controls[name].coerce(value) for name, value in params.items()}
         _check_limits(clean, limits)
         self.check_api(clean, n_styles)
@@ -237,16 +243,19 @@ _STYLIZE_EXTRA = {"backbone": "auto", "pooling": "max"}
 
 
 def _stylize_controls() -> list[Control]:
-    config = api.StyleConfig
+    """The API's own keywords (backbone, pooling, style_blend_weights) and its config's fields."""
     controls = [_control(name, str, default) for name, default in _STYLIZE_EXTRA.items()]
-    for f in fields(config):
-        default = f.default if f.default is not MISSING else None
-        controls.append(_control(f.name, f.type, default))
+    controls.append(_control("style_blend_weights", "list[float] | None", None))
+    for f in fields(api.StyleConfig):
+        if f.name != "style_blend":  # given as style_blend_weights, as in the API and on the CLI
+            controls.append(_control(f.name, f.type, f.default if f.default is not MISSING else None))
     return controls
 
 
 def _stylize_check(params: dict, n_styles: int) -> None:
-    options = {k: v for k, v in params.items() if k not in _STYLIZE_EXTRA}
+    options = {k: v for k, v in params.items() if k not in _STYLIZE_EXTRA and k != "style_blend_weights"}
+    if params.get("style_blend_weights") is not None:
+        options["style_blend"] = params["style_blend_weights"]
     try:
         api.StyleConfig(**options).validate(n_styles)
     except TypeError as exc:
