@@ -13,15 +13,17 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder: the job database, uploads and images (default: your user data folder)")
     p.add_argument("--queue", help="redis://HOST:PORT/DB: hand jobs to workers on other machines through RQ")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (for jobs run here)")
-    p.add_argument("--lease", type=float, default=30.0, help="seconds before a silent worker's job is re-run")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (for jobs run here; default auto)")
+    p.add_argument(
+        "--lease", type=float, default=30.0, help="seconds before a silent worker's job re-runs (default 30)"
+    )
 
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
     p = sub.add_parser("serve", help="the web studio: queue, live previews, gallery, ratings (REST API at /docs)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; any but loopback needs a token")
-    p.add_argument("--port", type=int, default=8188)
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other address needs a token")
+    p.add_argument("--port", type=int, default=8188, help="default 8188")
     p.add_argument("--open", action="store_true", help="open the studio in the web browser")
     p.add_argument("--no-worker", action="store_true", help="run no jobs in the server (use 'brushwork worker')")
     _add_data_options(p)
