@@ -241,6 +241,12 @@ def test_ratings_pairs_and_gallery_filter(client, config):
     assert client.post("/api/ratings", json={"winner": winner, "loser": winner}).status_code == 400
     assert client.post("/api/ratings", json={"winner": winner, "loser": "f" * 32 + ":0"}).status_code == 400
     assert client.get("/api/ratings").json()[winner] == {"wins": 1, "losses": 0}
+    # They are in the judge's store, for `brushwork judge rank` and the taste model.
+    from brushwork.judge.ratings import RatingsStore
+
+    with RatingsStore(config.data_dir / "ratings.db") as store:
+        (judgement,) = store.judgements()
+        assert judgement.rater == "studio" and Path(store.image_path(judgement.winner)).name.startswith(ids[0])
     best = client.get("/api/gallery", params={"min_rating": 0.5}).json()
     assert [g["id"] for g in best] == [winner]
     # The next pair avoids the pair already rated.

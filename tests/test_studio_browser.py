@@ -93,8 +93,8 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         first = page.get_attribute("#live-preview", "src")
         assert first.endswith("/image")
 
-        # A second job with another seed, started from the keyboard.
-        page.fill("#p-seed", "7")
+        # A second job with a stronger style, started from the keyboard.
+        page.fill("#p-style_weight", "1000")
         page.keyboard.press("Control+Enter")
         page.wait_for_function(
             "first => document.querySelector('#live-status').textContent === 'done'"
@@ -119,7 +119,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.wait_for_selector("#create:visible")
         assert page.input_value("#p-iterations") == "24"
         assert page.input_value("#p-backbone") == "lite0"
-        assert page.input_value("#p-seed") == "0"
+        assert page.input_value("#p-style_weight") == "100"
 
         # Compare side by side.
         key(page, "3")

@@ -1,15 +1,19 @@
 """Pairwise ratings from the studio's rating view (two outputs, pick one).
 
-Kept behind :class:`RatingsStore` so the studio can switch to the judge's store
-(``brushwork.judge.ratings``, SQLite, with Bradley–Terry ranking and the taste model) once it lands:
-implement these three methods over it and return it from :func:`open_ratings`.
+They go into the judge's store (``brushwork.judge.ratings``: ``DATA/ratings.db``), so
+``brushwork judge rank --db DATA/ratings.db`` and the taste model (``judge taste``) use the studio's
+ratings as they are. The studio sees them through :class:`RatingsStore` (three methods), keyed by its
+own image ids (``<job id>:<output index>``); :class:`StudioRatings` is a plain table in the job
+database, for a studio without the judge.
 """
 
 from __future__ import annotations
 
 import random
-import sqlite3
+import re
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from brushwork.errors import BrushworkError
@@ -50,23 +54,66 @@ class StudioRatings:
             db.execute("INSERT INTO ratings (winner, loser, rater, created) VALUES (?, ?, ?, ?)",
                        (winner, loser, rater, time.time()))  # fmt: skip
 
-    def _rows(self) -> list[sqlite3.Row]:
+    def _rows(self) -> list[tuple[str, str]]:
         with self._connect() as db:
-            return db.execute("SELECT winner, loser FROM ratings").fetchall()
+            return [(w, lo) for w, lo in db.execute("SELECT winner, loser FROM ratings").fetchall()]
 
     def tallies(self) -> dict[str, tuple[int, int]]:
-        wins: dict[str, list[int]] = {}
-        for winner, loser in self._rows():
-            wins.setdefault(winner, [0, 0])[0] += 1
-            wins.setdefault(loser, [0, 0])[1] += 1
-        return {k: (w, lost) for k, (w, lost) in wins.items()}
+        return _tallies(self._rows())
 
     def pair_counts(self) -> dict[frozenset, int]:
-        counts: dict[frozenset, int] = {}
-        for winner, loser in self._rows():
-            key = frozenset((winner, loser))
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        return _pair_counts(self._rows())
+
+
+#: An output file's name (jobs.run_job): <job id>-<claim token>-<index>.png
+_OUTPUT_NAME = re.compile(r"([0-9a-f]{32})-[0-9a-f]{8}-(\d+)\.png")
+
+
+class JudgeRatings:
+    """Ratings in the judge's store. Images are known there by their file's SHA-256; the studio's
+    ids are read back from the output file names."""
+
+    def __init__(self, path: Path, image_file: Callable[[str], Path]):
+        from brushwork.judge.ratings import RatingsStore
+
+        self.path, self.image_file, self._open = path, image_file, RatingsStore
+        self._open(path).close()  # create it now: a bad path fails at start, not at the first rating
+
+    def add(self, winner: str, loser: str, rater: str) -> None:
+        with self._open(self.path) as store:
+            store.rate(rater, self.image_file(winner), self.image_file(loser))
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        with self._open(self.path) as store:
+            ids = {}
+            for sha, path in store.images():
+                if m := _OUTPUT_NAME.fullmatch(Path(path).name):
+                    ids[sha] = f"{m.group(1)}:{int(m.group(2))}"
+            judged = store.judgements()
+        # Ties are not offered by the studio's view; one from the CLI counts for neither side.
+        return [(ids[j.winner], ids[j.loser]) for j in judged if not j.tie and j.winner in ids and j.loser in ids]
+
+    def tallies(self) -> dict[str, tuple[int, int]]:
+        return _tallies(self._pairs())
+
+    def pair_counts(self) -> dict[frozenset, int]:
+        return _pair_counts(self._pairs())
+
+
+def _tallies(pairs: list[tuple[str, str]]) -> dict[str, tuple[int, int]]:
+    wins: dict[str, list[int]] = {}
+    for winner, loser in pairs:
+        wins.setdefault(winner, [0, 0])[0] += 1
+        wins.setdefault(loser, [0, 0])[1] += 1
+    return {k: (w, lost) for k, (w, lost) in wins.items()}
+
+
+def _pair_counts(pairs: list[tuple[str, str]]) -> dict[frozenset, int]:
+    counts: dict[frozenset, int] = {}
+    for pair in pairs:
+        key = frozenset(pair)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def score(tally: tuple[int, int] | None) -> float | None:

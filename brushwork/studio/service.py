@@ -10,13 +10,14 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
 from brushwork.studio.jobs import JobStore, Worker
 from brushwork.studio.library import StagedUpload, resolve_image, resolve_model, stage_upload
-from brushwork.studio.ratings import StudioRatings, next_pair, score
+from brushwork.studio.ratings import JudgeRatings, RatingsStore, StudioRatings, next_pair, score
 
 log = logging.getLogger("brushwork.studio")
 
@@ -32,8 +33,7 @@ class Studio:
     def __init__(self, config: StudioConfig):
         self.config = config
         self.store = JobStore(config)
-        # Switch to brushwork.judge.ratings here once it lands (see ratings.py).
-        self.ratings = StudioRatings(self.store.transaction, self.store._connect)
+        self.ratings = self._ratings()
         self.queue = None
         if config.queue_url:
             from brushwork.studio.distributed import RedisQueue
@@ -42,6 +42,22 @@ class Studio:
         self._threads: list[threading.Thread] = []
         self._workers: list[Worker] = []
         self._stop = threading.Event()
+
+    def _ratings(self) -> RatingsStore:
+        """The judge's store (DATA/ratings.db) when the judge is installed, else a table of our own."""
+        try:
+            import brushwork.judge.ratings  # noqa: F401
+        except ImportError:
+            return StudioRatings(self.store.transaction, self.store._connect)
+        return JudgeRatings(self.config.data_dir / "ratings.db", self.image_file)
+
+    def image_file(self, image_id: str) -> Path:
+        """The output file of a finished image ``<job id>:<n>``."""
+        job_id, _, n = image_id.partition(":")
+        job = self.store.get(job_id)
+        if job is None or job.status != "done" or not n.isdigit() or int(n) >= len(job.outputs):
+            raise BrushworkError(f"no finished image {image_id[:80]!r} in the gallery")
+        return self.config.outputs / job.outputs[int(n)]
 
     # -- background work -------------------------------------------------------------------------
 
@@ -177,11 +193,11 @@ class Studio:
         return found
 
     def rate(self, winner: str, loser: str, rater: str = "studio") -> None:
-        known = {item["id"] for item in self.images()}
         for image_id in (winner, loser):
-            if image_id not in known:
-                raise BrushworkError(f"no finished image {image_id[:80]!r} in the gallery")
-        self.ratings.add(winner, loser, rater[:64] or "studio")
+            self.image_file(image_id)  # a finished image of this studio
+        if winner == loser:
+            raise BrushworkError("an image cannot be rated against itself")
+        self.ratings.add(winner, loser, rater.strip()[:64] or "studio")
 
     def pair(self) -> list[dict] | None:
         items = {item["id"]: item for item in self.images(limit=200)}
