@@ -110,7 +110,19 @@ class Job:
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
-                "images": urls, "record": self.record}  # fmt: skip
+                "images": urls, "record": public_record(self.record)}  # fmt: skip
+
+
+def public_record(record: dict | None) -> dict | None:
+    """A record as the REST API shows it: inputs by name and hash, without the server's file paths."""
+    if not record:
+        return record
+    inputs = {}
+    for role, value in (record.get("inputs") or {}).items():
+        items = [{k: v for k, v in item.items() if k != "path"} if isinstance(item, dict) else item
+                 for item in (value if isinstance(value, list) else [value])]  # fmt: skip
+        inputs[role] = items if isinstance(value, list) else items[0]
+    return {**record, "inputs": inputs}
 
 
 class JobStore:

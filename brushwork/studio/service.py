@@ -15,7 +15,7 @@ from pathlib import Path
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
-from brushwork.studio.jobs import JobStore, Worker
+from brushwork.studio.jobs import JobStore, Worker, public_record
 from brushwork.studio.library import StagedUpload, resolve_image, resolve_model, stage_upload
 from brushwork.studio.ratings import JudgeRatings, RatingsStore, StudioRatings, next_pair, score
 
@@ -168,7 +168,7 @@ class Studio:
                         "inputs": job.inputs,
                         "created": job.created,
                         "finished": job.finished,
-                        "record": job.record,
+                        "record": public_record(job.record),
                         "rating": score(tally),
                         "ratings": sum(tally or (0, 0)),
                     }
