@@ -23,7 +23,7 @@ def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
     p = sub.add_parser("serve", help="the web studio: queue, live previews, gallery, ratings (REST API at /docs)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other address needs a token")
-    p.add_argument("--port", type=int, default=8188, help="default 8188")
+    p.add_argument("--port", type=int, default=8765, help="default 8765 (ComfyUI has 8188, A1111 7860)")
     p.add_argument("--open", action="store_true", help="open the studio in the web browser")
     p.add_argument("--no-worker", action="store_true", help="run no jobs in the server (use 'brushwork worker')")
     _add_data_options(p)
