@@ -292,3 +292,10 @@ def test_model_engines_run_the_bundled_models(client, config):
         job = client.get(f"/api/jobs/{response.json()['id']}").json()
         assert job["record"]["engine"] == engine and job["record"]["parameters"]["strength"] in (0.5, 0.8)
         assert client.get(job["images"][0]).headers["content-type"] == "image/png"
+
+
+def test_serve_needs_a_token_beyond_loopback():
+    from brushwork.cli.studio import _is_loopback
+
+    assert all(_is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
+    assert not any(_is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
