@@ -323,7 +323,7 @@ GATYS_SPACE = {
     "preserve_colors": ["none", "luminance"],
 }
 FAST_SPACE = {"strength": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance"]}
-ADAIN_SPACE = {"alpha": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance", "histogram"]}
+ADAIN_SPACE = {"strength": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance", "histogram"]}
 
 
 @dataclass
