@@ -242,7 +242,7 @@ def apply_adain(
         raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
     if weights is None:
         weights = [1.0] * len(styles)
-    finite_weights(weights, "style weights")
+    finite_weights(weights, "style blend weights")
     if len(weights) != len(styles):
         raise BrushworkError(f"{len(styles)} styles need as many weights, >= 0 and not all zero")
     if mask is not None and len(styles) != 2:
