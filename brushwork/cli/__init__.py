@@ -6,12 +6,12 @@ import argparse
 import signal
 import sys
 
-from brushwork.cli import adain, fast, gan, stylize, video
+from brushwork.cli import adain, fast, gan, protect, stylize, video
 from brushwork.cli.stylize import EXAMPLES
 from brushwork.errors import BrushworkError
 
 __all__ = ["EXAMPLES", "build_parser", "main"]
-MODULES = (stylize, fast, adain, video, gan)
+MODULES = (stylize, fast, adain, video, gan, protect)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
