@@ -22,8 +22,50 @@ def with_openmp_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 if "torch" not in sys.modules:
     os.environ.update(with_openmp_defaults(os.environ))
 
-from brushwork.api import read_record, save, stylize  # noqa: E402
+from brushwork._version import __version__  # noqa: E402
+from brushwork.api import (  # noqa: E402
+    adain_apply,
+    adain_export,
+    adain_slim,
+    adain_train,
+    fast_apply,
+    fast_export,
+    fast_slim,
+    fast_train,
+    gan_evaluate,
+    gan_grid,
+    gan_interpolate,
+    gan_sample,
+    gan_train,
+    info,
+    load_model,
+    read_record,
+    save,
+    stylize,
+    stylize_video,
+)
 from brushwork.errors import BrushworkError  # noqa: E402
 
-__version__ = "0.1.0"
-__all__ = ["BrushworkError", "__version__", "read_record", "save", "stylize"]
+__all__ = [
+    "BrushworkError",
+    "__version__",
+    "adain_apply",
+    "adain_export",
+    "adain_slim",
+    "adain_train",
+    "fast_apply",
+    "fast_export",
+    "fast_slim",
+    "fast_train",
+    "gan_evaluate",
+    "gan_grid",
+    "gan_interpolate",
+    "gan_sample",
+    "gan_train",
+    "info",
+    "load_model",
+    "read_record",
+    "save",
+    "stylize",
+    "stylize_video",
+]

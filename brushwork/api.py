@@ -1,30 +1,112 @@
-"""The Python API: one function per engine; each returns images carrying their :class:`~brushwork.records.Record`.
+"""The Python API: one function per engine, the same conventions for all of them.
 
-``brushwork.save(image, "out.png")`` writes an image with its record (the one exit, also used by
-the CLI); ``brushwork.records.record_of(image)`` reads it in memory, ``brushwork.read_record(path)``
-from a file.
+Inputs are paths or PIL images; keyword arguments are named like the command line's options
+(``--style-blend-weights`` is ``style_blend_weights``); ``device`` and ``seed`` where they mean
+something; a progress callback (``on_step`` or ``on_frame``); ``max_pixels`` bounds the inputs.
+Images come back carrying their :class:`~brushwork.records.Record` (``records.record_of(image)``);
+``brushwork.save(image, "out.png")`` writes one with it (the one exit, also used by the CLI) and
+``brushwork.info(path)`` reads it back from any output.
+
+The command line goes through these functions only (``tests/test_layout.py``), so a notebook, the
+CLI and the studio behave alike. The choice lists the CLI offers come from here too.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import torch
 from PIL import Image
 
-from brushwork.backbones import FeatureExtractor, load_backbone
+from brushwork import backbones
+from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor
+from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
-from brushwork.media import DEFAULT_MAX_PIXELS, load_image
+from brushwork.errors import BrushworkError
+from brushwork.files import atomic_write, check_output_path
+from brushwork.gan.losses import LOSSES as GAN_LOSSES
+from brushwork.gan.nets import CONDITIONING as GAN_CONDITIONING
+from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
+from brushwork.gan.train import PRECISIONS as GAN_PRECISIONS
+from brushwork.gan.train import GanConfig
+from brushwork.judge.distribution import EXTRACTORS
+from brushwork.media import DEFAULT_MAX_PIXELS, image_to_tensor, load_image, resize_long_side, tensor_to_image
 from brushwork.output import save_output as save
-from brushwork.records import Record, attach, describe_input, new_record, read_record
-from brushwork.style.gatys import GatysEngine, Step, StyleConfig
+from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
+from brushwork.style import color
+from brushwork.style.adain import AdainConfig
+from brushwork.style.feedforward import FastConfig
+from brushwork.style.gatys import OPTIMIZERS, GatysEngine, Step, StyleConfig
+from brushwork.style.training import TrainStep
 
 ImageSource = str | os.PathLike | Image.Image
+PathLike = str | os.PathLike
+
+#: Choice lists, for the CLI and the studio's forms (one source: the library's own).
+PRESERVE_COLORS = color.MODES
+POOLINGS = ("max", "avg")
+INITS = ("content", "noise")
+GAN_UPSAMPLES = ("resize", "transposed")
+FAST_KIND, ADAIN_KIND = "fast-style", "adain"
+#: The engine name each function writes into its records.
+ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
+           "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
+
+info = read_record
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:
     return source.convert("RGB") if isinstance(source, Image.Image) else load_image(source, max_pixels)
+
+
+def _as_list(items) -> list:
+    return [items] if isinstance(items, (str, os.PathLike, Image.Image)) else list(items)
+
+
+def _described(sources) -> list[dict]:
+    return [describe_input(s) for s in sources]
+
+
+def changed_inputs(record: Record, inputs: dict) -> list[str]:
+    """The roles (``content``, ``styles``, ``model``, …) whose files now differ from those in ``record``
+    (by SHA-256); ``inputs`` maps a role to a path or a list of paths."""
+    changed = []
+    for role, given in inputs.items():
+        stored = record.inputs.get(role, record.models.get(role))
+        if given is None or stored is None:
+            continue
+        now = [describe_input(g).get("sha256") for g in (given if isinstance(given, list) else [given])]
+        then = [s.get("sha256") if isinstance(s, dict) else None for s in (stored if isinstance(stored, list)
+                                                                          else [stored])]  # fmt: skip
+        if len(now) != len(then) or any(a and b and a != b for a, b in zip(now, then, strict=True)):
+            changed.append(role)
+    return changed
+
+
+IMAGE_FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+def image_files(sources: Sequence[PathLike]) -> list[Path]:
+    """Files as given, and a folder's images (top level, by name) in its place: the inputs of a batch."""
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES)
+            if not inside:
+                raise BrushworkError(f"{path}: no images in this folder ({', '.join(IMAGE_FILE_SUFFIXES)})")
+            found += inside
+        else:
+            found.append(path)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimisation (Gatys)
 
 
 def stylize(
@@ -32,7 +114,7 @@ def stylize(
     styles: ImageSource | Sequence[ImageSource],
     *,
     backbone: str | FeatureExtractor = "auto",
-    weights: str | os.PathLike | None = None,
+    weights: PathLike | None = None,
     weights_layout: str = "torchvision",
     pooling: str = "max",
     device: str = "auto",
@@ -40,17 +122,19 @@ def stylize(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_step: Callable[[Step], None] | None = None,
     start_step: int = 0,
+    style_blend_weights: Sequence[float] | None = None,
     **options,
 ) -> Image.Image:
-    """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend``).
+    """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend_weights``).
 
     ``options`` are the fields of :class:`~brushwork.style.gatys.StyleConfig` (``image_size``,
     ``iterations``, ``style_weight``, ``style_scale``, ``preserve_colors``, ``seed``, …).
     ``start_step`` continues an interrupted run from an intermediate given as ``init_image``.
     """
-    if isinstance(styles, (str, os.PathLike, Image.Image)):
-        styles = [styles]
-    config = StyleConfig(**options)
+    styles = _as_list(styles)
+    if style_blend_weights is not None:
+        options["style_blend"] = list(style_blend_weights)
+    config = _config(StyleConfig, options)
     if init_image is not None and config.init == "content" and not start_step:
         config.init = "image"
     content_img = _open(content, max_pixels)
@@ -61,12 +145,12 @@ def stylize(
     if isinstance(backbone, FeatureExtractor):
         net = backbone
     else:
-        net = load_backbone(backbone, weights, weights_layout, pooling)
+        net = backbones.load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
 
     parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
                   "pooling": pooling, "resumed_from_step": start_step or None, **asdict(config)}  # fmt: skip
-    inputs = {"content": describe_input(content), "styles": [describe_input(s) for s in styles]}
+    inputs = {"content": describe_input(content), "styles": _described(styles)}
     if init_image is not None:
         inputs["init_image"] = describe_input(init_image)
     models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
@@ -75,4 +159,604 @@ def stylize(
     return attach(result, record.finish())
 
 
-__all__ = ["Record", "describe_input", "read_record", "save", "stylize"]
+def stylize_record(content: ImageSource, styles: Sequence[ImageSource], step: Step, *, extra: dict | None = None,
+                   **parameters) -> Record:  # fmt: skip
+    """The record of an intermediate (or interrupted) picture of a run: its settings, inputs and step."""
+    inputs = {"content": describe_input(content), "styles": _described(styles)}
+    return new_record("gatys", parameters, inputs=inputs, seed=parameters.get("seed"),
+                      extra={"step": step.step, "scale": step.scale, **(extra or {})})  # fmt: skip
+
+
+def step_image(step: Step) -> Image.Image:
+    """The picture of a run so far, as a progress callback sees it."""
+    return tensor_to_image(step.image)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained models: feed-forward (Johnson) and AdaIN
+
+
+@dataclass
+class Model:
+    """A trained style model loaded once, for applying it to many images (``load_model``)."""
+
+    kind: str  # "fast-style" or "adain"
+    path: Path
+    net: torch.nn.Module
+    meta: dict
+    device: torch.device
+    described: dict  # name, path and SHA-256 of the file, for records
+
+    @property
+    def backbone(self) -> str | None:
+        return self.meta.get("backbone")
+
+
+def model_kind(path: PathLike) -> str:
+    """``fast-style`` or ``adain``: which engine a model file belongs to."""
+    kind = load_meta(path).get("kind")
+    if kind not in (FAST_KIND, ADAIN_KIND):
+        raise BrushworkError(f"{path}: not a '{FAST_KIND}' or '{ADAIN_KIND}' model")
+    return kind
+
+
+def load_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+               weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
+    """A fast or AdaIN model, ready for :func:`fast_apply`/:func:`adain_apply` (and for several images)."""
+    from brushwork.style import adain, feedforward
+
+    dev = pick_device(device)
+    kind = model_kind(path)
+    if kind == FAST_KIND:
+        net, meta = feedforward.load_feedforward(path, dev)
+    else:
+        name = adain.encoder_name(path, backbone, weights)
+        encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
+        net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
+    return Model(kind, Path(path), net, meta, dev, describe_input(path))
+
+
+def _model(model: Model | PathLike, kind: str, **load) -> Model:
+    loaded = model if isinstance(model, Model) else load_model(model, **load)
+    if loaded.kind != kind:
+        verb = "fast apply" if kind == FAST_KIND else "adain apply"
+        raise BrushworkError(f"{loaded.path}: is a {loaded.kind!r} model; '{verb}' needs a {kind!r} model")
+    return loaded
+
+
+def _check_strength(strength: float) -> None:
+    if not 0 <= strength <= 1:  # also refuses NaN
+        raise BrushworkError(f"strength must be between 0 and 1, not {strength}")
+
+
+def _check_colors(mode: str) -> None:
+    if mode not in PRESERVE_COLORS:
+        raise BrushworkError(f"preserve colors must be one of {', '.join(PRESERVE_COLORS)}, not {mode!r}")
+
+
+def _fast_frame(model: Model, image: Image.Image, strength: float, preserve_colors: str,
+                image_size: int | None) -> Image.Image:  # fmt: skip
+    from brushwork.style.feedforward import apply_feedforward
+
+    _check_strength(strength)
+    _check_colors(preserve_colors)
+    if preserve_colors != "histogram":
+        return apply_feedforward(model.net, [image], strength, preserve_colors, image_size, model.device)[0]
+    # A trained style has no style image to recolour: the stylised picture takes the photo's colour
+    # statistics instead, before the blend with the photo.
+    photo = resize_long_side(image, image_size) if image_size else image
+    (styled,) = apply_feedforward(model.net, [photo], 1.0, "none", None, model.device)
+    x = image_to_tensor(photo)
+    y = color.match_color_statistics(image_to_tensor(styled), x)
+    return tensor_to_image(strength * y + (1 - strength) * x)
+
+
+def fast_apply(
+    model: Model | PathLike,
+    content: ImageSource,
+    *,
+    strength: float = 1.0,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Stylise ``content`` with a trained feed-forward model (a path, or one from :func:`load_model`)."""
+    loaded = _model(model, FAST_KIND, device=device)
+    result = _fast_frame(loaded, _open(content, max_pixels), strength, preserve_colors, image_size)
+    parameters = {"strength": strength, "preserve_colors": preserve_colors, "image_size": image_size}
+    inputs = {"content": describe_input(content), "styles": [loaded.meta.get("style") or {}]}
+    record = new_record("fast", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
+    return attach(result, record.finish())
+
+
+def _adain_frame(model: Model, content: Image.Image, styles: list[Image.Image], mask: Image.Image | None,
+                 options: dict) -> Image.Image:  # fmt: skip
+    from brushwork.style.adain import apply_adain
+
+    _check_strength(options["strength"])
+    _check_colors(options["preserve_colors"])
+    return apply_adain(model.net, content, styles, options["style_blend_weights"], options["strength"], mask,
+                       options["preserve_colors"], options["image_size"], options["style_size"],
+                       model.device)  # fmt: skip
+
+
+def adain_apply(
+    model: Model | PathLike,
+    content: ImageSource,
+    styles: ImageSource | Sequence[ImageSource],
+    *,
+    style_blend_weights: Sequence[float] | None = None,
+    strength: float = 1.0,
+    style_mask: ImageSource | None = None,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    style_size: int | None = None,
+    backbone: str = "auto",
+    weights: PathLike | None = None,
+    weights_layout: str = "torchvision",
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """Stylise ``content`` with any style image(s) through a trained AdaIN decoder.
+
+    ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
+    second) paints two styles into two regions; ``strength`` 0 gives the photo back, 1 full style.
+    """
+    loaded = _model(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
+                    device=device)  # fmt: skip
+    styles = _as_list(styles)
+    options = {"style_blend_weights": list(style_blend_weights) if style_blend_weights is not None else None,
+               "strength": strength, "preserve_colors": preserve_colors, "image_size": image_size,
+               "style_size": style_size}  # fmt: skip
+    mask = _open(style_mask, max_pixels) if style_mask is not None else None
+    result = _adain_frame(loaded, _open(content, max_pixels), [_open(s, max_pixels) for s in styles], mask, options)
+    inputs = {"content": describe_input(content), "styles": _described(styles)}
+    if style_mask is not None:
+        inputs["style_mask"] = describe_input(style_mask)
+    parameters = {**options, "backbone": loaded.backbone, "weights": weights}
+    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
+    return attach(result, record.finish())
+
+
+def _train_backbone(backbone: str, weights, weights_layout: str, pooling: str) -> FeatureExtractor:
+    return backbones.load_backbone(backbone, weights, weights_layout, pooling)
+
+
+def _config(config_cls, values: dict):
+    try:
+        return config_cls(**values)
+    except TypeError as exc:  # an unknown keyword: name it in one line
+        raise BrushworkError(f"{config_cls.__name__}: {exc}") from exc
+
+
+def fast_train(
+    style: ImageSource,
+    content_dir: PathLike,
+    output: PathLike,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    backbone: str = "auto",
+    weights: PathLike | None = None,
+    weights_layout: str = "torchvision",
+    pooling: str = "max",
+    device: str = "auto",
+    on_step: Callable[[TrainStep], None] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **config,
+) -> Path:
+    """Train a feed-forward network for ``style`` on a folder of photos; write ``output`` (.safetensors).
+
+    ``config`` are the fields of :class:`~brushwork.style.feedforward.FastConfig` (``steps``, ``width``,
+    ``image_size``, ``style_weight``, …). With ``resume`` the model's own settings are kept and
+    ``steps`` may raise the total.
+    """
+    from brushwork.style.feedforward import train_feedforward
+
+    output = check_output_path(output, force, ".safetensors", resume)
+    cfg = _config(FastConfig, config)
+    style_img = _open(style, max_pixels)
+    net = _train_backbone(backbone, weights, weights_layout, pooling)
+    return train_feedforward(style_img, content_dir, output, net, cfg, pick_device(device), resume=resume,
+                             resume_steps=config.get("steps"), on_step=on_step,
+                             style_info=describe_input(style))  # fmt: skip
+
+
+def adain_train(
+    content_dir: PathLike,
+    style_dir: PathLike,
+    output: PathLike,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    backbone: str = "auto",
+    weights: PathLike | None = None,
+    weights_layout: str = "torchvision",
+    pooling: str = "max",
+    device: str = "auto",
+    on_step: Callable[[TrainStep], None] | None = None,
+    **config,
+) -> Path:
+    """Train an AdaIN decoder on a folder of photos and a folder of paintings; write ``output``.
+
+    ``config`` are the fields of :class:`~brushwork.style.adain.AdainConfig` (``steps``,
+    ``encoder_layer``, ``decoder_width``, …)."""
+    from brushwork.style.adain import train_adain
+
+    output = check_output_path(output, force, ".safetensors", resume)
+    cfg = _config(AdainConfig, config)
+    net = _train_backbone(backbone, weights, weights_layout, pooling)
+    return train_adain(content_dir, style_dir, output, net, cfg, pick_device(device), resume=resume,
+                       resume_steps=config.get("steps"), on_step=on_step)  # fmt: skip
+
+
+@dataclass
+class ExportReport:
+    path: Path
+    max_difference: float  # largest difference between PyTorch and onnxruntime on a check input
+
+
+def fast_export(model: PathLike, output: PathLike, *, force: bool = False) -> ExportReport:
+    """Write a feed-forward model as ONNX (any image size), checked against onnxruntime."""
+    from brushwork.style.export import export_onnx, max_difference
+
+    output = check_output_path(output, force, ".onnx")
+    loaded = _model(model, FAST_KIND, device="cpu")
+    export_onnx(loaded.net, output, (torch.rand(1, 3, 64, 64),), ["image"])
+    # Check on a size unlike the one traced, so a shape baked into the graph would show.
+    return ExportReport(output, max_difference(loaded.net, output, {"image": torch.rand(2, 3, 45, 70)}))
+
+
+def adain_export(model: PathLike, output: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+                 weights_layout: str = "torchvision", force: bool = False) -> ExportReport:  # fmt: skip
+    """Write encoder + AdaIN + decoder as ONNX (inputs ``content`` and ``style``, any sizes)."""
+    from brushwork.style.export import export_onnx, max_difference
+
+    output = check_output_path(output, force, ".onnx")
+    loaded = _model(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
+                    device="cpu")  # fmt: skip
+    export_onnx(loaded.net, output, (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)), ["content", "style"])
+    inputs = {"content": torch.rand(1, 3, 48, 80), "style": torch.rand(1, 3, 72, 56)}
+    return ExportReport(output, max_difference(loaded.net, output, inputs))
+
+
+def slim_model(model: PathLike, output: PathLike, *, force: bool = False) -> Path:
+    """A copy of a trained model without its optimiser and RNG state: smaller, for sharing; apply-only."""
+    model_kind(model)
+    output = check_output_path(output, force, ".safetensors")
+    if Path(output).resolve() == Path(model).resolve():
+        raise BrushworkError(f"{output}: write the slim model to another file")
+    save_slim(model, output)
+    return output
+
+
+fast_slim = adain_slim = slim_model
+
+
+# ---------------------------------------------------------------------------------------------
+# Video
+
+
+@dataclass
+class VideoReport:
+    path: Path
+    frames: int
+    audio_streams: int
+    flicker: float  # output change / source change, frame to frame (1.0 = no flicker added)
+    seconds: float
+    record: Record
+
+
+def stylize_video(
+    source: PathLike,
+    output: PathLike,
+    *,
+    model: Model | PathLike,
+    styles: ImageSource | Sequence[ImageSource] | None = None,
+    strength: float = 1.0,
+    stabilize: float = 0.5,
+    flow: bool = True,
+    crf: int = 18,
+    force: bool = False,
+    on_frame: Callable[[int, int], None] | None = None,
+    max_frames: int | None = None,
+    style_blend_weights: Sequence[float] | None = None,
+    preserve_colors: str = "none",
+    style_size: int | None = None,
+    backbone: str = "auto",
+    weights: PathLike | None = None,
+    weights_layout: str = "torchvision",
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> VideoReport:
+    """Stylise every frame of ``source`` with a fast or AdaIN ``model`` (AdaIN needs ``styles``) into an
+    H.264 ``output`` (.mp4), steadied against flicker, audio copied; the record is the MP4's comment."""
+    from brushwork.style import video
+
+    output = check_output_path(output, force, ".mp4")
+    if not 0 <= crf <= 51:
+        raise BrushworkError(f"crf must be 0..51 (H.264), not {crf}")
+    loaded = model if isinstance(model, Model) else load_model(
+        model, backbone=backbone, weights=weights, weights_layout=weights_layout, device=device)  # fmt: skip
+    styles = _as_list(styles) if styles is not None else []
+    options = {"style_blend_weights": list(style_blend_weights) if style_blend_weights is not None else None,
+               "strength": strength, "preserve_colors": preserve_colors, "image_size": None,
+               "style_size": style_size}  # fmt: skip
+    if loaded.kind == ADAIN_KIND:
+        if not styles:
+            raise BrushworkError("an adain model needs styles (--style)")
+        style_imgs = [_open(s, max_pixels) for s in styles]
+
+        def stylise(frame: Image.Image) -> Image.Image:
+            return _adain_frame(loaded, frame, style_imgs, None, options)
+    else:
+        if styles:
+            raise BrushworkError(f"{loaded.path}: a fast model carries its own style; --style is for adain models")
+
+        def stylise(frame: Image.Image) -> Image.Image:
+            return _fast_frame(loaded, frame, strength, preserve_colors, None)
+
+    parameters = {"model_kind": loaded.kind, "stabilize": stabilize, "flow": flow, "crf": crf,
+                  "max_frames": max_frames, **options}  # fmt: skip
+    if loaded.kind == ADAIN_KIND:
+        parameters |= {"backbone": loaded.backbone, "weights": weights}
+    inputs = {"content": describe_input(source),
+              "styles": _described(styles) if styles else [loaded.meta.get("style") or {}]}  # fmt: skip
+    # The comment is written with the file's header, before the frames: its ``finished`` is the start.
+    record = new_record("video", parameters, inputs=inputs, models={"model": loaded.described},
+                        device=loaded.device).finish()  # fmt: skip
+    report = video.stylize_video(source, output, stylise, stabilize, flow, max_frames, crf, on_frame,
+                                 comment=record.to_json())  # fmt: skip
+    return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record)
+
+
+# ---------------------------------------------------------------------------------------------
+# GANs
+
+
+def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
+    from brushwork.gan.sample import parse_seeds
+
+    if isinstance(seeds, str):
+        return parse_seeds(seeds)
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    return parse_seeds(",".join(str(int(s)) for s in seeds)) if seeds else parse_seeds("")
+
+
+def gan_classes(run: PathLike) -> list[str]:
+    """The class names of a run (empty when it is unconditional)."""
+    from brushwork.gan.sample import load_run
+
+    return load_run(run)[2]
+
+
+def _gan_record(engine: str, run: PathLike, parameters: dict, seed: int | None = None,
+                device: object = None) -> Record:  # fmt: skip
+    models = {"model": describe_input(Path(run) / "checkpoint.safetensors")}
+    return new_record(engine, parameters, models=models, seed=seed, device=device)
+
+
+def _gan_images(run: PathLike, seeds: list[int], class_name: str | None, truncation: float | None,
+                device: str) -> tuple[list[torch.Tensor], object, list[str]]:  # fmt: skip
+    """Generator output per class row: the named class, or every class of a conditional run."""
+    from brushwork.gan import sample as gs
+
+    g, cfg, classes = gs.load_run(run)
+    label = gs.class_index(class_name, classes)
+    labels = [label] if label is not None or not cfg.classes else list(range(len(classes)))
+    g = g.to(pick_device(device))
+    return [gs.generate(g, cfg, seeds, lab, truncation).cpu() for lab in labels], cfg, classes
+
+
+def gan_sample(run: PathLike, *, seeds: str | Sequence[int], class_name: str | None = None,
+               truncation: float | None = None, device: str = "auto") -> list[Image.Image]:  # fmt: skip
+    """One image per seed from a run's EMA generator (of ``class_name`` in a conditional run; every
+    class in turn, class by class, when none is named), each carrying its record."""
+    from brushwork.gan.sample import to_images
+
+    seed_list = _seeds(seeds)
+    rows, cfg, classes = _gan_images(run, seed_list, class_name, truncation, device)
+    images = []
+    for row, batch in enumerate(rows):
+        name = class_name if class_name is not None or not classes else classes[row]
+        for seed, image in zip(seed_list, to_images(batch), strict=True):
+            parameters = {"seeds": [seed], "class_name": name, "truncation": truncation}
+            images.append(attach(image, _gan_record("gan-sample", run, parameters, seed).finish()))
+    return images
+
+
+def gan_grid(run: PathLike, *, seeds: str | Sequence[int], class_name: str | None = None,
+             truncation: float | None = None, device: str = "auto") -> Image.Image:  # fmt: skip
+    """The seeds' images in one grid (a row per class of a conditional run when no class is named)."""
+    from brushwork.gan.train import image_grid
+
+    seed_list = _seeds(seeds)
+    rows, _, _ = _gan_images(run, seed_list, class_name, truncation, device)
+    per_row = len(seed_list) if len(rows) > 1 else min(8, len(seed_list))
+    grid = image_grid(torch.cat(rows), per_row)
+    parameters = {"seeds": seed_list, "class_name": class_name, "truncation": truncation, "grid": True}
+    return attach(grid, _gan_record("gan-sample", run, parameters, seed_list[0] if len(seed_list) == 1 else None)
+                  .finish())  # fmt: skip
+
+
+def gan_interpolate(
+    run: PathLike,
+    output: PathLike,
+    *,
+    seeds: str | Sequence[int],
+    frames: int = 24,
+    class_name: str | None = None,
+    truncation: float | None = None,
+    force: bool = False,
+) -> Path:
+    """A latent walk through ``seeds`` (and back) as a GIF or MP4, ``frames`` per leg; the record is
+    the file's comment."""
+    from brushwork.gan import sample as gs
+
+    out = check_output_path(output, force, (".gif", ".mp4"))
+    if not 1 <= frames <= 1000:
+        raise BrushworkError("frames must be 1..1000")
+    seed_list = _seeds(seeds)
+    g, cfg, classes = gs.load_run(run)
+    images = gs.interpolate(g, cfg, seed_list, gs.class_index(class_name, classes), frames, truncation)
+    # GAN images are small: shown at 256 px or more (nearest, so pixels stay pixels).
+    scale = max(1, 256 // cfg.resolution)
+    images = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in images]
+    parameters = {"seeds": seed_list, "class_name": class_name, "truncation": truncation, "frames": frames}
+    comment = _gan_record("gan-interpolate", run, parameters).finish().to_json()
+    if out.suffix.lower() == ".mp4":
+        from brushwork.style.video import write_frames
+
+        write_frames(images, out, fps=25, comment=comment)
+    else:
+        atomic_write(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                     duration=40, loop=0, comment=comment))  # fmt: skip
+    return out
+
+
+@dataclass
+class GanPlan:
+    """What a GAN run is about to do, for printing at its start."""
+
+    config: dict
+    images: int
+    classes: list[str]
+    skipped: list[str]
+    resumed: bool
+
+
+def gan_train(
+    data: PathLike,
+    output: PathLike,
+    *,
+    conditional: bool = False,
+    resume: bool = False,
+    force: bool = False,
+    device: str = "auto",
+    on_step: Callable[[TrainStep], None] | None = None,
+    on_start: Callable[[GanPlan], None] | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
+    **config,
+) -> Path:
+    """Train a GAN on an image folder (classes = sub-folders with ``conditional``) or Fashion-MNIST,
+    in the run folder ``output`` (created, with its parents). ``config`` are the fields of
+    :class:`~brushwork.gan.train.GanConfig` (``steps``, ``batch_size``, ``latent``, ``g_width``, …);
+    ``on_start`` sees every setting before the first step (under torchrun, in the first process only)."""
+    from brushwork.distributed import launched_rank
+    from brushwork.gan.data import load_dataset
+    from brushwork.gan.train import CHECKPOINT, SCHEDULE, train_gan
+
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise BrushworkError(f"{out}: is a file, not a run folder")
+    if resume and not (out / CHECKPOINT).exists():
+        raise BrushworkError(f"{out}: nothing to resume")
+    if out.exists() and any(out.iterdir()) and not (resume or force):
+        raise BrushworkError(f"{out}: run folder is not empty; use --resume to continue it or --force to start over")
+    known = set(asdict(GanConfig()))
+    unknown = set(config) - known
+    if unknown:
+        raise BrushworkError(f"unknown GAN setting(s): {', '.join(sorted(unknown))}")
+    given = {k: v for k, v in config.items() if v is not None}
+    dataset = load_dataset(str(data), conditional, resolution, channels)
+    if conditional and not dataset.class_names:
+        raise BrushworkError("--conditional needs class labels (sub-folders or Fashion-MNIST)")
+    cfg = GanConfig(**{**given, "resolution": dataset.resolution, "channels": dataset.channels,
+                       "classes": len(dataset.class_names) if conditional else 0})  # fmt: skip
+    schedule = {k: v for k, v in given.items() if k in SCHEDULE}
+    shown = asdict(cfg)
+    if resume:  # the run's own settings, with what may change on resume
+        shown = {**load_meta(out / CHECKPOINT)["config"], **schedule}
+        shown["steps"] = max(shown["steps"], given.get("steps", 0))
+    if launched_rank() == 0:
+        if force and not resume and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if on_start is not None:
+            on_start(GanPlan(shown, len(dataset.images), dataset.class_names, dataset.skipped, resume))
+    return train_gan(dataset, out, cfg, pick_device(device), resume, given.get("steps"), on_step, schedule)
+
+
+def gan_evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = None,
+                 extractor_weights: PathLike | None = None, data: PathLike | None = None,
+                 device: str = "auto") -> dict:  # fmt: skip
+    """FID/KID of a run's EMA generator against its training images (``data`` if they have moved), on
+    the run's own feature extractor unless one is named (``lite0`` offline, ``inception`` as in papers)."""
+    import json
+
+    from brushwork.gan.data import load_dataset
+    from brushwork.gan.evaluate import evaluate_run
+
+    if not 2 <= samples <= 100_000:
+        raise BrushworkError("samples must be 2..100000")
+    options = Path(run) / "options.json"
+    if not options.exists():
+        raise BrushworkError(f"{run}: not a brushwork GAN run (no options.json)")
+    recorded = json.loads(options.read_text())
+    cfg = recorded["config"]
+    source = str(data) if data is not None else recorded["data"]["source"]
+    dataset = load_dataset(source, cfg["classes"] > 0, cfg["resolution"], cfg["channels"])
+    weights = str(extractor_weights) if extractor_weights is not None else None
+    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights)
+
+
+__all__ = [
+    "AdainConfig",
+    "BACKBONES",
+    "BrushworkError",
+    "DEFAULT_MAX_PIXELS",
+    "ENGINES",
+    "EXTRACTORS",
+    "ExportReport",
+    "FastConfig",
+    "GAN_CONDITIONING",
+    "GAN_LOSSES",
+    "GAN_PRECISIONS",
+    "GAN_RESOLUTIONS",
+    "GAN_UPSAMPLES",
+    "GanConfig",
+    "GanPlan",
+    "IMAGE_SUFFIXES",
+    "INITS",
+    "LAYOUTS",
+    "Model",
+    "OPTIMIZERS",
+    "POOLINGS",
+    "PRESERVE_COLORS",
+    "Record",
+    "Step",
+    "StyleConfig",
+    "TrainStep",
+    "VideoReport",
+    "adain_apply",
+    "adain_export",
+    "adain_slim",
+    "adain_train",
+    "changed_inputs",
+    "check_output_path",
+    "describe_input",
+    "fast_apply",
+    "fast_export",
+    "fast_slim",
+    "fast_train",
+    "gan_classes",
+    "gan_evaluate",
+    "gan_grid",
+    "gan_interpolate",
+    "gan_sample",
+    "gan_train",
+    "image_files",
+    "info",
+    "load_model",
+    "model_kind",
+    "read_record",
+    "record_of",
+    "save",
+    "slim_model",
+    "step_image",
+    "stylize",
+    "stylize_record",
+    "stylize_video",
+]

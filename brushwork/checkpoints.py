@@ -3,6 +3,8 @@
 ``MODEL.safetensors`` holds the weights and, for training checkpoints, the optimiser's moment
 tensors under ``optim/...``; ``MODEL.json`` holds the configuration, the step and the RNG state.
 Both are written atomically, JSON last, so a kill leaves either the old pair or the new one.
+The same JSON also rides in the safetensors header's metadata (key ``brushwork``), so a model
+file shared alone still works; a ``.json`` beside it wins (models from before that, edits).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
+
+#: Key of the settings in the safetensors header's metadata.
+HEADER_KEY = "brushwork"
 
 
 def meta_path(path: str | os.PathLike) -> Path:
@@ -25,7 +31,8 @@ def meta_path(path: str | os.PathLike) -> Path:
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     path = Path(path)
     flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(flat, tmp))
+    header = {HEADER_KEY: json.dumps(meta, sort_keys=True)}
+    atomic_write(path, lambda tmp: save_file(flat, tmp, metadata=header))
     atomic_write(meta_path(path), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
 
 
@@ -37,14 +44,24 @@ def load_meta(path: str | os.PathLike, kind: str | None = None) -> dict:
     if not path.is_file():
         raise BrushworkError(f"{path}: no such model file")
     meta_file = meta_path(path)
-    if not meta_file.is_file():
-        raise BrushworkError(f"{path}: its settings file {meta_file.name} is missing beside it")
     try:
-        meta = json.loads(meta_file.read_text())
+        meta = json.loads(meta_file.read_text() if meta_file.is_file() else _header_meta(path, meta_file))
     except (OSError, ValueError) as exc:
         raise BrushworkError(f"{path}: unreadable model settings ({type(exc).__name__}: {exc})") from exc
     _check_kind(path, meta, kind)
     return meta
+
+
+def _header_meta(path: Path, meta_file: Path) -> str:
+    """The settings stored in the model file itself, when no .json lies beside it."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            stored = (fh.metadata() or {}).get(HEADER_KEY)
+    except Exception as exc:  # noqa: BLE001 - any failure means an unusable model file
+        raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+    if stored is None:
+        raise BrushworkError(f"{path}: its settings file {meta_file.name} is missing beside it")
+    return stored
 
 
 def _check_kind(path: Path, meta: dict, kind: str | None) -> None:

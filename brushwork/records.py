@@ -120,7 +120,7 @@ def new_record(engine: str, parameters: dict, *, inputs: dict | None = None, mod
 def versions() -> dict[str, str]:
     import torch
 
-    from brushwork import __version__
+    from brushwork._version import __version__
 
     return {"brushwork": __version__, "torch": torch.__version__, "python": platform.python_version()}
 

@@ -142,7 +142,7 @@ def test_onnx_export_and_cli(tiny_net, folders, tmp_path, monkeypatch, capsys):
     )
     record = read_record(result)
     params = record.parameters
-    assert record.engine == "adain" and params["alpha"] == 0.5 and params["style_weights"] == [1, 2]
+    assert record.engine == "adain" and params["strength"] == 0.5 and params["style_blend_weights"] == [1, 2]
     assert main(["adain", "apply", str(path), str(photo), "--style", str(style_png), "-o", str(result)]) == 2
     assert (
         main(

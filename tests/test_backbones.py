@@ -136,3 +136,28 @@ def test_lite0_packaged_weights_classify_a_cat():
     with torch.no_grad():
         assert net.classify(cat).argmax().item() in range(281, 286)  # ImageNet's domestic cats
         assert net.classify(coffee).argmax().item() in (967, 968, 504)  # espresso, cup, coffee mug
+
+
+def test_offline_fallback_is_said_once_quietly(tmp_path, monkeypatch, capsys):
+    """No torch.hub "Downloading:" line, a short timeout, one try and one notice per process."""
+    import socket
+
+    from brushwork import backbones
+    from brushwork.backbones import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("BRUSHWORK_OFFLINE", raising=False)
+    monkeypatch.setattr(weights, "_failed_downloads", set())
+    monkeypatch.setattr(backbones, "_noticed", set())
+    tries = []
+
+    def unreachable(url, dst, hash_prefix=None, progress=True):
+        tries.append((socket.getdefaulttimeout(), hash_prefix, progress))
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("torch.hub.download_url_to_file", unreachable)
+    for _ in range(2):
+        assert backbones.load_backbone("auto").name == "lite0"
+    assert tries == [(weights.DOWNLOAD_TIMEOUT, "dcbb9e9d", False)]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Lite0" in err and "Downloading" not in err

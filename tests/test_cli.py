@@ -108,7 +108,7 @@ def _bad_files(tmp_path):
         (["{d}/corrupt.png", "--style", "{style}", "-o", "{d}/o.png"], "corrupt"),
         (["{content}", "--style", "{d}/text.jpg", "-o", "{d}/o.png"], "not an image"),
         (["{content}", "--style", "{style}", "-o", "{d}/nowhere/o.png"], "folder does not exist"),
-        (["{content}", "--style", "{style}", "-o", "{d}/o.jpg"], ".png"),
+        (["{content}", "--style", "{style}", "-o", "{d}/o.bmp"], "output must be"),
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--image-size", "5"], "between 16"),
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--image-size", "99999"], "between 16"),
         (["{content}", "--style", "{style}", "-o", "{d}/o.png", "--max-pixels", "100"], "too large"),

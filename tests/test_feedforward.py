@@ -123,8 +123,12 @@ def test_wrong_kind_and_missing_settings(tmp_path):
     with pytest.raises(BrushworkError, match="'gan' model, not a 'fast-style'"):
         load_feedforward(tmp_path / "g.safetensors")
     meta_path(tmp_path / "g.safetensors").unlink()
+    assert load_checkpoint(tmp_path / "g.safetensors", "gan")[1] == {"kind": "gan"}  # settings in the file itself
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "old.safetensors"))  # as models were saved before that
     with pytest.raises(BrushworkError, match="settings file"):
-        load_checkpoint(tmp_path / "g.safetensors", "gan")
+        load_checkpoint(tmp_path / "old.safetensors", "gan")
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
     meta_path(tmp_path / "bad.safetensors").write_text("{}")
     with pytest.raises(BrushworkError, match="unreadable model"):

@@ -46,7 +46,9 @@ def photo(tmp_path) -> Path:
 
 
 def _protected(home, photo, **options) -> Path:
+    """A protected copy of ``photo``; a fixed work ID keeps the watermark's pixels (and the test) deterministic."""
     init_keys()
+    options.setdefault("work_id", 0x2B5E71)
     out = home / "out.png"
     protect_image(photo, out, protection=Protection(**options))
     return out
@@ -137,16 +139,15 @@ def test_clean_image_is_unknown(home, photo):
 
 
 def test_registry_finds_by_perceptual_hash_without_watermark(home, photo):
-    out = _protected(home, photo, watermark=False, register=True)
-    record = read_record(out)
-    assert record.extra["protection"]["opted_out"] == ["watermark"]
-    assert Registry().find(Image.open(out))[0] is None  # not registered: no watermark, no ID
-    image = Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((384, 240))
-    marked = home / "starry.png"
-    save_output(image, marked, new_record("test", {}), protection=Protection())
-    copy = Image.open(marked).convert("RGB").resize((300, 188))
-    work, how, distance = Registry().find(copy, use_watermark=False)
-    assert how == "perceptual-hash" and work.path == str(marked.resolve()) and distance <= 10
+    out = _protected(home, photo, watermark=False)
+    note = read_record(out).extra["protection"]
+    assert note["opted_out"] == ["watermark"] and note["watermark"] is None
+    assert verify(out).watermark["work_id"] is None
+    copy = Image.open(out).convert("RGB").resize((300, 225))
+    work, how, distance = Registry().find(copy)
+    assert how == "perceptual-hash" and work.path == str(out.resolve()) and distance <= 10
+    stranger = Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((384, 240))
+    assert Registry().find(stranger) == (None, "none", None)
     bundle = home / "bundle.json"
     export_bundle(Registry(), work.id, bundle)
     data = json.loads(bundle.read_text())
@@ -239,3 +240,14 @@ def test_verify_json_and_self_test_cli(home, photo, capsys):
     rows = {row["attack"]: row for row in result["attacks"]}
     assert rows["none"]["detection_rate"] == 1.0 and rows["jpeg-90"]["detection_rate"] == 1.0
     assert result["false_positives"] == 0 and result["psnr"] > 38
+
+
+def test_one_protection_serves_a_batch(home):
+    protection = Protection()
+    image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240))
+    ids = []
+    for name in ("a.png", "b.png"):
+        path = save_output(image, home / name, new_record("test", {}), protection=protection)
+        ids.append(read_record(path).extra["protection"]["work_id"])
+        assert Registry().get(ids[-1]).path == str(path.resolve())
+    assert ids[0] != ids[1] and protection.last_work_id == ids[1]

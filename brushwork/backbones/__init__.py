@@ -20,10 +20,16 @@ BACKBONES = ("auto", "vgg19", "vgg16", "lite0")
 __all__ = ["BACKBONES", "LAYOUTS", "EfficientNetLite0", "FeatureExtractor", "VGG", "load_backbone"]
 
 
+_noticed: set[str] = set()
+
+
 def _notice_to_stderr(message: str) -> None:
+    """One line on stderr, once per process (a demo loads backbones several times)."""
     import sys
 
-    print(f"brushwork: {message}", file=sys.stderr)
+    if message not in _noticed:
+        _noticed.add(message)
+        print(f"brushwork: {message}", file=sys.stderr)
 
 
 def load_backbone(

@@ -42,17 +42,40 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+#: Seconds without an answer before a download is given up (torch.hub itself sets no timeout).
+DOWNLOAD_TIMEOUT = 10.0
+_failed_downloads: set[str] = set()
+
+
 def fetch_state_dict(url: str) -> dict[str, torch.Tensor]:
-    """Download ``url`` into the torch.hub cache (sha256 prefix in the file name is checked) and load it."""
+    """Download ``url`` into the torch.hub cache (sha256 prefix in the file name is checked) and load it.
+
+    Quietly: no "Downloading:" line (a progress bar only on a terminal), a short timeout, and one
+    try per process, so that an offline machine hears about it once, from the caller."""
+    import re
+    import socket
+    import sys
+
     cached = hub_cache_path(url)
     if cached.is_file():
         return load_state_dict_file(cached)
     if offline():
         raise BrushworkError(f"{cached.name} is not in the torch cache and BRUSHWORK_OFFLINE is set")
+    if url in _failed_downloads:
+        raise BrushworkError(f"could not download {url} (tried once already)")
+    prefix = re.search(r"-([a-f0-9]+)\.", cached.name)
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)
     try:
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True, weights_only=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(cached), prefix.group(1) if prefix else None,
+                                       progress=sys.stderr.isatty())  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - network, disk and hash failures all end the same way
+        _failed_downloads.add(url)
         raise BrushworkError(f"could not download {url} ({type(exc).__name__}: {exc})") from exc
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+    return load_state_dict_file(cached)
 
 
 def apply_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

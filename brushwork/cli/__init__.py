@@ -7,6 +7,7 @@ import signal
 import sys
 
 from brushwork.cli import adain, fast, gan, protect, stylize, video
+from brushwork.cli.common import missing_sub_verb, parse_with_stored_params
 from brushwork.cli.stylize import EXAMPLES
 from brushwork.errors import BrushworkError
 
@@ -35,14 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     # A second Ctrl-C during the save would leave nothing; make the first one a clean exception.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = stylize.parse_with_stored_params(parser, argv)
+        args = parse_with_stored_params(parser, argv)
         if args.version:
-            from brushwork import __version__
+            from brushwork._version import __version__
 
             print(__version__)
             return 0
         if args.verb not in handlers:
             parser.print_help()
+            return 2
+        if missing_sub_verb(args):
             return 2
         return handlers[args.verb](args)
     except BrushworkError as exc:

@@ -1,105 +1,110 @@
-"""brushwork adain train | apply | export: arbitrary style transfer."""
+"""brushwork adain train | apply | export | slim: arbitrary style transfer."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from brushwork import api
 from brushwork.cli.common import (
+    TRAINING_HELP,
+    Replay,
     add_backbone_options,
-    add_training_options,
-    config_from_args,
-    float_list,
+    add_config_options,
+    add_output_options,
+    add_params_from,
+    add_parser,
+    add_preserve_colors,
+    add_run_options,
+    add_strength,
+    add_style_blend_weights,
+    add_verb_group,
+    backbone_options,
+    config_values,
+    outputs_for,
     train_with_progress,
 )
+from brushwork.cli.fast import add_slim, run_export, run_slim
+
+BACKBONE_GROUP = "backbone (the one the decoder was trained on)"
 
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
-    ad = sub.add_parser("adain", help="arbitrary style transfer (AdaIN): any style image at run time")
-    ad_sub = ad.add_subparsers(dest="adain_verb", required=True)
-    p = ad_sub.add_parser("train", help="train a decoder on a folder of photos and a folder of paintings")
-    p.add_argument("--content-dir", required=True)
-    p.add_argument("--style-dir", required=True)
-    p.add_argument("-o", "--output", required=True, help="MODEL.safetensors (settings go to MODEL.json)")
-    p.add_argument("--encoder-layer", help="backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    from brushwork.style.adain import AdainConfig
+    _, ad_sub = add_verb_group(sub, "adain", "arbitrary style transfer (AdaIN): any style image at run time",
+                               "adain_verb")  # fmt: skip
+    p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
+    p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
+    p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
+    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)", required=True)
+    p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training")
+    add_config_options(g, api.AdainConfig, help=TRAINING_HELP)
+    add_backbone_options(g)
 
-    add_training_options(p, AdainConfig())
-
-    p = ad_sub.add_parser("apply", help="stylise a photo with any style image(s)")
-    p.add_argument("model")
-    p.add_argument("content")
-    p.add_argument("--style", nargs="+", required=True)
-    p.add_argument("--style-weights", type=float_list, help="mix of several styles, e.g. 1,3")
-    p.add_argument("--alpha", type=float, default=1.0, help="0 = the photo, 1 = full style")
-    p.add_argument("--mask", help="white paints the first style, black the second")
-    p.add_argument("--preserve-colors", choices=("none", "luminance", "histogram"), default="none")
+    p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
+    p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")
+    p.add_argument("content", nargs="+", help="photos, or folders of them")
+    p.add_argument("--style", nargs="+", required=True, help="one or more style images")
+    add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")
+    p.add_argument("--out-dir", help="folder for the outputs (default: here)")
+    add_style_blend_weights(p)
+    add_strength(p)
+    p.add_argument("--style-mask", "--mask", dest="style_mask",
+                   help="white paints the first style, black the second (grey: a mix)")  # fmt: skip
+    add_preserve_colors(p)
     p.add_argument("--image-size", type=int, help="resize the photo's long side first")
     p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
-    p.add_argument("-o", "--output", help="output .png (default: CONTENT-STYLE.png here)")
-    p.add_argument("--force", action="store_true")
-    add_backbone_options(p.add_argument_group("backbone (the one the decoder was trained on)"))
+    add_run_options(p, device=False)
+    add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False)
+    add_params_from(p, Replay(p, "adain", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
+                                                    "styles": a.style, "model": a.model}))  # fmt: skip
 
-    p = ad_sub.add_parser("export", help="write encoder + AdaIN + decoder as ONNX (inputs: content, style)")
-    p.add_argument("model")
-    p.add_argument("-o", "--output", required=True, help="MODEL.onnx")
-    p.add_argument("--force", action="store_true")
-    add_backbone_options(p.add_argument_group("backbone (the one the decoder was trained on)"))
+    p = add_parser(ad_sub, "export", "write encoder + AdaIN + decoder as ONNX (inputs: content, style)")
+    p.add_argument("model", help="MODEL.safetensors")
+    add_output_options(p, "MODEL.onnx", required=True)
+    add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False, device=False)
+    add_slim(ad_sub, "adain")
     return {"adain": _run_adain}
 
 
 def _run_adain(args: argparse.Namespace) -> int:
-    from brushwork.backbones import load_backbone
-    from brushwork.device import pick_device
-    from brushwork.files import check_output_path
-    from brushwork.media import load_image
-    from brushwork.style import adain
+    handlers = {"train": _run_train, "apply": _run_apply, "slim": run_slim,
+                "export": lambda a: run_export(api.adain_export, a, backbone=a.backbone, weights=a.weights,
+                                               weights_layout=a.weights_layout)}  # fmt: skip
+    return handlers[args.adain_verb](args)
 
-    name = args.backbone if args.adain_verb == "train" else adain.encoder_name(args.model, args.backbone, args.weights)
-    backbone = load_backbone(name, args.weights, args.weights_layout, args.pooling)
-    if args.adain_verb == "train":
-        output = check_output_path(args.output, args.force, ".safetensors", args.resume)
-        config, given = config_from_args(adain.AdainConfig, args)
-        config.encoder_layer = args.encoder_layer
-        return train_with_progress(
-            lambda on_step: adain.train_adain(
-                args.content_dir, args.style_dir, output, backbone, config, pick_device(args.device),
-                resume=args.resume, resume_steps=given.get("steps"), on_step=on_step,
-            ),
-            output, args.quiet,
-        )  # fmt: skip
-    if args.adain_verb == "export":
-        import torch
 
-        from brushwork.style.export import export_onnx, max_difference
-
-        output = check_output_path(args.output, args.force, ".onnx")
-        model = adain.load_adain(args.model, backbone)
-        export_onnx(model, output, (torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)), ["content", "style"])
-        inputs = {"content": torch.rand(1, 3, 48, 80), "style": torch.rand(1, 3, 72, 56)}
-        print(f"{output}  (max difference to PyTorch: {max_difference(model, output, inputs):.2e})")
-        return 0
-
-    from brushwork.api import save
-    from brushwork.records import describe_input, new_record
-
-    output = check_output_path(args.output or f"{Path(args.content).stem}-{Path(args.style[0]).stem}.png", args.force)
-    device = pick_device(args.device)
-    model = adain.load_adain(args.model, backbone, device)
-    result = adain.apply_adain(
-        model, load_image(args.content), [load_image(s) for s in args.style], args.style_weights, args.alpha,
-        load_image(args.mask) if args.mask else None, args.preserve_colors, args.image_size, args.style_size, device,
+def _run_train(args: argparse.Namespace) -> int:
+    return train_with_progress(
+        lambda on_step: api.adain_train(args.content_dir, args.style_dir, args.output, resume=args.resume,
+                                        force=args.force, device=args.device, on_step=on_step,
+                                        **backbone_options(args), **config_values(api.AdainConfig, args)),
+        args.output, args.quiet,
     )  # fmt: skip
-    params = {"style_weights": args.style_weights, "alpha": args.alpha, "preserve_colors": args.preserve_colors,
-              "image_size": args.image_size, "style_size": args.style_size, "backbone": backbone.name}  # fmt: skip
-    inputs = {"content": describe_input(args.content), "styles": [describe_input(s) for s in args.style]}
-    if args.mask:
-        inputs["mask"] = describe_input(args.mask)
-    record = new_record("adain", params, inputs=inputs, models={"model": describe_input(args.model)}, device=device)
-    save(result, output, record, force=args.force)
-    print(output)
+
+
+def _run_apply(args: argparse.Namespace) -> int:
+    sources = api.image_files(args.content)
+    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir)
+    for path in outputs:
+        api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
+    model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
+                           weights_layout=args.weights_layout, device=args.device)  # fmt: skip
+    for src, dst in zip(sources, outputs, strict=True):
+        result = api.adain_apply(
+            model,
+            src,
+            args.style,
+            style_blend_weights=args.style_blend_weights,
+            strength=args.strength,
+            style_mask=args.style_mask,
+            preserve_colors=args.preserve_colors,
+            image_size=args.image_size,
+            style_size=args.style_size,
+            weights=args.weights,
+            max_pixels=args.max_pixels,
+        )
+        api.save(result, dst, force=args.force)
+        print(dst)
     return 0

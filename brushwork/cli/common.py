@@ -1,11 +1,59 @@
-"""What the command modules share: option groups, progress bars, training runs."""
+"""What the command modules share: one vocabulary of options, flags from config dataclasses, progress
+bars, training runs, and repeating a run from an output's record (``--params-from``).
+
+Option names are the same on every verb and are the Python API's keyword names with dashes
+(``--style-blend-weights`` is ``style_blend_weights``): a record's parameters then map back onto
+the command line one to one. Choice lists come from ``brushwork.api``, never restated here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+
+from brushwork import api
+from brushwork.errors import BrushworkError
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def add_parser(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, **kwargs)
+
+
+def add_verb_group(sub, name: str, help: str, dest: str) -> tuple[argparse.ArgumentParser, object]:
+    """A verb with sub-verbs (``fast train|apply|…``); the verb alone prints its help and exits 2."""
+    parser = add_parser(sub, name, help)
+    parser.set_defaults(group_parser=parser, group_dest=dest)
+    return parser, parser.add_subparsers(dest=dest)
+
+
+def missing_sub_verb(args: argparse.Namespace) -> bool:
+    """``brushwork fast`` alone: print that verb's help (its sub-verbs) on stderr; the caller exits 2."""
+    dest = getattr(args, "group_dest", None)
+    if dest is None or getattr(args, dest, None) is not None:
+        return False
+    args.group_parser.print_help(sys.stderr)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Value types
 
 
 def float_list(text: str) -> list[float]:
@@ -26,19 +74,176 @@ def name_list(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def add_backbone_options(g: argparse._ArgumentGroup) -> None:
-    from brushwork.backbones import BACKBONES, LAYOUTS
+_LIST_TYPES = {str: name_list, int: int_list, float: float_list}
 
-    g.add_argument("--backbone", choices=BACKBONES, default="auto")
+
+def _flag_type(annotation) -> tuple[Callable | None, bool]:
+    """(argparse type, is a bool flag) for a dataclass field's annotation (``int``, ``list[str] | None``, …)."""
+    if isinstance(annotation, str):  # ``from __future__ import annotations``: evaluate the simple forms we use
+        annotation = eval(annotation, {"list": list, "str": str, "int": int, "float": float, "bool": bool})  # noqa: S307
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        annotation = args[0]
+        args = list(typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        return _LIST_TYPES[args[0]], False
+    if annotation is bool:
+        return None, True
+    return annotation, False
+
+
+def add_config_options(
+    group,
+    config_cls,
+    *,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+    help: dict[str, str] | None = None,
+    choices: dict[str, tuple] | None = None,
+    keep_defaults: bool = False,
+) -> None:
+    """A ``--field-name`` flag for each field of a config dataclass.
+
+    Help and choices come from the field's metadata (``field(metadata={"help": …, "choices": …})``),
+    else from ``help``/``choices`` here. With ``keep_defaults`` the flag's default is the field's;
+    otherwise it is None (an unset flag keeps the config's default, and a resumed run its own
+    setting) and the help names the config's default.
+    """
+    help, choices = help or {}, choices or {}
+    for f in fields(config_cls):
+        if f.name in skip or (only is not None and f.name not in only):
+            continue
+        kind, is_bool = _flag_type(f.type)
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        text = f.metadata.get("help") or help.get(f.name) or f.name.replace("_", " ")
+        options: dict = {"help": text}
+        if is_bool:
+            options["action"] = "store_true"
+            options["default"] = False if keep_defaults else None
+        else:
+            options["type"] = kind
+            options["default"] = default if keep_defaults else None
+            if not keep_defaults and default is not None:
+                options["help"] = f"{text} (default: {_shown(default)})"
+            if f.metadata.get("choices") or f.name in choices:
+                options["choices"] = f.metadata.get("choices") or choices[f.name]
+        group.add_argument("--" + f.name.replace("_", "-"), **options)
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def config_values(config_cls, args: argparse.Namespace) -> dict:
+    """The config fields given on the command line (unset flags are None and left out)."""
+    return {f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared vocabulary
+
+#: Help for the training settings (TrainingConfig's and FastConfig's fields).
+TRAINING_HELP = {
+    "image_size": "side of the square training crops in px",
+    "batch_size": "crops per step",
+    "steps": "training steps in all (on --resume: raise it to train longer)",
+    "learning_rate": "Adam's learning rate",
+    "seed": "seed of the weights and the data order",
+    "checkpoint_every": "save the model every N steps (and on Ctrl-C, and at the end)",
+    "width": "channels of the network's first layer (more: slower, finer)",
+    "residual_blocks": "residual blocks in the middle of the network",
+    "content_weight": "how much of the photos' content to keep",
+    "style_weight": "how strongly to paint in the style",
+    "tv_weight": "smoothness (total variation)",
+    "style_scale": "style image size relative to the crops",
+    "content_layers": "backbone layers for the content loss (default: the backbone's)",
+    "style_layers": "backbone layers for the style loss (default: the backbone's)",
+    "encoder_layer": "backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)",
+    "decoder_width": "channels of the decoder's first layer",
+}
+
+
+def add_output_options(p, what: str, default: str | None = None, *, required: bool = False,
+                       aliases: tuple[str, ...] = ()) -> None:  # fmt: skip
+    p.add_argument("-o", "--output", *aliases, default=None, required=required,
+                   help=f"{what} (default: {default})" if default else what)  # fmt: skip
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
+    """``-q``, ``--device`` and ``--max-pixels``: on every verb that makes images."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    if device:
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    if max_pixels:
+        p.add_argument("--max-pixels", type=int, default=api.DEFAULT_MAX_PIXELS, help="refuse larger input images")
+
+
+def add_strength(p, what: str = "the photo") -> None:
+    p.add_argument("--strength", type=float, default=1.0, help=f"0 = {what}, 1 = full style")
+    p.add_argument("--alpha", dest="strength", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_style_blend_weights(p) -> None:
+    p.add_argument("--style-blend-weights", type=float_list, default=None,
+                   help="how much of each style, e.g. 3,7 for two styles (normalised)")  # fmt: skip
+    p.add_argument("--style-weights", dest="style_blend_weights", type=float_list, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # fmt: skip
+
+
+def add_preserve_colors(p, default: str = "none") -> None:
+    p.add_argument("--preserve-colors", choices=api.PRESERVE_COLORS, default=default,
+                   help="keep the photo's colours: luminance transfer, or colour statistics matched")  # fmt: skip
+
+
+def add_backbone_options(g, *, pooling: bool = True, device: bool = True) -> None:
+    g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
+                   help="feature network: VGG-19 if its weights are at hand, else the offline Lite0")  # fmt: skip
     g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
-    g.add_argument(
-        "--weights-layout", choices=LAYOUTS, default="torchvision", help="caffe: BGR, 0-255, mean-subtracted"
-    )
-    g.add_argument("--pooling", choices=("max", "avg"), default="max")
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    g.add_argument("--weights-layout", choices=api.LAYOUTS, default="torchvision",
+                   help="caffe: BGR, 0-255, mean-subtracted")  # fmt: skip
+    if pooling:
+        g.add_argument("--pooling", choices=api.POOLINGS, default="max", help="VGG's pooling layers")
+    if device:
+        g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
 
-def progress_bar(total: int, unit: str = "it"):
+def backbone_options(args: argparse.Namespace) -> dict:
+    keys = ("backbone", "weights", "weights_layout", "pooling")
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}
+
+
+def default_output(source: str | Path, by: str | Path, suffix: str = ".png", folder: str | Path = ".") -> Path:
+    """The one default name pattern: ``INPUT-STYLE.png`` (the style image's or the model's name) here."""
+    return Path(folder) / f"{Path(source).stem}-{Path(by).stem}{suffix}"
+
+
+def outputs_for(sources: list[Path], by: str | Path, output: str | None, out_dir: str | None,
+                suffix: str = ".png") -> list[Path]:  # fmt: skip
+    """Output paths for a batch: ``-o`` for one input, else the default name in ``--out-dir``.
+    Two inputs that would write the same file are refused (nothing is overwritten by its sibling)."""
+    if output and len(sources) > 1:
+        raise BrushworkError("-o names one output; for several images use --out-dir")
+    if output:
+        return [Path(output)]
+    folder = Path(out_dir or ".")
+    if not folder.is_dir():
+        raise BrushworkError(f"{folder}: output folder does not exist")
+    outs = [default_output(s, by, suffix, folder) for s in sources]
+    seen: dict[Path, Path] = {}
+    for src, out in zip(sources, outs, strict=True):
+        if out in seen:
+            raise BrushworkError(f"{seen[out]} and {src} would both be written to {out}; rename one, or run them "
+                                 "separately with --out-dir")  # fmt: skip
+        seen[out] = src
+    return outs
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+def progress_bar(total: int | None, unit: str = "it"):
     from tqdm import tqdm
 
     # In a log file, redraw every 10 s rather than many times a second.
@@ -46,24 +251,10 @@ def progress_bar(total: int, unit: str = "it"):
     return tqdm(total=total, unit=unit, dynamic_ncols=True, file=sys.stderr, mininterval=interval)
 
 
-def add_training_options(p: argparse.ArgumentParser, defaults) -> None:
-    """A flag for each number in a training config dataclass (unset flags keep the config's default)."""
-    g = p.add_argument_group("training")
-    for f in fields(defaults):
-        value = getattr(defaults, f.name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            g.add_argument("--" + f.name.replace("_", "-"), type=type(value), default=None, help=f"default {value}")
-    add_backbone_options(g)
-
-
-def config_from_args(config_cls, args: argparse.Namespace):
-    given = {f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None}
-    return config_cls(**given), given
-
-
-def train_with_progress(run, output: Path, quiet: bool, images_per_step: int | None = None) -> int:
-    """Run ``run(on_step)`` with a progress bar (showing images/s when ``images_per_step`` is given);
-    Ctrl-C ends cleanly with the checkpoint saved."""
+def train_with_progress(run, output: Path, quiet: bool,
+                        images_per_step: Callable[[], int | None] | None = None) -> int:  # fmt: skip
+    """Run ``run(on_step)`` with a progress bar (showing images/s when ``images_per_step()`` gives a
+    number); Ctrl-C ends cleanly with the checkpoint saved."""
     bar = None
 
     def on_step(step) -> None:
@@ -77,12 +268,13 @@ def train_with_progress(run, output: Path, quiet: bool, images_per_step: int | N
         if step.step % 10 == 0:
             postfix = {k: f"{v:.3g}" for k, v in step.losses.items()}
             rate = bar.format_dict.get("rate")
-            if images_per_step and rate:
-                postfix["img/s"] = f"{rate * images_per_step:.0f}"
+            per_step = images_per_step() if images_per_step else None
+            if per_step and rate:
+                postfix["img/s"] = f"{rate * per_step:.0f}"
             bar.set_postfix(postfix, refresh=False)
 
     try:
-        run(on_step)
+        output = run(on_step) or output
     except KeyboardInterrupt:
         print(f"\nbrushwork: interrupted; progress saved in {output} (continue with --resume)", file=sys.stderr)
         return 130
@@ -91,3 +283,61 @@ def train_with_progress(run, output: Path, quiet: bool, images_per_step: int | N
             bar.close()
     print(output)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# --params-from: a record's parameters become the defaults; flags on the line win
+
+
+@dataclass
+class Replay:
+    """How a verb repeats a run from an output's record."""
+
+    parser: argparse.ArgumentParser
+    engine: str  # the record's engine this verb repeats
+    inputs: Callable[[argparse.Namespace], dict]  # role -> path(s) given now, to compare with the record's
+    renames: dict[str, str] | None = None  # record key -> option dest, for older records
+
+
+def add_params_from(p, replay: Replay) -> None:
+    text = "take the settings stored in a brushwork output of this engine (flags given here win)"
+    p.add_argument("--params-from", metavar="FILE", help=text)
+    p.set_defaults(replay=replay)
+
+
+def parse_with_stored_params(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse twice: settings stored in ``--params-from`` become defaults, so flags on the line still win."""
+    args = parser.parse_args(argv)
+    replay: Replay | None = getattr(args, "replay", None)
+    if replay is None or not getattr(args, "params_from", None):
+        return args
+    record = api.info(args.params_from)
+    if record.engine != replay.engine:
+        raise BrushworkError(f"{args.params_from}: was made by the {record.engine!r} engine; this verb repeats "
+                             f"{replay.engine!r} outputs")  # fmt: skip
+    replay.parser.set_defaults(**_stored_defaults(replay, record.parameters))
+    args = parser.parse_args(argv)
+    changed = api.changed_inputs(record, replay.inputs(args))
+    if changed:
+        print(f"brushwork: warning: {', '.join(changed)} differ from the inputs recorded in {args.params_from} "
+              "(SHA-256)", file=sys.stderr)  # fmt: skip
+    return args
+
+
+def _stored_defaults(replay: Replay, stored: dict) -> dict:
+    """The stored parameters this verb has options for, as their options' values."""
+    actions = {a.dest: a for a in replay.parser._actions if a.option_strings}
+    renames = {"style_blend": "style_blend_weights", "alpha": "strength", "style_weights": "style_blend_weights",
+               **(replay.renames or {})}  # fmt: skip
+    defaults = {}
+    for key, value in stored.items():
+        dest = renames.get(key, key)
+        action = actions.get(dest)
+        if action is None or dest in ("params_from", "output", "force"):
+            continue
+        if isinstance(value, list) and action.type not in (float_list, int_list, name_list) and action.nargs is None:
+            value = ",".join(map(str, value))  # e.g. GAN seeds, stored as a list, given as text
+        if action.choices is not None and value not in action.choices:
+            continue  # e.g. a backbone recorded as a weights file's own name
+        defaults[dest] = value
+    return defaults

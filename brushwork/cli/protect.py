@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from brushwork.cli.common import name_list
+from brushwork.cli.common import add_parser, add_verb_group, name_list
 from brushwork.errors import BrushworkError
 
 
@@ -32,7 +32,7 @@ def protection_from_args(args: argparse.Namespace):
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
-    p = sub.add_parser("protect", help="a watermarked, signed, registered copy; --encrypt keeps the original private")
+    p = add_parser(sub, "protect", "a watermarked, signed, registered copy; --encrypt keeps the original private")
     p.add_argument("image", help="the image to protect")
     p.add_argument("-o", "--output", help="the protected copy / public preview (default IMAGE.protected.png)")
     p.add_argument("--encrypt", action="store_true", help="encrypt the original into the vault; -o is a preview")
@@ -41,34 +41,32 @@ def register(sub) -> dict:
     p.add_argument("--force", action="store_true")
     add_protection_options(p)
 
-    v = sub.add_parser("verify", help="is this an intact brushwork output, a modified one, or unknown?")
+    v = add_parser(sub, "verify", "is this an intact brushwork output, a modified one, or unknown?")
     v.add_argument("files", nargs="*", help="images to check (with --self-test: images to test the watermark on)")
     v.add_argument("--json", action="store_true", help="everything found, as JSON")
-    v.add_argument("--trust", nargs="+", default=[], help="extra trusted CA certificates (PEM)")
+    v.add_argument("--trust", action="append", default=[], help="an extra trusted CA certificate (PEM); repeatable")
     v.add_argument("--registry", help="registry file (default: in the user data folder)")
     v.add_argument("--self-test", action="store_true", help="embed, attack and decode: the watermark's robustness")
     v.add_argument("--attacks", type=name_list, help="with --self-test: only these attacks (comma-separated)")
 
-    u = sub.add_parser("unlock", help="restore the byte-identical original from a vault file")
+    u = add_parser(sub, "unlock", "restore the byte-identical original from a vault file")
     u.add_argument("vault_file", help="a .bwvault file")
     u.add_argument("-o", "--output", help="where to write it (default: its original name, here)")
     u.add_argument("--force", action="store_true")
 
-    k = sub.add_parser("keys", help="signing keys for C2PA provenance")
-    ksub = k.add_subparsers(dest="keys_verb", required=True)
-    ki = ksub.add_parser("init", help="make a local CA and a signing certificate (the CA is verify's trust anchor)")
+    _, ksub = add_verb_group(sub, "keys", "signing keys for C2PA provenance", "keys_verb")
+    ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor)")
     ki.add_argument("--dir", help="where to put them (default: the user config folder)")
     ki.add_argument("--organization", default="brushwork user", help="the name in the certificates")
     ki.add_argument("--force", action="store_true", help="replace existing keys (old signatures stop being trusted)")
-    ksub.add_parser("show", help="where the keys are")
+    add_parser(ksub, "show", "where the keys are")
 
-    r = sub.add_parser("registry", help="the registry of protected works")
-    rsub = r.add_subparsers(dest="registry_verb", required=True)
-    re_ = rsub.add_parser("export", help="a registration bundle (JSON + C2PA manifest) for a registry office")
+    _, rsub = add_verb_group(sub, "registry", "the registry of protected works", "registry_verb")
+    re_ = add_parser(rsub, "export", "a registration bundle (JSON + C2PA manifest) for a registry office")
     re_.add_argument("work_id", type=int)
     re_.add_argument("-o", "--output", required=True, help="BUNDLE.json")
     re_.add_argument("--force", action="store_true")
-    rf = rsub.add_parser("find", help="the work an image (maybe modified) came from: watermark, then perceptual hash")
+    rf = add_parser(rsub, "find", "the work an image (maybe modified) came from: watermark, then perceptual hash")
     rf.add_argument("image")
     rf.add_argument("--json", action="store_true")
     for q in (re_, rf):

@@ -4,67 +4,46 @@ from __future__ import annotations
 
 import argparse
 
-from brushwork.cli.common import add_backbone_options, progress_bar
-from brushwork.errors import BrushworkError
+from brushwork import api
+from brushwork.cli.common import (
+    Replay,
+    add_backbone_options,
+    add_output_options,
+    add_params_from,
+    add_parser,
+    add_preserve_colors,
+    add_run_options,
+    add_strength,
+    add_style_blend_weights,
+    default_output,
+    progress_bar,
+)
 
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
-    p = sub.add_parser("video", help="stylise a video frame by frame, steadied, audio kept (fast or adain)")
+    p = add_parser(sub, "video", "stylise a video frame by frame, steadied, audio kept (fast or adain)")
     p.add_argument("input", help="the video (anything FFmpeg reads)")
     p.add_argument("--model", required=True, help="a 'fast' or 'adain' .safetensors model")
     p.add_argument("--style", nargs="+", help="style image(s), for an adain model")
-    p.add_argument("--alpha", type=float, default=1.0, help="adain: 0 = the video, 1 = full style")
-    p.add_argument("--strength", type=float, default=1.0, help="fast: 0 = the video, 1 = full style")
+    add_output_options(p, "OUT.mp4", "VIDEO-STYLE.mp4 here (the model's name for a fast model)")
+    add_strength(p, "the video")
+    add_style_blend_weights(p)
+    add_preserve_colors(p)
+    p.add_argument("--style-size", type=int, help="adain: long side of the style images (default: the frame's)")
     p.add_argument("--stabilize", type=float, default=0.5, help="0 = off; higher = steadier (< 1)")
-    p.add_argument(
-        "--no-flow",
-        dest="flow",
-        action="store_false",
-        help="blend only where the source stands still, without optical-flow warping",
-    )
+    p.add_argument("--no-flow", dest="flow", action="store_false",
+                   help="blend only where the source stands still, without optical-flow warping")  # fmt: skip
     p.add_argument("--max-frames", type=int, help="stop after N frames")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality: lower is better and larger")
-    p.add_argument("-o", "--output", required=True, help="OUT.mp4")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    add_backbone_options(p.add_argument_group("backbone (adain models)"))
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0..51: lower is better and larger")
+    add_run_options(p, device=False)
+    add_backbone_options(p.add_argument_group("backbone (adain models)"), pooling=False)
+    add_params_from(p, Replay(p, "video", lambda a: {"content": a.input, "styles": a.style, "model": a.model}))
     return {"video": _run_video}
 
 
 def _run_video(args: argparse.Namespace) -> int:
-    from brushwork.checkpoints import load_meta
-    from brushwork.device import pick_device
-    from brushwork.files import check_output_path
-    from brushwork.media import load_image
-    from brushwork.style.video import stylize_video
-
-    output = check_output_path(args.output, args.force, ".mp4")
-    device = pick_device(args.device)
-    meta = load_meta(args.model)
-    if meta.get("kind") == "fast-style":
-        from brushwork.style.feedforward import apply_feedforward, load_feedforward
-
-        net, _ = load_feedforward(args.model, device)
-
-        def stylise(frame):
-            return apply_feedforward(net, [frame], args.strength, device=device)[0]
-    elif meta.get("kind") == "adain":
-        from brushwork.backbones import load_backbone
-        from brushwork.style.adain import apply_adain, encoder_name, load_adain
-
-        if not args.style:
-            raise BrushworkError("an adain model needs --style")
-        backbone = load_backbone(
-            encoder_name(args.model, args.backbone, args.weights), args.weights, args.weights_layout
-        )
-        model = load_adain(args.model, backbone, device)
-        styles = [load_image(s) for s in args.style]
-
-        def stylise(frame):
-            return apply_adain(model, frame, styles, alpha=args.alpha, device=device)
-    else:
-        raise BrushworkError(f"{args.model}: not a 'fast-style' or 'adain' model")
+    output = args.output or default_output(args.input, args.style[0] if args.style else args.model, ".mp4")
     bar = None
 
     def on_frame(done: int, total: int) -> None:
@@ -74,12 +53,17 @@ def _run_video(args: argparse.Namespace) -> int:
             bar.update(1)
 
     try:
-        report = stylize_video(
-            args.input, output, stylise, args.stabilize, args.flow, args.max_frames, args.crf, on_frame
-        )
+        report = api.stylize_video(
+            args.input, output, model=args.model, styles=args.style, strength=args.strength,
+            stabilize=args.stabilize, flow=args.flow, crf=args.crf, force=args.force, on_frame=on_frame,
+            max_frames=args.max_frames, style_blend_weights=args.style_blend_weights,
+            preserve_colors=args.preserve_colors, style_size=args.style_size, backbone=args.backbone,
+            weights=args.weights, weights_layout=args.weights_layout, device=args.device,
+            max_pixels=args.max_pixels,
+        )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
-    print(f"{output}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
+    print(f"{report.path}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
           f"{report.frames / report.seconds:.1f} frames/s, flicker {report.flicker:.2f}x the source's)")  # fmt: skip
     return 0

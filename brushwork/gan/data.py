@@ -7,10 +7,7 @@ Everything is decoded once into a uint8 tensor (N, C, R, R): the datasets a GAN 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import os
 import struct
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +15,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from brushwork.backbones.weights import offline
 from brushwork.errors import BrushworkError
 from brushwork.gan.nets import RESOLUTIONS
 from brushwork.media import load_image
@@ -31,7 +27,6 @@ FASHION_FILES = {
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
-FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 #: Where Debian's dataset-fashion-mnist package puts the files.
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -134,31 +129,14 @@ def read_idx(path: Path, dims: int) -> np.ndarray:
 
 
 def _find_fashion_mnist(split: str) -> Path:
+    """Debian's copy, else the torch cache folder; never a download (the data's own host is plain http)."""
     names = [name for name in FASHION_FILES if name.startswith(split)]
-    if all((FASHION_DEBIAN / name).exists() for name in names):
-        return FASHION_DEBIAN
     cache = Path(torch.hub.get_dir()) / "brushwork" / "fashion-mnist"
-    missing = [name for name in names if not (cache / name).exists()]
-    if missing and offline():
-        raise BrushworkError("Fashion-MNIST not found: install Debian's dataset-fashion-mnist or pass the folder")
-    for name in missing:
-        _download(FASHION_URL + name, cache / name, FASHION_FILES[name])
-    return cache
-
-
-def _download(url: str, target: Path, sha256: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as fh:
-            digest = hashlib.sha256()
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                fh.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BrushworkError(f"could not download {url} ({exc}); pass the folder of IDX files instead") from exc
-    if digest.hexdigest() != sha256:
-        tmp.unlink(missing_ok=True)
-        raise BrushworkError(f"{url}: downloaded file does not match its expected sha256")
-    os.replace(tmp, target)
+    for folder in (FASHION_DEBIAN, cache):
+        if all((folder / name).exists() for name in names):
+            return folder
+    raise BrushworkError(
+        f"Fashion-MNIST not found: install Debian's package dataset-fashion-mnist (apt install "
+        f"dataset-fashion-mnist, files in {FASHION_DEBIAN}), or put the four *-ubyte.gz files from "
+        f"github.com/zalandoresearch/fashion-mnist in a folder and pass that folder instead of 'fashion-mnist'"
+    )

@@ -64,8 +64,9 @@ def class_index(name: str | None, classes: list[str]) -> int | None:
 
 @torch.no_grad()
 def generate(g, cfg: GanConfig, seeds: list[int], label: int | None, truncation: float | None) -> torch.Tensor:
-    z = torch.stack([latent(s, cfg.latent, truncation) for s in seeds])
-    labels = torch.full((len(seeds),), label if label is not None else 0) if cfg.classes else None
+    device = next(g.parameters()).device
+    z = torch.stack([latent(s, cfg.latent, truncation) for s in seeds]).to(device)
+    labels = torch.full((len(seeds),), label if label is not None else 0, device=device) if cfg.classes else None
     return g(z, labels)
 
 

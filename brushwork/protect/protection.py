@@ -23,14 +23,19 @@ WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{w
 
 @dataclass
 class Protection:
-    """Settings for one output. ``keys``: None = the local keys if ``keys init`` made them."""
+    """Protection settings; one object serves any number of outputs (each gets its own work ID).
+
+    ``keys``: None = the local keys if ``keys init`` made them. ``work_id``: None = a fresh
+    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's.
+    """
 
     watermark: bool = True
     provenance: bool = True
     register: bool = True
     keys: provenance.Keys | None = None
     registry: Registry = field(default_factory=Registry)
-    work_id: int | None = field(default=None, init=False)
+    work_id: int | None = None
+    last_work_id: int | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.provenance and self.keys is None:
@@ -38,12 +43,16 @@ class Protection:
 
     def before_write(self, image: Image.Image, record: Record) -> Image.Image:
         note: dict = {"watermark": None, "provenance": bool(self.provenance and self.keys), "registered": self.register}
+        work_id = self.work_id
+        if self.register:  # registered even unmarked: the perceptual hash still finds it
+            work_id = self.registry.reserve(work_id)
         if self.watermark:
-            self.work_id = self.registry.reserve() if self.register else _random_id()
-            image = watermark.embed(image, self.work_id)
-            note.update(watermark=WATERMARK_SCHEME, work_id=self.work_id, original_size=list(image.size))
+            work_id = work_id if work_id is not None else _random_id()
+            image = watermark.embed(image, work_id)
+            note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size))
         else:
             note["opted_out"] = ["watermark"]
+        note["work_id"] = self.last_work_id = work_id
         if not note["provenance"]:
             note.setdefault("opted_out", []).append("c2pa" if self.provenance else "provenance")
         record.extra["protection"] = note
@@ -52,11 +61,12 @@ class Protection:
     def after_write(self, path: Path, record: Record) -> None:
         if self.provenance:
             provenance.add_provenance(path, record, self.keys, source_type=True)
-        if self.register and self.work_id is not None:
+        if self.register:
             with Image.open(path) as written:
                 phash = perceptual_hash(written)
             manifest = provenance.manifest_store(path) if self.keys else None
-            self.registry.register(self.work_id, path, sha256_file(path), phash, record.to_dict(), manifest)
+            work_id = record.extra["protection"]["work_id"]
+            self.registry.register(work_id, path, sha256_file(path), phash, record.to_dict(), manifest)
 
 
 def _random_id() -> int:
@@ -109,12 +119,13 @@ def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, prote
         if check.exists() and not force:
             raise BrushworkError(f"{check}: already exists; use --force to overwrite")
     written = save_output(image, output, record, force=force, protection=protection)
-    result = {"output": str(written), "work_id": protection.work_id, "vault": None}
+    work_id = protection.last_work_id
+    result = {"output": str(written), "work_id": work_id, "vault": None}
     if encrypt:
         locked = vault.lock_file(source, vault_dir, passphrase, force=force)
         result["vault"] = str(locked)
-        if protection.register and protection.work_id is not None:
-            work = protection.registry.get(protection.work_id)
-            protection.registry.register(protection.work_id, written, sha256_file(source), work.phash, work.record,
+        if protection.register:
+            work = protection.registry.get(work_id)
+            protection.registry.register(work_id, written, sha256_file(source), work.phash, work.record,
                                          work.manifest, preview_sha256=sha256_file(written))  # fmt: skip
     return result

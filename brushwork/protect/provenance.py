@@ -213,7 +213,7 @@ def parameters_hash(record: Record) -> str:
 
 def manifest_definition(record: Record, title: str) -> dict:
     """The C2PA manifest for an output made as ``record`` says."""
-    from brushwork import __version__
+    from brushwork._version import __version__
 
     ingredients = [
         {

@@ -102,10 +102,17 @@ class Registry:
         except sqlite3.DatabaseError as exc:
             raise BrushworkError(f"{self.path}: registry unreadable ({exc})") from exc
 
-    def reserve(self, rng: random.Random | None = None) -> int:
-        """A new work ID, unused in this registry, held until :meth:`register` fills it in."""
-        rng = rng or random.SystemRandom()
+    def reserve(self, work_id: int | None = None) -> int:
+        """A new work ID (random, or ``work_id``), unused in this registry, held until :meth:`register` fills it in."""
+        rng = random.SystemRandom()
         with self._transaction() as db:
+            if work_id is not None:
+                if not 1 <= work_id <= MAX_WORK_ID:
+                    raise BrushworkError(f"work id must be between 1 and {MAX_WORK_ID}, not {work_id}")
+                if db.execute("SELECT 1 FROM works WHERE id = ?", (work_id,)).fetchone():
+                    raise BrushworkError(f"work id {work_id} is already in {self.path}")
+                db.execute("INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved')", (work_id, _now()))
+                return work_id
             for _ in range(100):
                 work_id = rng.randint(1, MAX_WORK_ID)
                 if db.execute("SELECT 1 FROM works WHERE id = ?", (work_id,)).fetchone() is None:

@@ -129,8 +129,10 @@ def stylize_video(
     max_frames: int | None = None,
     crf: int = 18,
     on_frame: Callable[[int, int], None] | None = None,
+    comment: str = "",
 ) -> VideoReport:
-    """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio."""
+    """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio;
+    ``comment`` (the run's record) goes into the file's metadata."""
     av = _av()
     source, output = Path(source), Path(output)
     if not source.is_file():
@@ -146,14 +148,16 @@ def stylize_video(
 
         def write(tmp: str) -> None:
             nonlocal report
-            report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf, on_frame)
+            report = _transcode(
+                av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf, on_frame, comment
+            )
 
         atomic_write(output, write)
     assert report is not None
     return report
 
 
-def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame) -> VideoReport:
+def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="") -> VideoReport:
     import time
 
     start = time.perf_counter()
@@ -165,6 +169,8 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
     meter = FlickerMeter()
     frames = 0
     with av.open(target, "w", format="mp4") as out:
+        if comment:
+            out.metadata["comment"] = comment
         # Every stream must exist before the first packet is written (audio may come first).
         width, height = v_in.codec_context.width, v_in.codec_context.height
         v_out = _h264_stream(out, rate, width, height, crf)
