@@ -164,7 +164,8 @@ def test_output_exit_records_opt_outs(home):
     path = save_output(image, home / "plain.png", new_record("test", {}), protection=Protection(watermark=False,
                        provenance=False, register=False))  # fmt: skip
     note = read_record(path).extra["protection"]
-    assert note["watermark"] is None and set(note["opted_out"]) == {"watermark", "provenance"}
+    assert note["watermark"] is None and note["opted_out"] == ["watermark", "provenance", "registry"]
+    assert not note["c2pa"] and not note["iptc"]
     assert read_source_type(path) is None and check_manifest(path).state == "absent"
 
 

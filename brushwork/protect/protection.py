@@ -42,7 +42,9 @@ class Protection:
             self.keys = provenance.find_keys()
 
     def before_write(self, image: Image.Image, record: Record) -> Image.Image:
-        note: dict = {"watermark": None, "provenance": bool(self.provenance and self.keys), "registered": self.register}
+        # What this output carries; ``opted_out`` lists only the user's choices (no keys is not a choice).
+        note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.provenance and self.keys),
+                      "registered": self.register, "opted_out": []}  # fmt: skip
         work_id = self.work_id
         if self.register:  # registered even unmarked: the perceptual hash still finds it
             work_id = self.registry.reserve(work_id)
@@ -51,10 +53,12 @@ class Protection:
             image = watermark.embed(image, work_id)
             note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size))
         else:
-            note["opted_out"] = ["watermark"]
+            note["opted_out"].append("watermark")
         note["work_id"] = self.last_work_id = work_id
-        if not note["provenance"]:
-            note.setdefault("opted_out", []).append("c2pa" if self.provenance else "provenance")
+        if not self.provenance:
+            note["opted_out"].append("provenance")
+        if not self.register:
+            note["opted_out"].append("registry")
         record.extra["protection"] = note
         return image
 
