@@ -48,7 +48,7 @@ def photo(tmp_path) -> Path:
 def _protected(home, photo, **options) -> Path:
     """A protected copy of ``photo``; a fixed work ID keeps the watermark's pixels (and the test) deterministic."""
     init_keys()
-    options.setdefault("work_id", 0x2B5E71)
+    options.setdefault("work_id", 0x2B5E7)
     out = home / "out.png"
     protect_image(photo, out, protection=Protection(**options))
     return out

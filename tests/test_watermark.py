@@ -14,7 +14,7 @@ pytest.importorskip("imwatermark")
 pytest.importorskip("onnxruntime")
 
 from brushwork.protect.robustness import ATTACKS, psnr, synthetic_images  # noqa: E402
-from brushwork.protect.watermark import MAX_WORK_ID, crc8, detect, embed, parse_payload, payload_bits  # noqa: E402
+from brushwork.protect.watermark import MAX_WORK_ID, chase_decode, crc, detect, embed, parse_payload, payload_bits  # noqa: E402
 from tests.conftest import SHARED  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
@@ -40,7 +40,7 @@ def synthetic_painting(seed: int) -> Image.Image:
 @pytest.fixture(scope="module")
 def marked():
     image = example("tubingen.jpg")
-    return image, embed(image, 0x5A17C3)
+    return image, embed(image, 0x5A17C)
 
 
 def test_payload_carries_id_and_checksum():
@@ -49,8 +49,14 @@ def test_payload_carries_id_and_checksum():
     assert parse_payload(bits) == (123456, True)
     flipped = list(bits)
     flipped[5] ^= 1
-    assert parse_payload(flipped)[1] is False  # CRC-8 catches any single flipped bit
-    assert crc8(0) == 0 and crc8(1) != crc8(2)
+    assert parse_payload(flipped)[1] is False  # the CRC catches any single flipped bit
+    assert crc(0) == 0 and crc(1) != crc(2)
+    # Chase decoding: a wrong bit that the decoder was unsure of is repaired, a confident one is not.
+    logits = np.where(np.array(bits) == 1, 9.0, -9.0)
+    logits[5] = -logits[5] * 0.05
+    assert chase_decode(logits) == (bits, True)
+    logits[5] *= 200  # still wrong, now confidently
+    assert chase_decode(logits)[1] is False
     with pytest.raises(BrushworkError):
         payload_bits(MAX_WORK_ID + 1)
 
@@ -65,7 +71,7 @@ def test_mark_is_invisible_and_keeps_size(marked):
 def test_mark_survives(marked, attack):
     image, out = marked
     reading = detect(ATTACKS[attack](out), original_size=image.size)
-    assert reading.work_id == 0x5A17C3, reading
+    assert reading.work_id == 0x5A17C, reading
     assert reading.crc_ok
 
 
