@@ -252,3 +252,24 @@ def test_one_protection_serves_a_batch(home):
         ids.append(read_record(path).extra["protection"]["work_id"])
         assert Registry().get(ids[-1]).path == str(path.resolve())
     assert ids[0] != ids[1] and protection.last_work_id == ids[1]
+
+
+def test_a_payload_the_picture_will_not_carry_gets_a_fresh_id(home, monkeypatch):
+    from brushwork.protect import watermark
+
+    real, refused = watermark.embed_checked, []
+
+    def first_refused(image, work_id):
+        marked, ok = real(image, work_id)
+        if not refused:
+            refused.append(work_id)
+            return marked, False
+        return marked, ok
+
+    monkeypatch.setattr(watermark, "embed_checked", first_refused)
+    image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240))
+    path = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
+    note = read_record(path).extra["protection"]
+    assert note["work_id"] != refused[0] and note["watermark_reads_back"]
+    assert Registry().get(refused[0]) is None  # the refused ID went back
+    assert verify(path).watermark["work_id"] == note["work_id"]

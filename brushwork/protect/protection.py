@@ -18,6 +18,8 @@ from brushwork.protect import provenance, watermark
 from brushwork.protect.registry import Registry, perceptual_hash
 from brushwork.records import Record, sha256_file
 
+#: Fresh work IDs tried when a picture will not carry the first one.
+ID_RETRIES = 3
 WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{watermark.CRC_BITS}"
 
 
@@ -50,8 +52,17 @@ class Protection:
             work_id = self.registry.reserve(work_id)
         if self.watermark:
             work_id = work_id if work_id is not None else _random_id()
-            image = watermark.embed(image, work_id)
-            note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size))
+            marked, ok = watermark.embed_checked(image, work_id)
+            # A few pictures will not carry some payloads; a fresh ID usually does.
+            for _ in range(ID_RETRIES if self.work_id is None else 0):
+                if ok:
+                    break
+                if self.register:
+                    self.registry.release(work_id)
+                work_id = self.registry.reserve() if self.register else _random_id()
+                marked, ok = watermark.embed_checked(image, work_id)
+            image = marked
+            note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size), watermark_reads_back=ok)
         else:
             note["opted_out"].append("watermark")
         note["work_id"] = self.last_work_id = work_id

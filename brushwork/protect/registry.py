@@ -120,6 +120,11 @@ class Registry:
                     return work_id
         raise BrushworkError(f"{self.path}: no free work ID found; the registry is nearly full")
 
+    def release(self, work_id: int) -> None:
+        """Give back an ID reserved but not used."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM works WHERE id = ? AND state = 'reserved'", (work_id,))
+
     def register(self, work_id: int, path: str | os.PathLike, sha256: str, phash: str, record: dict,
                  manifest: dict | None = None, preview_sha256: str | None = None) -> Work:  # fmt: skip
         with self._transaction() as db:
