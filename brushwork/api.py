@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from PIL import Image
 
 from brushwork import backbones
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor
+from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
@@ -34,21 +35,30 @@ from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.gan.train import PRECISIONS as GAN_PRECISIONS
 from brushwork.gan.train import GanConfig
 from brushwork.judge.distribution import EXTRACTORS
-from brushwork.media import DEFAULT_MAX_PIXELS, image_to_tensor, load_image, resize_long_side, tensor_to_image
+from brushwork.media import (
+    DEFAULT_MAX_PIXELS,
+    high_precision,
+    image_to_tensor,
+    load_image,
+    resize_long_side,
+    tensor_to_image,
+)
 from brushwork.output import save_output as save
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
+from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
 from brushwork.style.gatys import OPTIMIZERS, GatysEngine, Step, StyleConfig
 from brushwork.style.training import TrainStep
 
 ImageSource = str | os.PathLike | Image.Image
+#: A frame shrunk for bigger strokes (audio-reactive scale) keeps at least this side, as the engines need.
+MIN_FRAME_SIDE = 64
 PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-POOLINGS = ("max", "avg")
 INITS = ("content", "noise")
 GAN_UPSAMPLES = ("resize", "transposed")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
@@ -111,7 +121,7 @@ def image_files(sources: Sequence[PathLike]) -> list[Path]:
 
 def stylize(
     content: ImageSource,
-    styles: ImageSource | Sequence[ImageSource],
+    styles: ImageSource | Sequence[ImageSource] = (),
     *,
     backbone: str | FeatureExtractor = "auto",
     weights: PathLike | None = None,
@@ -123,6 +133,10 @@ def stylize(
     on_step: Callable[[Step], None] | None = None,
     start_step: int = 0,
     style_blend_weights: Sequence[float] | None = None,
+    style_masks: ImageSource | Sequence[ImageSource] | None = None,
+    audio: PathLike | None = None,
+    clip_weights: PathLike | None = None,
+    clip: Clip | None = None,
     **options,
 ) -> Image.Image:
     """Paint ``content`` in the style of ``styles`` (one image or several, mixed by ``style_blend_weights``).
@@ -130,8 +144,16 @@ def stylize(
     ``options`` are the fields of :class:`~brushwork.style.gatys.StyleConfig` (``image_size``,
     ``iterations``, ``style_weight``, ``style_scale``, ``preserve_colors``, ``seed``, …).
     ``start_step`` continues an interrupted run from an intermediate given as ``init_image``.
+    ``style_masks`` send each style to its region: one greyscale mask per style, or one mask for two
+    styles (white = first, black = second); soft edges stay soft (``style_mask_feather`` blurs them).
+    ``audio`` (a sound file) sets the style weight and scale (and the mix of two styles) from the clip's
+    mood: a creative mapping (``brushwork.style.audio.still_settings``), kept in the record's extra.
+    ``style_text`` (an option) paints by words with a CLIP objective, alone or beside ``styles``: CLIP is
+    ``clip`` if given, else ``clip_model``/``clip_pretrained`` from the cache, or ``clip_weights`` (a file).
+    Adjustments made on the way (a mask resized to the output) are listed in the record's ``extra["notes"]``.
     """
     styles = _as_list(styles)
+    style_masks = _as_list(style_masks) if style_masks is not None else []
     if style_blend_weights is not None:
         options["style_blend"] = list(style_blend_weights)
     config = _config(StyleConfig, options)
@@ -140,6 +162,10 @@ def stylize(
     content_img = _open(content, max_pixels)
     style_imgs = [_open(s, max_pixels) for s in styles]
     init_img = _open(init_image, max_pixels) if init_image is not None else None
+    mask_imgs = [_open(m, max_pixels) for m in style_masks]
+    config.validate(len(style_imgs))
+    chosen = asdict(config)  # the record keeps what was asked; the sound's mapping goes in its extra
+    audio_mapping = _apply_audio_mood(config, audio, len(styles)) if audio is not None else None
     config.validate(len(style_imgs))
 
     if isinstance(backbone, FeatureExtractor):
@@ -147,16 +173,50 @@ def stylize(
     else:
         net = backbones.load_backbone(backbone, weights, weights_layout, pooling)
     dev = pick_device(device)
+    if config.style_text and clip is None:
+        from brushwork.style.clip_guidance import load_clip
+
+        clip = load_clip(config.clip_model, config.clip_pretrained, clip_weights, dev)
+    elif clip is not None:
+        clip = clip.to(dev)
 
     parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
-                  "pooling": pooling, "resumed_from_step": start_step or None, **asdict(config)}  # fmt: skip
+                  "pooling": pooling, "resumed_from_step": start_step or None, **chosen}  # fmt: skip
     inputs = {"content": describe_input(content), "styles": _described(styles)}
     if init_image is not None:
         inputs["init_image"] = describe_input(init_image)
+    if style_masks:
+        inputs["style_masks"] = _described(style_masks)
+    if audio is not None:
+        inputs["audio"] = describe_input(audio)
     models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
+    if config.style_text:
+        parameters["clip_weights"] = clip_weights
+        models["clip"] = (
+            describe_input(clip_weights) if clip_weights else {"name": clip.name, "weights": clip.pretrained}
+        )
     record = new_record("gatys", parameters, inputs=inputs, models=models, seed=config.seed, device=dev)
-    result = GatysEngine(net, dev).run(content_img, style_imgs, config, init_img, on_step, start_step)
+    engine = GatysEngine(net, dev)
+    result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None, clip)
+    notes = engine.notes + (audio_mapping["notes"] if audio_mapping else [])
+    if notes:
+        record.extra["notes"] = notes
+    if audio_mapping:
+        record.extra["audio_mapping"] = {k: v for k, v in audio_mapping.items() if k != "notes"}
     return attach(result, record.finish())
+
+
+def _apply_audio_mood(config: StyleConfig, audio: PathLike, n_styles: int) -> dict:
+    """Scale ``config``'s style weight and scale (and, for two styles, set the blend) from a sound file."""
+    from brushwork.style.audio import still_settings
+
+    mood = still_settings(audio)
+    config.style_weight *= mood["style_weight_factor"]
+    config.style_scale *= mood["style_scale_factor"]
+    if n_styles == 2 and config.style_blend is None:
+        share = mood["second_style_share"]
+        config.style_blend = [1 - share, share] if 0 < share < 1 else None
+    return mood
 
 
 def stylize_record(content: ImageSource, styles: Sequence[ImageSource], step: Step, *, extra: dict | None = None,
@@ -297,8 +357,11 @@ def adain_apply(
     weights_layout: str = "torchvision",
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    style_text: str | None = None,
 ) -> Image.Image:
     """Stylise ``content`` with any style image(s) through a trained AdaIN decoder.
+
+    ``style_text``, when :func:`pick_styles` chose the style by words, is kept in the record.
 
     ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
     second) paints two styles into two regions; ``strength`` 0 gives the photo back, 1 full style.
@@ -315,8 +378,18 @@ def adain_apply(
     if style_mask is not None:
         inputs["style_mask"] = describe_input(style_mask)
     parameters = {**options, "backbone": loaded.backbone, "weights": weights}
+    if style_text is not None:
+        parameters["style_text"] = style_text
     record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
     return attach(result, record.finish())
+
+
+def pick_styles(text: str, folder: PathLike, *, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
+                clip_weights: PathLike | None = None, device: str = "auto") -> list[tuple[Path, float]]:  # fmt: skip
+    """The style images in ``folder``, best match to ``text`` first, with their CLIP similarity to it."""
+    from brushwork.style.clip_guidance import load_clip, rank_styles
+
+    return rank_styles(load_clip(clip_model, clip_pretrained, clip_weights, pick_device(device)), text, folder)
 
 
 def _train_backbone(backbone: str, weights, weights_layout: str, pooling: str) -> FeatureExtractor:
@@ -446,6 +519,7 @@ class VideoReport:
     flicker: float  # output change / source change, frame to frame (1.0 = no flicker added)
     seconds: float
     record: Record
+    notes: list[str] = field(default_factory=list)  # e.g. the audio ended before the picture
 
 
 def stylize_video(
@@ -469,10 +543,17 @@ def stylize_video(
     weights_layout: str = "torchvision",
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    audio_reactive: Sequence[str] | None = None,
+    audio: PathLike | None = None,
 ) -> VideoReport:
     """Stylise every frame of ``source`` with a fast or AdaIN ``model`` (AdaIN needs ``styles``) into an
-    H.264 ``output`` (.mp4), steadied against flicker, audio copied; the record is the MP4's comment."""
+    H.264 ``output`` (.mp4), steadied against flicker, audio copied; the record is the MP4's comment.
+
+    ``audio_reactive`` lets the soundtrack (``audio``, else the clip's own) drive the style per frame:
+    ``strength`` (loudness and onsets), ``blend`` (brightness -> the second of two AdaIN styles), ``scale``
+    (tempo -> stroke size); see :mod:`brushwork.style.audio`. ``audio`` also replaces the clip's sound."""
     from brushwork.style import video
+    from brushwork.style.audio import AudioDrive, FrameSettings
 
     output = check_output_path(output, force, ".mp4")
     if not 0 <= crf <= 51:
@@ -483,19 +564,33 @@ def stylize_video(
     options = {"style_blend_weights": list(style_blend_weights) if style_blend_weights is not None else None,
                "strength": strength, "preserve_colors": preserve_colors, "image_size": None,
                "style_size": style_size}  # fmt: skip
+    drive = None
+    if audio_reactive:
+        try:
+            drive = AudioDrive.from_file(audio or source, list(audio_reactive))
+        except BrushworkError as exc:
+            raise BrushworkError(f"{exc}{'' if audio else '; give the sound with --audio SONG'}") from exc
+        if "blend" in drive.modes and (loaded.kind != ADAIN_KIND or len(styles) != 2):
+            raise BrushworkError("audio-reactive blend mixes two styles: it needs an adain model and two styles")
     if loaded.kind == ADAIN_KIND:
         if not styles:
             raise BrushworkError("an adain model needs styles (--style)")
         style_imgs = [_open(s, max_pixels) for s in styles]
 
-        def stylise(frame: Image.Image) -> Image.Image:
-            return _adain_frame(loaded, frame, style_imgs, None, options)
+        def frame_at(frame: Image.Image, settings: FrameSettings) -> Image.Image:
+            mix = options["style_blend_weights"] if settings.blend is None else [1 - settings.blend, settings.blend]
+            frame_options = {**options, "strength": strength * settings.strength, "style_blend_weights": mix}
+            return _adain_frame(loaded, frame, style_imgs, None, frame_options)
     else:
         if styles:
             raise BrushworkError(f"{loaded.path}: a fast model carries its own style; --style is for adain models")
 
-        def stylise(frame: Image.Image) -> Image.Image:
-            return _fast_frame(loaded, frame, strength, preserve_colors, None)
+        def frame_at(frame: Image.Image, settings: FrameSettings) -> Image.Image:
+            return _fast_frame(loaded, frame, strength * settings.strength, preserve_colors, None)
+
+    def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
+        settings = settings or FrameSettings()
+        return video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
 
     parameters = {"model_kind": loaded.kind, "stabilize": stabilize, "flow": flow, "crf": crf,
                   "max_frames": max_frames, **options}  # fmt: skip
@@ -503,12 +598,18 @@ def stylize_video(
         parameters |= {"backbone": loaded.backbone, "weights": weights}
     inputs = {"content": describe_input(source),
               "styles": _described(styles) if styles else [loaded.meta.get("style") or {}]}  # fmt: skip
+    if drive is not None:
+        parameters["audio_reactive"] = list(drive.modes)
+        parameters["audio_analysis"] = drive.describe()
+    if audio is not None:
+        inputs["audio"] = describe_input(audio)
     # The comment is written with the file's header, before the frames: its ``finished`` is the start.
     record = new_record("video", parameters, inputs=inputs, models={"model": loaded.described},
                         device=loaded.device).finish()  # fmt: skip
-    report = video.stylize_video(source, output, stylise, stabilize, flow, max_frames, crf, on_frame,
+    report = video.stylize_video(source, output, stylise, stabilize, flow, max_frames, crf, on_frame, drive, audio,
                                  comment=record.to_json())  # fmt: skip
-    return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record)
+    return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record,
+                       report.notes)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,6 +848,7 @@ __all__ = [
     "gan_interpolate",
     "gan_sample",
     "gan_train",
+    "high_precision",
     "image_files",
     "info",
     "load_model",

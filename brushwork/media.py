@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,21 @@ DEFAULT_MAX_PIXELS = 16384 * 16384
 
 # A truncated file must fail, not come back half grey.
 Image.LOAD_TRUNCATED_IMAGES = False
+
+#: Where an image made inside :func:`high_precision` keeps its 16-bit pixels (uint16, H x W x 3).
+HIGH_PRECISION_KEY = "brushwork_uint16"
+_high_precision: ContextVar[bool] = ContextVar("brushwork_high_precision", default=False)
+
+
+@contextmanager
+def high_precision() -> Iterator[None]:
+    """Images made inside keep their pixels at 16 bits as well (for a 16-bit TIFF print), beside the
+    8-bit picture: twice the memory of the 8-bit image, so only when asked."""
+    token = _high_precision.set(True)
+    try:
+        yield
+    finally:
+        _high_precision.reset(token)
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -83,8 +101,12 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     """Float tensor (1, 3, H, W) or (3, H, W) in 0..1 -> PIL RGB."""
     if tensor.dim() == 4:
         tensor = tensor[0]
-    arr = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(arr, "RGB")
+    values = tensor.detach().float().clamp(0, 1)
+    image = Image.fromarray(values.mul(255).round().byte().permute(1, 2, 0).cpu().numpy(), "RGB")
+    if _high_precision.get():
+        wide = values.mul(65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy().astype(np.uint16)
+        image.info[HIGH_PRECISION_KEY] = wide
+    return image
 
 
 def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:

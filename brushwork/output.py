@@ -30,8 +30,10 @@ class Protection(Protocol):
 
 
 def save_output(image: Image.Image, path: str | os.PathLike, record: Record | None = None, *, force: bool = False,
-                protection: Protection | None = None, quality: int = 95) -> Path:  # fmt: skip
-    """Write ``image`` (PNG, JPEG, WebP or TIFF, by suffix) with its record; return the path."""
+                protection: Protection | None = None, quality: int = 95, bit_depth: int = 8) -> Path:  # fmt: skip
+    """Write ``image`` (PNG, JPEG, WebP or TIFF, by suffix) with its record; return the path.
+
+    ``bit_depth=16``: a 16-bit TIFF, from an image made inside ``brushwork.high_precision()``."""
     record = record or record_of(image)
     if record is None:
         raise BrushworkError("this image carries no brushwork record; pass one (brushwork.records.new_record)")
@@ -40,7 +42,7 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
         image = protection.before_write(image, record)
     if record.finished is None:
         record.finish()
-    written = write_image(image, path, record, quality)
+    written = write_image(image, path, record, quality, bit_depth)
     if protection is not None:
         protection.after_write(written, record)
     attach(image, record)

@@ -218,16 +218,22 @@ def _as_list(value: object) -> list:
 # Writing
 
 
-def write_image(image: Image.Image, path: str | os.PathLike, record: Record, quality: int = 95) -> Path:
+def write_image(image: Image.Image, path: str | os.PathLike, record: Record, quality: int = 95,
+                bit_depth: int = 8) -> Path:  # fmt: skip
     """Write ``image`` atomically in the format its suffix names, with ``record`` embedded.
 
-    The caller checks the path first (``files.check_output_path``); this writes whatever is there.
+    ``bit_depth=16`` writes a 16-bit-per-channel TIFF from the pixels an engine kept at 16 bits
+    (``media.high_precision``). The caller checks the path first (``files.check_output_path``).
     """
     path = Path(path)
     fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise BrushworkError(f"{path}: output must be one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     text, payload = infotext(record, image.size), record.to_json()
+    if bit_depth == 16:
+        return _write_tiff16(image, path, fmt, text, payload)
+    if bit_depth != 8:
+        raise BrushworkError(f"bit depth must be 8 or 16, not {bit_depth}")
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
         info.add_itxt(INFOTEXT_KEY, text)
@@ -243,6 +249,28 @@ def write_image(image: Image.Image, path: str | os.PathLike, record: Record, qua
             options = {"tiffinfo": {700: options["xmp"], 270: text}, "compression": "tiff_deflate"}
     rgb = image if image.mode in ("RGB", "L") else image.convert("RGB")
     return atomic_write(path, lambda tmp: rgb.save(tmp, format=fmt, **options))
+
+
+def _write_tiff16(image: Image.Image, path: Path, fmt: str, text: str, payload: str) -> Path:
+    """A 16-bit RGB TIFF with the record as XMP (tag 700) and the infotext as its description.
+
+    Written with tifffile: Pillow writes 16 bits per sample only for single-channel images."""
+    from brushwork.media import HIGH_PRECISION_KEY
+
+    if fmt != "TIFF":
+        raise BrushworkError(f"{path}: 16 bits per channel are written as TIFF only (.tif)")
+    pixels = image.info.get(HIGH_PRECISION_KEY)
+    if pixels is None:
+        raise BrushworkError("this image holds 8-bit pixels only; make it inside brushwork.high_precision() "
+                             "(the CLI does so for --bit-depth 16)")  # fmt: skip
+    try:
+        import tifffile
+    except ImportError as exc:
+        raise BrushworkError("16-bit TIFF needs tifffile: pip install 'brushwork[print]'") from exc
+    xmp = xmp_packet(payload)
+    return atomic_write(path, lambda tmp: tifffile.imwrite(
+        tmp, pixels, photometric="rgb", compression="zlib", metadata=None, description=text,
+        extratags=[(700, "B", len(xmp), xmp, True)]))  # fmt: skip
 
 
 def xmp_packet(record_json: str) -> bytes:

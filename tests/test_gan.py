@@ -215,6 +215,7 @@ def test_training_logs_fid_and_kid(tmp_path, capsys):
     assert main(["gan", "evaluate", str(tmp_path / "run"), "--samples", "12"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert figures["generated"] == 12 and figures["real"] == 12 and "kid_tiny" in figures
+    assert 0 <= figures["precision_tiny"] <= 1 and 0 <= figures["recall_tiny"] <= 1
     main(["gan", "evaluate", str(tmp_path / "run"), "--samples", "12", "--extractor", "tiny",
           "--extractor-weights", "my-weights.pth"])  # fmt: skip
     assert asked[-1] == "my-weights.pth" and "fid_tiny" in json.loads(capsys.readouterr().out)

@@ -163,3 +163,26 @@ def test_cli_info_prints_the_record_and_refuses_hostile_files(tmp_path, capsys):
     assert main(["info", str(tmp_path / "bad.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("brushwork: error:") and err.count("\n") == 1
+
+
+def test_sixteen_bit_tiff_keeps_the_engine_precision(tmp_path):
+    """A 16-bit TIFF holds the engine's result at 16 bits (not 8 bits scaled up) and carries the record."""
+    import numpy as np
+    import tifffile
+    import torch
+
+    from brushwork.media import high_precision, tensor_to_image
+
+    ramp = torch.linspace(0, 1, 1000).repeat(3, 4, 1)  # a smooth ramp: 1000 levels, more than 8 bits hold
+    with high_precision():
+        image = tensor_to_image(ramp)
+    record = _record(tmp_path)
+    path = save_output(image, tmp_path / "print.tif", record, bit_depth=16)
+    pixels = tifffile.imread(path)
+    assert pixels.dtype == np.uint16 and pixels.shape == (4, 1000, 3)
+    assert len(np.unique(pixels[0, :, 0])) > 900  # 8 bits scaled up would give 256
+    assert read_record(path).to_dict() == record.to_dict()
+    with pytest.raises(BrushworkError, match="TIFF only"):
+        save_output(image, tmp_path / "print.png", record, bit_depth=16)
+    with pytest.raises(BrushworkError, match="8-bit pixels only"):
+        save_output(tensor_to_image(ramp), tmp_path / "plain.tif", record, bit_depth=16)

@@ -224,3 +224,41 @@ def test_readme_gan_commands_as_written(tmp_path, monkeypatch, capsys):
     assert main(["gan", "train", str(data), "--out", str(run), "--steps", "1", "--batch-size", "4", "--latent", "8",
                  "--g-width", "8", "--d-width", "8", "--eval-every", "0", "-q"]) == 0  # fmt: skip
     assert (run / "checkpoint.safetensors").is_file()
+
+
+def test_sixteen_bit_tiff_from_the_command_line(photos, tmp_path):
+    import numpy as np
+    import tifffile
+
+    out = tmp_path / "print.tif"
+    assert main(["fast", "apply", FAST_MODEL, str(photos / "p0.png"), "--bit-depth", "16", "-o", str(out)]) == 0
+    pixels = tifffile.imread(out)
+    assert pixels.dtype == np.uint16 and read_record(out).engine == "fast"
+    assert (pixels % 257 != 0).any()  # not 8-bit values scaled up
+
+
+def test_config_dataclass_to_flags():
+    """Types, help and choices from the dataclass (field metadata first); unset flags stay out of the config."""
+    from dataclasses import dataclass, field
+
+    from brushwork.cli.common import add_config_options, config_values
+
+    @dataclass
+    class Config:
+        size: int = 8
+        rate: float = field(default=0.5, metadata={"help": "how fast"})
+        mode: str = field(default="a", metadata={"choices": ("a", "b")})
+        layers: list[str] | None = None
+        scales: list[int] | None = None
+        fancy: bool = False
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, Config, help={"size": "how big"})
+    args = parser.parse_args(["--size", "3", "--mode", "b", "--layers", "x,y", "--scales", "1,2", "--fancy"])
+    assert config_values(Config, args) == {"size": 3, "mode": "b", "layers": ["x", "y"], "scales": [1, 2],
+                                           "fancy": True}  # fmt: skip
+    assert config_values(Config, parser.parse_args([])) == {}
+    text = parser.format_help()
+    assert "how big (default: 8)" in text and "how fast (default: 0.5)" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "c"])

@@ -32,6 +32,7 @@ TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 LAYOUTS = ("torchvision", "caffe")
+POOLINGS = ("max", "avg")
 
 
 def vgg_layer_names(depth: int) -> list[str]:
@@ -54,8 +55,8 @@ class VGG(FeatureExtractor):
         super().__init__()
         if depth not in CONFIGS:
             raise BrushworkError(f"VGG depth must be 16 or 19, not {depth}")
-        if pooling not in ("max", "avg"):
-            raise BrushworkError(f"pooling must be max or avg, not {pooling!r}")
+        if pooling not in POOLINGS:
+            raise BrushworkError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
         if layout not in LAYOUTS:
             raise BrushworkError(f"weights layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
         self.name = f"vgg{depth}"

@@ -9,6 +9,7 @@ from brushwork.cli.common import (
     TRAINING_HELP,
     Replay,
     add_backbone_options,
+    add_bit_depth,
     add_config_options,
     add_output_options,
     add_params_from,
@@ -20,10 +21,13 @@ from brushwork.cli.common import (
     add_verb_group,
     backbone_options,
     config_values,
+    output_suffix,
     outputs_for,
+    precision,
     train_with_progress,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
+from brushwork.errors import BrushworkError
 
 BACKBONE_GROUP = "backbone (the one the decoder was trained on)"
 
@@ -35,7 +39,12 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)", required=True)
+    add_output_options(
+        p,
+        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
+        required=True,
+        force="train a new model over an existing one",
+    )
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
@@ -45,9 +54,15 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")
     p.add_argument("content", nargs="+", help="photos, or folders of them")
-    p.add_argument("--style", nargs="+", required=True, help="one or more style images")
+    p.add_argument("--style", nargs="+", default=[], help="one or more style images")
+    p.add_argument("--style-text", help="pick the style from --style-dir by words (CLIP similarity)")
+    p.add_argument("--style-dir", help="a folder of style images for --style-text")
+    p.add_argument("--clip-model", default="ViT-B-32", help="an open_clip model name (for --style-text)")
+    p.add_argument("--clip-pretrained", default="openai", help="its weights' tag in the Hugging Face cache")
+    p.add_argument("--clip-weights", help="a CLIP weights file instead of the cache")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
+    add_bit_depth(p)
     add_style_blend_weights(p)
     add_strength(p)
     p.add_argument("--style-mask", "--mask", dest="style_mask",
@@ -85,26 +100,39 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
+    if args.style_text:
+        if not args.style_dir:
+            raise BrushworkError("--style-text picks from a folder: give --style-dir")
+        ranked = api.pick_styles(args.style_text, args.style_dir, clip_model=args.clip_model,
+                                 clip_pretrained=args.clip_pretrained, clip_weights=args.clip_weights,
+                                 device=args.device)  # fmt: skip
+        for path, score in ranked[:3]:
+            print(f"  {score:.3f}  {path}")
+        args.style = [str(ranked[0][0]), *args.style]
+    if not args.style:
+        raise BrushworkError("give --style images, or --style-text with --style-dir")
     sources = api.image_files(args.content)
-    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir)
+    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir, output_suffix(args))
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
                            weights_layout=args.weights_layout, device=args.device)  # fmt: skip
     for src, dst in zip(sources, outputs, strict=True):
-        result = api.adain_apply(
-            model,
-            src,
-            args.style,
-            style_blend_weights=args.style_blend_weights,
-            strength=args.strength,
-            style_mask=args.style_mask,
-            preserve_colors=args.preserve_colors,
-            image_size=args.image_size,
-            style_size=args.style_size,
-            weights=args.weights,
-            max_pixels=args.max_pixels,
-        )
-        api.save(result, dst, force=args.force)
+        with precision(args):
+            result = api.adain_apply(
+                model,
+                src,
+                args.style,
+                style_blend_weights=args.style_blend_weights,
+                strength=args.strength,
+                style_mask=args.style_mask,
+                preserve_colors=args.preserve_colors,
+                image_size=args.image_size,
+                style_size=args.style_size,
+                weights=args.weights,
+                max_pixels=args.max_pixels,
+                style_text=args.style_text,
+            )
+        api.save(result, dst, force=args.force, bit_depth=args.bit_depth)
         print(dst)
     return 0

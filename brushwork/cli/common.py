@@ -78,9 +78,7 @@ _LIST_TYPES = {str: name_list, int: int_list, float: float_list}
 
 
 def _flag_type(annotation) -> tuple[Callable | None, bool]:
-    """(argparse type, is a bool flag) for a dataclass field's annotation (``int``, ``list[str] | None``, …)."""
-    if isinstance(annotation, str):  # ``from __future__ import annotations``: evaluate the simple forms we use
-        annotation = eval(annotation, {"list": list, "str": str, "int": int, "float": float, "bool": bool})  # noqa: S307
+    """(argparse type, is a bool flag) for a dataclass field's type (``int``, ``list[str] | None``, …)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         annotation = args[0]
@@ -110,10 +108,11 @@ def add_config_options(
     setting) and the help names the config's default.
     """
     help, choices = help or {}, choices or {}
+    hints = typing.get_type_hints(config_cls)  # the fields' types, also where annotations are strings
     for f in fields(config_cls):
         if f.name in skip or (only is not None and f.name not in only):
             continue
-        kind, is_bool = _flag_type(f.type)
+        kind, is_bool = _flag_type(hints[f.name])
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         text = f.metadata.get("help") or help.get(f.name) or f.name.replace("_", " ")
         options: dict = {"help": text}
@@ -164,10 +163,10 @@ TRAINING_HELP = {
 
 
 def add_output_options(p, what: str, default: str | None = None, *, required: bool = False,
-                       aliases: tuple[str, ...] = ()) -> None:  # fmt: skip
+                       aliases: tuple[str, ...] = (), force: str = "overwrite an existing output") -> None:  # fmt: skip
     p.add_argument("-o", "--output", *aliases, default=None, required=required,
                    help=f"{what} (default: {default})" if default else what)  # fmt: skip
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--force", action="store_true", help=force)
 
 
 def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
@@ -177,6 +176,22 @@ def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     if max_pixels:
         p.add_argument("--max-pixels", type=int, default=api.DEFAULT_MAX_PIXELS, help="refuse larger input images")
+
+
+def add_bit_depth(p) -> None:
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8,
+                   help="16: a 16-bit-per-channel TIFF for print, from the engine's full-precision result")  # fmt: skip
+
+
+def output_suffix(args: argparse.Namespace) -> str:
+    return ".tif" if getattr(args, "bit_depth", 8) == 16 else ".png"
+
+
+def precision(args: argparse.Namespace):
+    """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
+    import contextlib
+
+    return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()
 
 
 def add_strength(p, what: str = "the photo") -> None:

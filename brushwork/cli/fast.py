@@ -9,6 +9,7 @@ from brushwork.cli.common import (
     TRAINING_HELP,
     Replay,
     add_backbone_options,
+    add_bit_depth,
     add_config_options,
     add_output_options,
     add_params_from,
@@ -19,7 +20,9 @@ from brushwork.cli.common import (
     add_verb_group,
     backbone_options,
     config_values,
+    output_suffix,
     outputs_for,
+    precision,
     train_with_progress,
 )
 
@@ -52,7 +55,12 @@ def register(sub) -> dict:
     p = add_parser(fast_sub, "train", "train a network for one style on a folder of photos")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
-    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)", required=True)
+    add_output_options(
+        p,
+        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
+        required=True,
+        force="train a new model over an existing one",
+    )
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
@@ -64,6 +72,7 @@ def register(sub) -> dict:
     p.add_argument("images", nargs="+", help="photos, or folders of them")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-MODEL.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
+    add_bit_depth(p)
     add_strength(p)
     add_preserve_colors(p)
     p.add_argument("--image-size", type=int, help="resize the long side first")
@@ -95,13 +104,14 @@ def _run_fast_train(args: argparse.Namespace) -> int:
 
 def _run_fast_apply(args: argparse.Namespace) -> int:
     sources = api.image_files(args.images)
-    outputs = outputs_for(sources, args.model, args.output, args.out_dir)
+    outputs = outputs_for(sources, args.model, args.output, args.out_dir, output_suffix(args))
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, device=args.device)
     for src, dst in zip(sources, outputs, strict=True):
-        result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
-                                image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
-        api.save(result, dst, force=args.force)
+        with precision(args):
+            result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
+                                    image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
+        api.save(result, dst, force=args.force, bit_depth=args.bit_depth)
         print(dst)
     return 0

@@ -52,7 +52,7 @@ def register(sub) -> dict:
     p = add_parser(gan_sub, "train", "train on a folder (class = sub-folder with --conditional) or Fashion-MNIST")
     p.add_argument("data", help="image folder, a folder of Fashion-MNIST IDX files, or 'fashion-mnist'")
     add_output_options(p, "run folder (options, log, samples, checkpoint); created with its parents", required=True,
-                       aliases=("--out",))  # fmt: skip
+                       aliases=("--out",), force="start the run folder over (its contents are deleted)")  # fmt: skip
     p.add_argument("--conditional", action="store_true", help="labels from sub-folder names")
     p.add_argument("--resolution", type=int, choices=api.GAN_RESOLUTIONS, help="default: from the data")
     p.add_argument("--channels", type=int, choices=(1, 3), help="default: 1 if every image is grey")

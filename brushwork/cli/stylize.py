@@ -11,13 +11,16 @@ from brushwork import api
 from brushwork.cli.common import (
     Replay,
     add_backbone_options,
+    add_bit_depth,
     add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
     add_run_options,
     add_style_blend_weights,
+    output_suffix,
     outputs_for,
+    precision,
     progress_bar,
 )
 from brushwork.errors import BrushworkError
@@ -42,7 +45,18 @@ STYLE_HELP = {
     "content_layers": "e.g. relu4_2",
     "style_layers": "e.g. relu1_1,relu2_1,relu3_1",
     "lbfgs_history": "L-BFGS pairs kept (fewer if short of memory)",
+    "style_mask_feather": "blur the --style-mask edges by N px",
+    "style_text": 'the style in words, e.g. "a watercolour with warm, loose strokes" (CLIP), alone or with --style',
+    "clip_model": "an open_clip model name",
+    "clip_pretrained": "its weights' tag in the Hugging Face cache",
+    "clip_weight": "directional CLIP loss on the whole image",
+    "clip_patch_weight": "the same on random augmented crops",
+    "clip_crops": "random crops per step",
+    "clip_crop_fraction": "crop side / the image's short side",
+    "clip_threshold": "crops whose CLIP loss is below this are left alone",
 }
+GUIDED = ("style_mask_feather", "style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight",
+          "clip_crops", "clip_crop_fraction", "clip_threshold")  # fmt: skip
 LOOK = ("image_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_scale", "preserve_colors",
         "init", "seed")  # fmt: skip
 
@@ -50,15 +64,23 @@ LOOK = ("image_size", "iterations", "content_weight", "style_weight", "tv_weight
 def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     add_output_options(p, "output image (.png, .jpg, .webp or .tif; one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs of several photos (default: here)")
+    add_bit_depth(p)
     g = p.add_argument_group("look")
     choices = {"preserve_colors": api.PRESERVE_COLORS, "init": api.INITS, "optimizer": api.OPTIMIZERS}
     add_config_options(g, api.StyleConfig, only=LOOK, help=STYLE_HELP, choices=choices, keep_defaults=True)
     add_style_blend_weights(g)
     g.add_argument("--original-colors", action="store_true", help="same as --preserve-colors luminance")
     g.add_argument("--init-image", help="start from this image instead")
+    g = p.add_argument_group("guided style: regions, sound, words")
+    g.add_argument("--style-mask", nargs="+", help="greyscale mask(s) sending each style to its region: one per "
+                   "style, or one for two styles (white = first, black = second); grey = soft edge")  # fmt: skip
+    g.add_argument("--audio", help="a sound file whose mood sets the style weight and scale (and the mix of two "
+                   "styles): a creative mapping, kept in the record")  # fmt: skip
+    g.add_argument("--clip-weights", help="a CLIP weights file (.safetensors or state dict) instead of the cache")
+    add_config_options(g, api.StyleConfig, only=GUIDED, help=STYLE_HELP, keep_defaults=True)
     g = p.add_argument_group("engine")
-    add_config_options(g, api.StyleConfig, skip=(*LOOK, "style_blend", "tile"), help=STYLE_HELP, choices=choices,
-                       keep_defaults=True)  # fmt: skip
+    add_config_options(g, api.StyleConfig, skip=(*LOOK, *GUIDED, "style_blend", "tile"), help=STYLE_HELP,
+                       choices=choices, keep_defaults=True)  # fmt: skip
     g.add_argument("--tile", type=_tile_option, default=None,
                    help="tile side in px for scales too big for memory: auto (default), off, or a size; exact, "
                    "no seams")  # fmt: skip
@@ -84,7 +106,7 @@ def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
     p = add_parser(sub, "stylize", "paint photos in the style of one or more paintings (Gatys et al.)")
     p.add_argument("content", nargs="+", help="the photo(s), or a folder of them")
-    p.add_argument("--style", nargs="+", required=True, help="one or more style images")
+    p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
     add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style}))  # fmt: skip
@@ -114,7 +136,11 @@ def _run_stylize(args: argparse.Namespace) -> int:
     contents = api.image_files(args.content)
     if (args.resume or args.init_image) and len(contents) > 1:
         raise BrushworkError("--resume and --init-image are for one photo at a time")
-    outputs = outputs_for(contents, args.style[0], args.output, args.out_dir)
+    if not args.style and not args.style_text:
+        raise BrushworkError("give --style images, a --style-text, or both")
+    outputs = outputs_for(
+        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
+    )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
     for content, output in zip(contents, outputs, strict=True):
@@ -157,10 +183,12 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
     if args.resume:
         start_step, init_image = _latest_intermediate(existing, content.name, options)
     try:
-        result = api.stylize(content, args.style, backbone=args.backbone, weights=args.weights,
-                             weights_layout=args.weights_layout, pooling=args.pooling, device=args.device,
-                             init_image=init_image, start_step=start_step, max_pixels=args.max_pixels,
-                             on_step=on_step, **options)  # fmt: skip
+        with precision(args):
+            result = api.stylize(content, args.style, backbone=args.backbone, weights=args.weights,
+                                 weights_layout=args.weights_layout, pooling=args.pooling, device=args.device,
+                                 init_image=init_image, start_step=start_step, max_pixels=args.max_pixels,
+                                 on_step=on_step, style_masks=args.style_mask, audio=args.audio,
+                                 clip_weights=args.clip_weights, **options)  # fmt: skip
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -174,7 +202,9 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
         return 130
     if bar is not None:
         bar.close()
-    api.save(result, output, force=args.force)
+    api.save(result, output, force=args.force, bit_depth=args.bit_depth)
+    for note in api.record_of(result).extra.get("notes", []):
+        print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from brushwork import api
 from brushwork.cli.common import (
@@ -34,6 +35,10 @@ def register(sub) -> dict:
     p.add_argument("--stabilize", type=float, default=0.5, help="0 = off; higher = steadier (< 1)")
     p.add_argument("--no-flow", dest="flow", action="store_false",
                    help="blend only where the source stands still, without optical-flow warping")  # fmt: skip
+    p.add_argument("--audio-reactive", nargs="+", choices=("strength", "blend", "scale"),
+                   help="let the soundtrack drive the style per frame: strength (loudness/onsets), blend (brightness; "
+                   "adain with two styles), scale (tempo -> stroke size)")  # fmt: skip
+    p.add_argument("--audio", help="sound to react to and to put in the output (default: the clip's own)")
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0..51: lower is better and larger")
     add_run_options(p, device=False)
@@ -59,11 +64,16 @@ def _run_video(args: argparse.Namespace) -> int:
             max_frames=args.max_frames, style_blend_weights=args.style_blend_weights,
             preserve_colors=args.preserve_colors, style_size=args.style_size, backbone=args.backbone,
             weights=args.weights, weights_layout=args.weights_layout, device=args.device,
-            max_pixels=args.max_pixels,
+            max_pixels=args.max_pixels, audio_reactive=args.audio_reactive, audio=args.audio,
         )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     print(f"{report.path}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
           f"{report.frames / report.seconds:.1f} frames/s, flicker {report.flicker:.2f}x the source's)")  # fmt: skip
+    reactive = report.record.parameters.get("audio_analysis")
+    if reactive:
+        print(f"audio-reactive: {', '.join(reactive['modes'])}, tempo {reactive['tempo_bpm']} BPM")
+    for note in report.notes:
+        print(f"brushwork: note: {note}", file=sys.stderr)
     return 0

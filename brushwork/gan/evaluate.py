@@ -11,7 +11,13 @@ from pathlib import Path
 import torch
 
 from brushwork.gan.data import Dataset
-from brushwork.judge.distribution import FeatureEmbedder, frechet_distance, kernel_distance, load_extractor
+from brushwork.judge.distribution import (
+    FeatureEmbedder,
+    frechet_distance,
+    kernel_distance,
+    load_extractor,
+    precision_recall,
+)
 
 CHUNK = 16  # images per pass: large batches of 224 px activations run slower on a CPU, not faster
 
@@ -43,8 +49,10 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
     kid, kid_std = kernel_distance(
         real, fake, subsets=50, subset_size=min(1000, max(2, min(len(real), len(fake)) // 2))
     )
+    precision, recall = precision_recall(real, fake) if min(len(real), len(fake)) > 3 else (None, None)
     return {f"fid_{extractor}": round(frechet_distance(real, fake), 3), f"kid_{extractor}": round(kid, 5),
-            f"kid_{extractor}_std": round(kid_std, 5), "real": len(real), "generated": len(fake)}  # fmt: skip
+            f"kid_{extractor}_std": round(kid_std, 5), f"precision_{extractor}": precision,
+            f"recall_{extractor}": recall, "real": len(real), "generated": len(fake)}  # fmt: skip
 
 
 def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,

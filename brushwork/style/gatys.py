@@ -20,9 +20,18 @@ from PIL import Image
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, non_negative, require
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
-from brushwork.style import color
+from brushwork.style import color, masks
+from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
 from brushwork.style.lbfgs import DeviceLBFGS
-from brushwork.style.losses import blended_grams, content_loss, gram_matrix, style_loss, tv_loss
+from brushwork.style.losses import (
+    GuidedTargets,
+    blended_grams,
+    content_loss,
+    gram_matrix,
+    guided_style_loss,
+    style_loss,
+    tv_loss,
+)
 from brushwork.style.tiling import (
     TiledFeatures,
     TiledObjective,
@@ -68,6 +77,17 @@ class StyleConfig:
     tile: int | None = None
     #: L-BFGS pairs kept (neural-style's -lbfgs_num_correction); fewer are kept if memory is short.
     lbfgs_history: int = LBFGS_HISTORY
+    #: With style masks: blur their edges by this many px (Gaussian radius, at image_size) for soft seams.
+    style_mask_feather: float = 0.0
+    #: Words for the style (a CLIP objective, clip_guidance.py), alone or beside style images.
+    style_text: str | None = None
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "openai"
+    clip_weight: float = 5.0  # directional CLIP loss on the whole image
+    clip_patch_weight: float = 20.0  # the same on random augmented crops
+    clip_crops: int = 8
+    clip_crop_fraction: float = 0.4  # crop side / short side of the image
+    clip_threshold: float = 0.7  # crops whose loss is below this are left alone
 
     def validate(self, n_styles: int) -> None:
         if not MIN_SIZE <= self.image_size <= MAX_SIZE:
@@ -84,7 +104,21 @@ class StyleConfig:
             raise BrushworkError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.preserve_colors not in color.MODES:
             raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
-        require(non_negative(self, ("content_weight", "style_weight", "tv_weight", "learning_rate")))
+        require(
+            non_negative(self, ("content_weight", "style_weight", "tv_weight", "learning_rate", "style_mask_feather",
+                                "clip_weight", "clip_patch_weight", "clip_threshold"))
+        )  # fmt: skip
+        if self.style_text is not None:
+            if not self.style_text.strip():
+                raise BrushworkError("the style text is empty")
+            if len(self.style_text) > 1000:
+                raise BrushworkError(
+                    f"the style text is {len(self.style_text)} characters; CLIP reads a sentence or two"
+                )
+            if not 0 <= self.clip_crops <= 256:
+                raise BrushworkError("clip crops must be between 0 and 256")
+            if not 0 < self.clip_crop_fraction <= 1:
+                raise BrushworkError("clip crop fraction must be in (0, 1]")
         if self.tile is not None and self.tile != 0 and self.tile < MIN_SIZE:
             raise BrushworkError(f"tile must be 0 (off) or at least {MIN_SIZE} px, not {self.tile}")
         if self.lbfgs_history < 1:
@@ -136,6 +170,8 @@ class GatysEngine:
         self.backbone = backbone.to(self.device)
         #: What the last run chose per scale: {"size", "tile" (0: whole), "lbfgs_history"}.
         self.plans: list[dict[str, int]] = []
+        #: What the last run adjusted in its inputs, one line each (e.g. a mask resized to the output).
+        self.notes: list[str] = []
         if self.device.type == "cuda":
             # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -152,18 +188,34 @@ class GatysEngine:
         init_image: Image.Image | None = None,
         on_step: Callable[[Step], None] | None = None,
         start_step: int = 0,
+        style_masks: Sequence[Image.Image] | None = None,
+        clip: Clip | None = None,
     ) -> Image.Image:
         """Stylise ``content``. With ``start_step`` > 0, ``init_image`` is a saved intermediate and the
-        run continues from that step of the schedule (the optimiser's history starts afresh)."""
+        run continues from that step of the schedule (the optimiser's history starts afresh).
+
+        ``style_masks`` send each style to its region (``masks.region_masks``: one mask per style, or one
+        for two styles); what was adjusted on the way (a mask resized) is in ``self.notes``. With
+        ``cfg.style_text``, ``clip`` (``clip_guidance.load_clip``) adds the CLIP objective; ``styles`` may
+        then be empty."""
         cfg = config or StyleConfig()
-        if not styles:
-            raise BrushworkError("at least one style image is needed")
+        if not styles and not cfg.style_text:
+            raise BrushworkError("at least one style image (or a style text) is needed")
+        if cfg.style_text and clip is None:
+            raise BrushworkError("a style text needs a CLIP model (clip_guidance.load_clip)")
+        if style_masks and not styles:
+            raise BrushworkError("style masks need style images")
         cfg.validate(len(styles))
         content_layers = list(cfg.content_layers or self.backbone.content_layers)
         style_layers = list(cfg.style_layers or self.backbone.style_layers)
         self.backbone.check_layers(content_layers + style_layers)
         if (start_step > 0 or cfg.init not in ("content", "noise")) and init_image is None:
             raise BrushworkError("continuing a run, or init 'image', needs an init image")
+        self.notes = []
+        regions = None
+        if style_masks:
+            out_size = resize_long_side(content, cfg.image_size).size
+            regions, self.notes = masks.region_masks(style_masks, len(styles), out_size, cfg.style_mask_feather)
         generator = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
@@ -186,6 +238,12 @@ class GatysEngine:
             multiple = self.backbone.tile_geometry(content_layers + style_layers).size_multiple if tile else 1
             content_t = self._tensor(_round_sides(content_img, multiple))
             style_targets = self._style_targets(content_t, styles, size, cfg, style_layers, tile, multiple)
+            if regions is not None:
+                scale_masks = masks.masks_for(regions, content_t.shape[-2:]).to(self.device)
+                shares = masks.region_shares(scale_masks, cfg.blend(len(styles)))
+                style_targets = GuidedTargets(style_targets, scale_masks, shares)
+            else:
+                style_targets = blended_grams(style_targets, cfg.blend(len(styles))) if styles else {}
             if image is None:
                 image = self._initial_image(cfg, content_t, init_image, generator, resuming=start_step > 0)
             else:
@@ -200,6 +258,8 @@ class GatysEngine:
                 with torch.no_grad():
                     content_targets = self.backbone(content_t, content_layers)
                 objective = partial(self._objective, image, cfg, content_targets, style_targets)
+            if cfg.style_text:
+                objective = self._with_clip(objective, image, clip, cfg, content_t, len(self.plans))
             done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step, history)
 
         assert image is not None
@@ -245,8 +305,8 @@ class GatysEngine:
         style_layers: list[str],
         tile: int,
         multiple: int,
-    ) -> dict[str, torch.Tensor]:
-        """Blended style Grams at one scale (read in tiles when the scale is tiled)."""
+    ) -> list[dict[str, torch.Tensor]]:
+        """Each style's Gram matrices at one scale (read in tiles when the scale is tiled)."""
         per_style = []
         for style in styles:
             style_img = resize_long_side(style, max(MIN_SIZE, round(size * cfg.style_scale)))
@@ -259,25 +319,45 @@ class GatysEngine:
                 )
             else:
                 per_style.append({k: gram_matrix(v) for k, v in self.backbone(style_t, style_layers).items()})
-        return blended_grams(per_style, cfg.blend(len(styles)))
+        return per_style
 
     def _objective(
         self,
         image: torch.Tensor,
         cfg: StyleConfig,
         content_targets: dict[str, torch.Tensor],
-        style_targets: dict[str, torch.Tensor],
+        style_targets: dict[str, torch.Tensor] | GuidedTargets,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
-        feats = self.backbone(image, list(dict.fromkeys([*content_targets, *style_targets])))
+        guided = isinstance(style_targets, GuidedTargets)
+        style_names = style_targets.layers if guided else list(style_targets)
+        feats = self.backbone(image, list(dict.fromkeys([*content_targets, *style_names])))
+        if guided:
+            style = guided_style_loss(feats, style_targets)
+        else:
+            style = style_loss(feats, style_targets) if style_targets else torch.zeros((), device=image.device)
         parts = {
             "content": cfg.content_weight * content_loss(feats, content_targets),
-            "style": cfg.style_weight * style_loss(feats, style_targets),
+            "style": cfg.style_weight * style,
             "tv": cfg.tv_weight * tv_loss(image),
         }
         loss = sum(parts.values())
         loss.backward()
         return loss, parts
+
+    @staticmethod
+    def _with_clip(objective, image: torch.Tensor, clip: Clip, cfg: StyleConfig, content_t: torch.Tensor, scale: int):
+        """``objective`` plus the CLIP terms (their gradient added to ``image.grad``)."""
+        settings = ClipSettings(cfg.style_text, cfg.clip_weight, cfg.clip_patch_weight, cfg.clip_crops,
+                                cfg.clip_crop_fraction, cfg.clip_threshold)  # fmt: skip
+        clip_objective = ClipObjective(clip, settings, content_t, cfg.seed + scale, cfg.optimizer == "adam")
+
+        def combined() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            loss, parts = objective()
+            clip_loss, clip_parts = clip_objective(image)
+            return loss + clip_loss, {**parts, **clip_parts}
+
+        return combined
 
     def _initial_image(
         self,

@@ -9,14 +9,17 @@ the raw sums of neural-style do not: there the weights must be retuned per size 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 EPS = 1e-8
 
 
 class _Gram(torch.autograd.Function):
-    """G = F Fᵀ / N with a one-product backward, dF = (dG + dGᵀ) F / N.
+    """G = F W Fᵀ / N with a one-product backward, dF = (dG + dGᵀ) F W / N (W: diagonal position
+    weights, none for a plain Gram).
 
     Left to autograd, F Fᵀ back-propagates through both operands: two products, and then a sum of
     two full-size (C, N) gradients, one of them transposed, which on a CPU cost more than the
@@ -24,16 +27,17 @@ class _Gram(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, flat: torch.Tensor, n: int) -> torch.Tensor:
-        ctx.save_for_backward(flat)
+    def forward(ctx, flat: torch.Tensor, n: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+        weighted = flat if weight is None else flat * weight
+        ctx.save_for_backward(weighted)
         ctx.n = n
-        return torch.bmm(flat, flat.transpose(1, 2)) / n
+        return torch.bmm(weighted, flat.transpose(1, 2)) / n
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (flat,) = ctx.saved_tensors
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (weighted,) = ctx.saved_tensors
         # Scale the small (C, C) factor, not the (C, N) result.
-        return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, flat), None
+        return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, weighted), None, None
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -41,6 +45,60 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
     return _Gram.apply(flat if flat.dtype == torch.float64 else flat.float(), h * w)
+
+
+def weighted_gram(
+    features: torch.Tensor, weight: torch.Tensor | None, mass: float | torch.Tensor | None = None
+) -> torch.Tensor:
+    """Guided Gram matrix (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style Transfer"):
+    co-activations weighted by a (B or 1, 1, H, W) mask at the features' resolution, divided by the mask's
+    mass (its sum; the tiled engine passes the whole image's mass for a tile's part). A 0/1 mask gives the
+    Gram matrix of its region alone; no mask, ``gram_matrix`` scaled by positions / ``mass``."""
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    flat = flat if flat.dtype == torch.float64 else flat.float()
+    if weight is not None:
+        weight = weight.reshape(weight.shape[0], 1, h * w).to(flat.dtype)
+    if mass is None:
+        mass = h * w if weight is None else weight.sum()
+    return _Gram.apply(flat, mass, weight)
+
+
+def masks_at(masks: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(R, 1, H, W) region masks averaged down to a layer's (h, w): each feature position's share of
+    every region. Area averaging keeps soft edges soft and a region's mass in proportion."""
+    if tuple(masks.shape[-2:]) == tuple(size):
+        return masks
+    return F.interpolate(masks, size=tuple(size), mode="area")
+
+
+@dataclass
+class GuidedTargets:
+    """Style targets by region: style r's Gram matrices, matched only where ``masks[r]`` is set.
+
+    ``masks`` is (R, 1, H, W) in 0..1 at the size of the image being optimised; ``shares`` (summing
+    to 1) weigh the regions' style losses, so a style weight means what it means without masks.
+    """
+
+    grams: list[dict[str, torch.Tensor]]
+    masks: torch.Tensor
+    shares: list[float]
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.grams[0])
+
+
+def guided_style_loss(features: Mapping[str, torch.Tensor], targets: GuidedTargets) -> torch.Tensor:
+    """``style_loss`` per region with guided Gram matrices, mixed by the regions' shares."""
+    total = 0.0
+    for r, (grams, share) in enumerate(zip(targets.grams, targets.shares, strict=True)):
+        region = {}
+        for name in grams:
+            mask = masks_at(targets.masks[r : r + 1], features[name].shape[-2:])
+            region[name] = weighted_gram(features[name], mask.to(features[name].device))
+        total = total + share * style_loss_from_grams(region, grams)
+    return total
 
 
 def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

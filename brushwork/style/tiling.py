@@ -27,7 +27,14 @@ from dataclasses import dataclass
 import torch
 
 from brushwork.backbones.base import FeatureExtractor, TileGeometry
-from brushwork.style.losses import EPS, gram_matrix, style_loss_from_grams, tv_loss
+from brushwork.style.losses import (
+    EPS,
+    GuidedTargets,
+    masks_at,
+    style_loss_from_grams,
+    tv_loss,
+    weighted_gram,
+)
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 
@@ -101,14 +108,17 @@ class _GramSums:
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
-    def add(self, name: str, features: torch.Tensor) -> None:
+    def add(self, name, features: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+        """Add a tile's features (and, for a guided Gram, its part of the region mask) under key ``name``."""
         flat = features.float().flatten(2)
-        part = torch.bmm(flat, flat.transpose(1, 2)).double()
+        weighted = flat if weight is None else flat * weight.float().flatten(2)
+        part = torch.bmm(weighted, flat.transpose(1, 2)).double()
         self.sums[name] = self.sums[name] + part if name in self.sums else part
-        self.counts[name] = self.counts.get(name, 0) + flat.shape[-1]
+        mass = flat.shape[-1] if weight is None else weight.double().sum().item()
+        self.counts[name] = self.counts.get(name, 0) + mass
 
-    def mean(self, name: str) -> torch.Tensor:
-        """The whole image's Gram matrix, as ``gram_matrix`` gives it."""
+    def mean(self, name) -> torch.Tensor:
+        """The whole image's Gram matrix, as ``gram_matrix`` (or ``weighted_gram``) gives it."""
         return (self.sums[name] / self.counts[name]).float()
 
 
@@ -117,27 +127,62 @@ def _squared_error(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 class TiledObjective:
-    """Loss and gradient of the Gatys objective over tiles; same values as the whole-image objective."""
+    """Loss and gradient of the Gatys objective over tiles; same values as the whole-image objective.
+
+    ``style_targets`` are one Gram target per layer, or ``GuidedTargets`` (a style per masked region):
+    each region is then a Gram sum of its own, its mask averaged down to each layer of the whole image
+    and cut along the same tile boundaries as the features."""
 
     def __init__(
         self,
         backbone: FeatureExtractor,
         content: torch.Tensor,
-        style_targets: Mapping[str, torch.Tensor],
+        style_targets: Mapping[str, torch.Tensor] | GuidedTargets,
         content_layers: list[str],
         weights: tuple[float, float, float],
         tile: int,
     ):
         self.content_weight, self.style_weight, self.tv_weight = weights
-        self.style_targets = dict(style_targets)
+        if isinstance(style_targets, GuidedTargets):
+            self.regions = [dict(g) for g in style_targets.grams]
+            self.shares = list(style_targets.shares)
+            style_names = style_targets.layers
+        else:
+            self.regions, self.shares = [dict(style_targets)], [1.0]
+            style_names = list(style_targets)
+        self.style_names = style_names
         self.content_layers = content_layers
-        self.layers = list(dict.fromkeys([*content_layers, *style_targets]))
+        self.layers = list(dict.fromkeys([*content_layers, *style_names]))
         self.reader = TiledFeatures(backbone, self.layers, tuple(content.shape[-2:]), tile)
         # Content targets stay split by tile: each tile compares against its own part.
         self.content_targets = list(self.reader.per_tile(content, content_layers))
         self.content_norms = {
             name: sum(t[name].double().pow(2).sum() for t in self.content_targets).float() for name in content_layers
         }
+        # Per tile, per region, per style layer: the tile's cut of the region's layer mask (None: unguided).
+        self.tile_masks: list[list[dict[str, torch.Tensor | None]]] = [
+            [dict.fromkeys(style_names) for _ in self.regions] for _ in self.tiles
+        ]
+        self.masses: dict[tuple[int, str], torch.Tensor] = {}
+        if isinstance(style_targets, GuidedTargets):
+            self._cut_masks(content, style_targets.masks)
+
+    def _cut_masks(self, content: torch.Tensor, masks: torch.Tensor) -> None:
+        """Each layer's mask at the whole image's feature size, cut into the tiles' own parts (a tile's own
+        features start at row ``own_y0 / stride`` of the whole map: tiles start on stride multiples)."""
+        spans, strides = [], self.reader.geometry.layer_strides
+        for tile, feats in zip(self.tiles, self.reader.per_tile(content, self.style_names), strict=True):
+            y0, x0 = tile.own[0], tile.own[2]
+            spans.append({n: (y0 // strides[n], x0 // strides[n], *f.shape[-2:]) for n, f in feats.items()})
+        for name in self.style_names:
+            whole_hw = (max(y + h for y, _, h, _ in (s[name] for s in spans)),
+                        max(x + w for _, x, _, w in (s[name] for s in spans)))  # fmt: skip
+            layer_masks = masks_at(masks, whole_hw)
+            for r in range(len(self.regions)):
+                self.masses[r, name] = layer_masks[r].sum()
+                for cut, span in zip(self.tile_masks, spans, strict=True):
+                    y, x, h, w = span[name]
+                    cut[r][name] = layer_masks[r : r + 1, :, y : y + h, x : x + w]
 
     @property
     def tiles(self) -> list[Tile]:
@@ -151,35 +196,42 @@ class TiledObjective:
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
-        # Pass 1: whole-image Gram matrices and content errors, no graph kept.
+        # Pass 1: whole-image Gram matrices (per region) and content errors, no graph kept.
         grams = _GramSums()
         content_err = dict.fromkeys(self.content_layers, 0.0)
-        style_names = list(self.style_targets)
-        for feats, target in zip(self.reader.per_tile(image, self.layers), self.content_targets, strict=True):
-            for name in style_names:
-                grams.add(name, feats[name])
+        keys = [(r, name) for r in range(len(self.regions)) for name in self.style_names]
+        tiles = zip(self.reader.per_tile(image, self.layers), self.content_targets, self.tile_masks, strict=True)
+        for feats, target, masks in tiles:
+            for r, name in keys:
+                grams.add((r, name), feats[name], masks[r][name])
             for name in self.content_layers:
                 content_err[name] = content_err[name] + _squared_error(feats[name], target[name])
-        whole_grams = {name: grams.mean(name).requires_grad_(True) for name in style_names}
+        mass = {key: self.masses.get(key, grams.counts[key]) for key in keys}
+        whole_grams = {key: (grams.sums[key] / mass[key]).float().requires_grad_(True) for key in keys}
         with torch.enable_grad():
-            style = self.style_weight * style_loss_from_grams(whole_grams, self.style_targets)
-        d_grams = dict(zip(style_names, torch.autograd.grad(style, list(whole_grams.values())), strict=True))
+            style = torch.zeros((), device=image.device, requires_grad=True)  # no style images: words only
+            for r, (targets, share) in enumerate(zip(self.regions, self.shares, strict=True)):
+                region = {name: whole_grams[r, name] for name in self.style_names}
+                style = style + share * style_loss_from_grams(region, targets)
+            style = self.style_weight * style
+        d_grams = dict(zip(keys, torch.autograd.grad(style, list(whole_grams.values())), strict=True)) if keys else {}
         content = sum(self._content_term(name, content_err[name]) for name in self.content_layers)
 
         # Pass 2: each tile's share of the gradient, through a surrogate with exactly that gradient.
         grad = torch.zeros_like(image)
-        for tile, target in zip(self.tiles, self.content_targets, strict=True):
+        for tile, target, masks in zip(self.tiles, self.content_targets, self.tile_masks, strict=True):
             y0, y1, x0, x1 = tile.crop
             piece = image.detach()[..., y0:y1, x0:x1].requires_grad_(True)
             with torch.enable_grad():
                 feats = self.reader.own_features(piece, tile, self.layers)
                 surrogate = 0.0
-                for name in style_names:
-                    # gram_matrix (one-product backward) averages over this tile's positions; weight it by them.
-                    positions = feats[name].shape[-2] * feats[name].shape[-1]
-                    if positions:  # a thin last strip may own no positions of a deep layer
-                        tile_gram = gram_matrix(feats[name])
-                        surrogate = surrogate + (d_grams[name] * tile_gram).sum() * positions / grams.counts[name]
+                for r, name in keys:
+                    weight = masks[r][name]
+                    # A thin last strip may own no positions of a deep layer, or a tile none of a region.
+                    if feats[name].numel() and (weight is None or weight.any()):
+                        # This tile's part of the whole image's (guided) Gram: divided by the whole mass.
+                        tile_gram = weighted_gram(feats[name], weight, mass[r, name])
+                        surrogate = surrogate + (d_grams[r, name] * tile_gram).sum()
                 for name in self.content_layers:
                     surrogate = surrogate + self._content_term(name, _squared_error(feats[name], target[name]))
                 (tile_grad,) = torch.autograd.grad(surrogate, piece)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from PIL import Image
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
 from brushwork.media import image_to_tensor, tensor_to_image
+from brushwork.style.audio import AudioDrive
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
 MOTION_SCALE = 0.04
@@ -36,6 +37,8 @@ class VideoReport:
     audio_streams: int
     flicker: float  # output change / source change, frame to frame
     seconds: float
+    notes: list[str] = field(default_factory=list)
+    audio_reactive: dict | None = None  # AudioDrive.describe() when the sound drove the style
 
 
 def _av():
@@ -129,10 +132,16 @@ def stylize_video(
     max_frames: int | None = None,
     crf: int = 18,
     on_frame: Callable[[int, int], None] | None = None,
+    drive: AudioDrive | None = None,
+    audio: str | os.PathLike | None = None,
     comment: str = "",
 ) -> VideoReport:
     """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio;
-    ``comment`` (the run's record) goes into the file's metadata."""
+    ``comment`` (the run's record) goes into the file's metadata.
+
+    With ``drive`` (audio-reactive), ``stylise`` is called as ``stylise(picture, FrameSettings)`` with the
+    settings the music asks for at that frame's time. With ``audio``, that file's sound replaces the
+    clip's (encoded as AAC, cut to the video's length)."""
     av = _av()
     source, output = Path(source), Path(output)
     if not source.is_file():
@@ -149,7 +158,17 @@ def stylize_video(
         def write(tmp: str) -> None:
             nonlocal report
             report = _transcode(
-                av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf, on_frame, comment
+                av,
+                container,
+                tmp,
+                stylise,
+                Stabiliser(stabilise, flow),
+                max_frames,
+                crf,
+                on_frame,
+                comment,
+                drive,
+                audio,
             )
 
         atomic_write(output, write)
@@ -157,15 +176,19 @@ def stylize_video(
     return report
 
 
-def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="") -> VideoReport:
+def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="", drive=None,
+               audio=None) -> VideoReport:  # fmt: skip
     import time
 
     start = time.perf_counter()
     v_in = container.streams.video[0]
     v_in.thread_type = "AUTO"
-    audio_in = list(container.streams.audio)
+    audio_in = [] if audio is not None else list(container.streams.audio)
     total = v_in.frames or 0
     rate = v_in.average_rate or v_in.guessed_rate or Fraction(25)
+    if drive is not None:
+        length = float(v_in.duration * v_in.time_base) if v_in.duration else (total or 0) / float(rate)
+        drive.check_length(length if max_frames is None else min(length, max_frames / float(rate)))
     meter = FlickerMeter()
     frames = 0
     with av.open(target, "w", format="mp4") as out:
@@ -175,6 +198,7 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
         width, height = v_in.codec_context.width, v_in.codec_context.height
         v_out = _h264_stream(out, rate, width, height, crf)
         audio_out = {s.index: out.add_stream_from_template(s) for s in audio_in}
+        new_audio = _audio_stream(av, out, audio) if audio is not None else None
         for packet in container.demux(v_in, *audio_in):
             if packet.stream.index in audio_out:
                 if packet.dts is not None and (max_frames is None or frames < max_frames):
@@ -186,7 +210,11 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
                     break
                 picture = frame.to_image()
                 src = image_to_tensor(picture)
-                result = image_to_tensor(stylise(picture))
+                if drive is None:
+                    result = image_to_tensor(stylise(picture))
+                else:
+                    seconds = float(frame.time) if frame.time is not None else frames / float(rate)
+                    result = image_to_tensor(stylise(picture, drive.at(seconds)))
                 if result.shape != src.shape or picture.size != (width, height):
                     raise BrushworkError("frame sizes change within the video, or the engine resized a frame")
                 result = stabiliser(src, result)
@@ -205,7 +233,55 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
         if frames == 0:
             raise BrushworkError("the video has no frames")
         out.mux(v_out.encode(None))
-    return VideoReport(frames, len(audio_in), meter.ratio, time.perf_counter() - start)
+        if new_audio is not None:
+            _encode_audio(av, out, new_audio, audio, frames / float(rate))
+    return VideoReport(
+        frames,
+        len(audio_in) + (new_audio is not None),
+        meter.ratio,
+        time.perf_counter() - start,
+        list(drive.notes) if drive is not None else [],
+        drive.describe() if drive is not None else None,
+    )
+
+
+def _audio_stream(av, out, path):
+    """An AAC stream in ``out`` for the sound of ``path`` (its rate, stereo or mono as it is)."""
+    with av.open(str(path)) as src:
+        if not src.streams.audio:
+            raise BrushworkError(f"{path}: has no audio stream")
+        ctx = src.streams.audio[0].codec_context
+        rate, channels = ctx.sample_rate or 44100, ctx.channels or 2
+    stream = out.add_stream("aac", rate=rate)
+    stream.layout = "mono" if channels == 1 else "stereo"
+    return stream
+
+
+def _encode_audio(av, out, stream, path, seconds: float) -> None:
+    """Decode ``path``'s first audio stream and encode its first ``seconds`` into ``stream``."""
+    resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
+    written, limit = 0, int(seconds * stream.rate)
+    with av.open(str(path)) as src:
+        for frame in src.decode(audio=0):
+            for piece in resampler.resample(frame):
+                if written >= limit:
+                    break
+                piece.pts, written = written, written + piece.samples
+                for packet in stream.encode(piece):
+                    out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def at_stroke_scale(picture: Image.Image, scale: float, run: Callable[[Image.Image], Image.Image],
+                    min_side: int = 16) -> Image.Image:  # fmt: skip
+    """``run`` on ``picture`` shrunk by ``scale`` and the result brought back to its size: the strokes of a
+    fixed-size engine come out ``scale`` times bigger (smaller below 1)."""
+    if abs(scale - 1) < 0.01:
+        return run(picture)
+    w, h = picture.size
+    small = picture.resize((max(min_side, round(w / scale)), max(min_side, round(h / scale))), Image.Resampling.LANCZOS)
+    return run(small).resize((w, h), Image.Resampling.BICUBIC)
 
 
 def _h264_stream(out, rate, width: int, height: int, crf: int):

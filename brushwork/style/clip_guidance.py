@@ -1,0 +1,299 @@
+"""Style by words: a CLIP objective for the optimisation engine (after CLIPstyler, Kwon & Ye 2022).
+
+Two terms pull the output's CLIP image embedding away from the photo's in the direction that the
+text's embedding lies from a neutral source text ("a photo"):
+
+- directional: 1 - cos(E_I(output) - E_I(photo), E_T(text) - E_T(source)) on the whole image;
+- patch-wise: the same on random crops of the output (randomly flipped, rotated, sheared, like
+  CLIPstyler's perspective augmentation, so the pixels cannot fool CLIP with one adversarial
+  pattern), each against the whole photo's embedding, with crops already closer than ``threshold``
+  left alone so the style spreads instead of piling up where it already is.
+
+The engine keeps its content loss (and any style images' Gram loss) beside these, so the words
+restyle the photo without erasing it. CLIP comes from ``open_clip`` (``pip install 'brushwork[clip]'``):
+its code and tokenizer are on PyPI, its weights are not. ``load_clip`` takes them from the
+Hugging Face cache (``~/.cache/huggingface/hub``, filled by one online run) or from ``--clip-weights``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from brushwork.errors import BrushworkError
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_PRETRAINED = "openai"
+SOURCE_TEXT = "a photo"
+MAX_TEXT_CHARS = 1000
+#: CLIP's own input statistics (open_clip's OPENAI_DATASET_MEAN/STD); a model may carry others.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _open_clip():
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise BrushworkError(
+            "text guidance needs open_clip: pip install 'brushwork[clip]' (open_clip_torch, and a torchvision "
+            f"built for your torch) ({exc})"
+        ) from exc
+    return open_clip
+
+
+@dataclass
+class Clip:
+    """A CLIP model with its tokenizer and input size; frozen, in eval mode."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    pretrained: str
+    image_size: int
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def wrap(cls, model: torch.nn.Module, tokenizer, name: str, pretrained: str) -> Clip:
+        model = model.eval().requires_grad_(False)
+        size = model.visual.image_size
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        cfg = getattr(model.visual, "preprocess_cfg", None) or {}
+        mean = torch.tensor(cfg.get("mean", CLIP_MEAN)).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.get("std", CLIP_STD)).view(1, 3, 1, 1)
+        return cls(model, tokenizer, name, pretrained, int(size), mean, std)
+
+    def to(self, device: torch.device | str) -> Clip:
+        self.model, self.mean, self.std = self.model.to(device), self.mean.to(device), self.std.to(device)
+        return self
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in 0..1 -> unit embeddings; resized to CLIP's input size."""
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False, antialias=True)  # fmt: skip
+        x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
+        return F.normalize(self.model.encode_image(x).float(), dim=-1)
+
+    @torch.no_grad()
+    def encode_text(self, text: str) -> torch.Tensor:
+        check_text(text, self.tokenizer)
+        tokens = self.tokenizer([text]).to(self.mean.device)
+        return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
+
+
+def check_text(text: str, tokenizer) -> None:
+    """Refuse what CLIP cannot read: empty text, or more tokens than its context holds."""
+    if not text or not text.strip():
+        raise BrushworkError("the style text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise BrushworkError(f"the style text is {len(text)} characters; CLIP reads a sentence or two")
+    limit = getattr(tokenizer, "context_length", 77) - 2  # the start and end tokens
+    if hasattr(tokenizer, "encode") and len(tokenizer.encode(text)) > limit:
+        raise BrushworkError(f"the style text is {len(tokenizer.encode(text))} tokens; CLIP reads at most {limit}")
+
+
+def load_clip(
+    name: str = DEFAULT_MODEL,
+    pretrained: str = DEFAULT_PRETRAINED,
+    weights: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+) -> Clip:
+    """open_clip model ``name`` with weights from ``weights`` (a .safetensors or state-dict file in open_clip's
+    layout) or, without it, the ``pretrained`` tag from the Hugging Face cache (downloaded when online)."""
+    open_clip = _open_clip()
+    if name not in open_clip.list_models():
+        raise BrushworkError(f"unknown CLIP model {name!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) or {}
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise BrushworkError(f"{path}: no such CLIP weights file")
+        source = path.name
+    else:
+        if not tag_cfg:
+            raise BrushworkError(
+                f"open_clip has no weights tagged {pretrained!r} for {name}; see open_clip.list_pretrained()"
+            )
+        path = _cached_or_downloaded(open_clip, tag_cfg, name, pretrained)
+        source = pretrained
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # open_clip warns on the root logger that the model starts random: we load next
+    try:
+        # OpenAI's weights were trained with QuickGELU: a file of them needs it too.
+        quick_gelu = bool(tag_cfg.get("quick_gelu"))
+        model = open_clip.create_model(name, pretrained=None, device="cpu", force_quick_gelu=quick_gelu)
+    finally:
+        root.setLevel(level)
+    _load_weights(open_clip, model, path, name)
+    return Clip.wrap(model, open_clip.get_tokenizer(name), name, source).to(device)
+
+
+def _cached_or_downloaded(open_clip, tag_cfg: dict, name: str, pretrained: str) -> Path:
+    """The weights file of a pretrained tag: from the Hugging Face cache, else downloaded there when the hub is
+    reachable, else one line saying how to get it (no minute of retries offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, filename = os.path.split(tag_cfg.get("hf_hub", ""))  # "org/name/" or "org/name/file", as open_clip has it
+    for candidate in ("open_clip_model.safetensors", filename or "open_clip_pytorch_model.bin"):
+        cached = try_to_load_from_cache(repo, candidate) if repo else None
+        if isinstance(cached, str):
+            return Path(cached)
+    where = f"huggingface.co/{repo}" if repo else tag_cfg.get("url", "its URL")
+    if _reachable("huggingface.co"):
+        try:
+            return Path(open_clip.pretrained.download_pretrained(tag_cfg))
+        except Exception as exc:  # noqa: BLE001 - the hub client raises many kinds; one line for the user
+            raise BrushworkError(f"could not download CLIP {name}/{pretrained} from {where} ({exc})") from exc
+    raise BrushworkError(
+        f"CLIP weights {name}/{pretrained} are not in the Hugging Face cache (~/.cache/huggingface/hub) and the hub "
+        f"is out of reach: run once online, or download open_clip_model.safetensors from {where} and pass "
+        "--clip-weights FILE"
+    )
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_weights(open_clip, model: torch.nn.Module, path: Path, name: str) -> None:
+    """Weights from a file: safetensors, or a torch file read with weights_only (never unpickled)."""
+    try:
+        state = open_clip.factory.load_state_dict(str(path), weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch, safetensors and zipfile each raise their own
+        raise BrushworkError(f"{path}: not a CLIP weights file brushwork can read safely ({exc})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BrushworkError(f"{path}: not a CLIP state dict")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise BrushworkError(f"{path}: weights do not fit CLIP {name} ({first[:200]})") from exc
+
+
+def build_clip(config: dict, tokenizer_name: str = DEFAULT_MODEL, seed: int = 0) -> Clip:
+    """A randomly initialised CLIP from an open_clip model config dict (``embed_dim``, ``vision_cfg``,
+    ``text_cfg``), with the tokenizer shipped for ``tokenizer_name``: for tests and speed figures."""
+    open_clip = _open_clip()
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**config)
+    return Clip.wrap(model, open_clip.get_tokenizer(tokenizer_name), "custom", "random")
+
+
+@dataclass
+class ClipSettings:
+    text: str
+    weight: float = 5.0  # directional term, whole image
+    patch_weight: float = 20.0  # patch-wise term
+    crops: int = 8
+    crop_fraction: float = 0.4  # crop side as a share of the image's short side
+    threshold: float = 0.7  # patch losses below this are already close enough
+    source_text: str = SOURCE_TEXT
+
+
+class ClipObjective:
+    """The CLIP terms at one scale; ``__call__(image)`` returns (loss, parts) and leaves the gradient in
+    ``image.grad`` (added to what is there). With ``fresh_crops`` the crops change at every call (for Adam);
+    otherwise they are drawn once, so the objective is deterministic, as L-BFGS needs."""
+
+    def __init__(self, clip: Clip, settings: ClipSettings, content: torch.Tensor, seed: int, fresh_crops: bool):
+        self.clip, self.s, self.fresh = clip, settings, fresh_crops
+        direction = clip.encode_text(settings.text) - clip.encode_text(settings.source_text)
+        self.text_direction = F.normalize(direction, dim=-1)
+        with torch.no_grad():
+            self.content_embedding = clip.encode_images(content)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.fixed = None if fresh_crops else self._draw(content.shape[-2:])
+
+    def _draw(self, hw) -> tuple[list[tuple[int, int, int]], torch.Tensor]:
+        """Crop boxes (y, x, side) and their random affine warps."""
+        short = min(hw)
+        side = max(8, min(short, round(short * self.s.crop_fraction)))
+        g = self.generator
+        ys = torch.randint(0, hw[0] - side + 1, (self.s.crops,), generator=g).tolist()
+        xs = torch.randint(0, hw[1] - side + 1, (self.s.crops,), generator=g).tolist()
+        boxes = [(y, x, side) for y, x in zip(ys, xs, strict=True)]
+        return boxes, _random_affines(self.s.crops, g)
+
+    def _direction_loss(self, embeddings: torch.Tensor) -> torch.Tensor:
+        delta = F.normalize(embeddings - self.content_embedding, dim=-1)
+        return 1 - (delta * self.text_direction).sum(-1)
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        boxes, affines = self.fixed or self._draw(image.shape[-2:])
+        with torch.enable_grad():
+            pixels = image.detach().requires_grad_(True)
+            whole = self.s.weight * self._direction_loss(self.clip.encode_images(pixels)).mean()
+            loss, parts = whole, {"clip": whole}
+            if self.s.crops and self.s.patch_weight:
+                size = self.clip.image_size
+                crops = torch.cat([
+                    F.interpolate(pixels[..., y : y + side, x : x + side], size=(size, size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+                    for y, x, side in boxes
+                ])  # fmt: skip
+                grid = F.affine_grid(affines.to(crops), list(crops.shape), align_corners=False)
+                crops = F.grid_sample(crops, grid, padding_mode="reflection", align_corners=False)
+                per_crop = self._direction_loss(self.clip.encode_images(crops))
+                patch = self.s.patch_weight * torch.where(per_crop < self.s.threshold, 0, per_crop).mean()
+                loss, parts = loss + patch, {"clip": whole, "clip_patch": patch}
+            (grad,) = torch.autograd.grad(loss, pixels)
+        image.grad = grad if image.grad is None else image.grad + grad
+        return loss.detach(), {k: v.detach() for k, v in parts.items()}
+
+
+def _random_affines(n: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, 2, 3) affine matrices: a flip half the time, up to 15 degrees of rotation, some shear and zoom.
+    Written here (a few lines of trigonometry) because torchvision's transforms are not a dependency."""
+    u = torch.rand(n, 4, generator=generator)
+    angle = (u[:, 0] - 0.5) * math.radians(30)
+    shear = (u[:, 1] - 0.5) * 0.3
+    zoom = 0.85 + 0.3 * u[:, 2]
+    flip = torch.where(u[:, 3] < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin + shear
+    theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
+    return theta
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+MAX_LIBRARY = 5000  # style images ranked at most: a library, not a dataset
+
+
+@torch.no_grad()
+def rank_styles(clip: Clip, text: str, folder: str | os.PathLike) -> list[tuple[Path, float]]:
+    """The style images in ``folder`` (searched recursively), best match to ``text`` first, with their CLIP
+    cosine similarity to it. Unreadable files are skipped."""
+    from brushwork.media import image_to_tensor, load_image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BrushworkError(f"{folder}: not a folder of style images")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:MAX_LIBRARY]
+    text_embedding = clip.encode_text(text)
+    scored = []
+    for path in paths:
+        try:
+            image = load_image(path)
+        except BrushworkError:
+            continue
+        embedding = clip.encode_images(image_to_tensor(image).to(clip.mean.device))
+        scored.append((path, float((embedding * text_embedding).sum())))
+    if not scored:
+        raise BrushworkError(f"{folder}: no readable style images")
+    return sorted(scored, key=lambda item: -item[1])

