@@ -38,7 +38,7 @@ def register(sub) -> dict:
     p.add_argument("--encrypt", action="store_true", help="encrypt the original into the vault; -o is a preview")
     p.add_argument("--vault", help="vault folder (default: beside the registry)")
     p.add_argument("--preview-size", type=int, help="long side of the preview (default 1024 with --encrypt)")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="overwrite the output and the vault file")
     add_protection_options(p)
 
     v = add_parser(sub, "verify", "is this an intact brushwork output, a modified one, or unknown?")
@@ -52,7 +52,7 @@ def register(sub) -> dict:
     u = add_parser(sub, "unlock", "restore the byte-identical original from a vault file")
     u.add_argument("vault_file", help="a .bwvault file")
     u.add_argument("-o", "--output", help="where to write it (default: its original name, here)")
-    u.add_argument("--force", action="store_true")
+    u.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     _, ksub = add_verb_group(sub, "keys", "signing keys for C2PA provenance", "keys_verb")
     ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor)")
@@ -65,10 +65,10 @@ def register(sub) -> dict:
     re_ = add_parser(rsub, "export", "a registration bundle (JSON + C2PA manifest) for a registry office")
     re_.add_argument("work_id", type=int)
     re_.add_argument("-o", "--output", required=True, help="BUNDLE.json")
-    re_.add_argument("--force", action="store_true")
+    re_.add_argument("--force", action="store_true", help="overwrite an existing bundle")
     rf = add_parser(rsub, "find", "the work an image (maybe modified) came from: watermark, then perceptual hash")
     rf.add_argument("image")
-    rf.add_argument("--json", action="store_true")
+    rf.add_argument("--json", action="store_true", help="the matching entry, as JSON")
     for q in (re_, rf):
         q.add_argument("--registry", help="registry file (default: in the user data folder)")
     return {"protect": _protect, "verify": _verify, "unlock": _unlock, "keys": _keys, "registry": _registry}
