@@ -80,34 +80,57 @@ def test_protected_output_is_intact_signed_tagged_and_registered(home, photo):
 
 def test_signature_without_the_trust_anchor_is_valid_not_trusted(home, photo, monkeypatch):
     out = _protected(home, photo)
+    assert main(["verify", str(out), "--trust", str(home / "missing.pem")]) == 2
+    assert main(["verify", str(out), "--trust", str(photo)]) == 2
     monkeypatch.setenv("BRUSHWORK_CONFIG_DIR", str(home / "elsewhere"))
     assert check_manifest(out).state == "valid"
     assert verify(out).verdict == INTACT
 
 
+def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    data, chunks, pos = path.read_bytes(), [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def _write_png_chunks(path: Path, chunks: list[tuple[bytes, bytes]]) -> None:
+    out = [b"\x89PNG\r\n\x1a\n"]
+    for kind, body in chunks:
+        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
+    path.write_bytes(b"".join(out))
+
+
 def _tamper_png_pixels(path: Path) -> None:
     """Change pixels but keep every other chunk (the C2PA manifest included), as an editor that
     preserves metadata would."""
-    data = path.read_bytes()
-    chunks, pos = [], 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        chunks.append((kind, data[pos + 8 : pos + 8 + length]))
-        pos += 12 + length
+    chunks = _png_chunks(path)
     raw = bytearray(zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT")))
     stride = 1 + 384 * 3
     for row in range(100, 140):  # a visible smudge: 40 rows, 40 pixels wide
         for i in range(1 + 150 * 3, 1 + 190 * 3):
             raw[row * stride + i] = 255 - raw[row * stride + i]
-    out, idat_done = [data[:8]], False
-    for kind, body in chunks:
-        if kind == b"IDAT":
-            if idat_done:
-                continue
-            body, idat_done = zlib.compress(bytes(raw)), True
-        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body)))
-    path.write_bytes(b"".join(out))
+    first = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    kept = [c for c in chunks if c[0] != b"IDAT"]
+    kept.insert(first, (b"IDAT", zlib.compress(bytes(raw))))
+    _write_png_chunks(path, kept)
+
+
+def test_a_changed_manifest_shows_as_tampered(home, photo):
+    out = _protected(home, photo)
+    chunks = _png_chunks(out)
+    index = next(i for i, (kind, _) in enumerate(chunks) if kind == b"caBX")  # C2PA's PNG chunk
+    body = bytearray(chunks[index][1])
+    at = bytes(body).find(b"protect")  # the engine name inside our signed assertion
+    assert at > 0
+    body[at : at + 7] = b"PROTECT"
+    chunks[index] = (b"caBX", bytes(body))
+    _write_png_chunks(out, chunks)
+    check = check_manifest(out)
+    assert check.state == "tampered" and any("mismatch" in f for f in check.failures), check
+    assert verify(out).verdict == MODIFIED
 
 
 def test_pixels_changed_after_signing_show_as_tampered(home, photo):

@@ -303,15 +303,29 @@ class ManifestCheck:
         return dict(self.__dict__)
 
 
+def _pem_certificates(path: Path) -> str:
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BrushworkError(f"{path}: cannot read this trust anchor ({exc.__class__.__name__})") from exc
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise BrushworkError(f"{path}: not a PEM certificate")
+    return text
+
+
 def check_manifest(path: str | os.PathLike, anchors: list[Path] | None = None) -> ManifestCheck:
     import c2pa
 
     path = Path(path)
     settings = {"verify": {"verify_trust": bool(anchors)}}
     if anchors:
-        settings["trust"] = {"trust_anchors": "".join(a.read_text() for a in anchors)}
+        settings["trust"] = {"trust_anchors": "".join(_pem_certificates(a) for a in anchors)}
     try:
-        with c2pa.Context(settings=c2pa.Settings.from_json(json.dumps(settings))) as context:
+        context = c2pa.Context(settings=c2pa.Settings.from_json(json.dumps(settings)))
+    except c2pa.C2paError as exc:
+        raise BrushworkError(f"the trust anchors are not usable ({exc})") from exc
+    try:
+        with context:
             reader = c2pa.Reader.try_create(str(path), context=context)
             if reader is None:
                 return ManifestCheck("absent")
