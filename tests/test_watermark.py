@@ -75,6 +75,14 @@ def test_mark_survives(marked, attack):
     assert reading.crc_ok
 
 
+def test_a_crop_without_its_record_reads_with_crop_guesses():
+    out = embed(example("shipwreck.jpg"), 0x5A17C)
+    crop = ATTACKS["crop-75%"](out)
+    assert detect(crop).work_id is None  # read at the crop's own scale: lost
+    reading = detect(crop, crop_guesses=(0.9, 0.75))
+    assert reading.work_id == 0x5A17C and reading.scale.startswith("crop-")
+
+
 def test_alpha_is_kept():
     image = example("starry_night.jpg", 400).convert("RGBA")
     image.putalpha(Image.new("L", image.size, 200))

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.protect.watermark import MAX_WORK_ID, detect
+from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID, detect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS works (
@@ -151,7 +151,7 @@ class Registry:
         """The work ``image`` came from: by its watermark's ID if known here, else the nearest
         perceptual hash within :data:`PHASH_MATCH_BITS`. Returns (work, how, hash distance)."""
         phash = perceptual_hash(image)
-        work_id = detect(image).work_id if use_watermark else None
+        work_id = detect(image, crop_guesses=CROP_GUESSES).work_id if use_watermark else None
         if work_id is not None:
             work = self.get(work_id)
             if work is not None and work.state == "registered":

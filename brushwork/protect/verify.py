@@ -53,7 +53,10 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
         record = None
     note = (record.extra.get("protection") or {}) if record else {}
     original_size = note.get("original_size")
-    reading = watermark.detect(image, tuple(original_size) if original_size else None)
+    if original_size:
+        reading = watermark.detect(image, tuple(original_size))
+    else:  # a copy stripped of its record: guess the usual crops
+        reading = watermark.detect(image, crop_guesses=watermark.CROP_GUESSES)
     check = provenance.check_manifest(path, provenance.trust_anchors(anchors))
     work_id = reading.work_id if reading.work_id is not None else check.work_id
     work = registry.get(work_id) if work_id is not None else None

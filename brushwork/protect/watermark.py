@@ -44,6 +44,10 @@ MAX_WORK_ID = (1 << ID_BITS) - 1
 #: photos mostly read 0.5-4 but noise can read 7+, so the checksum does most of the work and this
 #: only drops the faintest readings (benchmarks/watermark_robustness.py prints both distributions).
 CONFIDENCE_THRESHOLD = 3.0
+#: Crop fractions ``verify`` and ``registry find`` try on a copy without its record (so without the
+#: original size): a crop to 75 % read back from 2/22 test images as it is, 15/22 with these
+#: guesses, with no false IDs in 330 unmarked images read the same way.
+CROP_GUESSES = (0.9, 0.75)
 #: Strengths of the residual tried in turn until the payload reads back (1 = RivaGAN's own).
 GAINS = (1.0, 1.5, 2.0)
 #: RivaGAN passes over the working copy at most.
@@ -205,22 +209,27 @@ def _read(
     return Detection(work_id if found else None, bits, round(confidence, 3), crc_ok, scale)
 
 
-def detect(image: Image.Image, original_size: tuple[int, int] | None = None) -> Detection:
+def detect(image: Image.Image, original_size: tuple[int, int] | None = None,
+           crop_guesses: tuple[float, ...] = ()) -> Detection:  # fmt: skip
     """Read the mark from ``image`` (any copy: re-encoded, resized, cropped, recoloured).
 
-    Tries the working size of the image as it is (a resized copy) and, when ``original_size``
-    is known and differs, the scale the original had (a cropped copy); returns the most
-    confident reading whose checksum holds, else the most confident reading.
+    Tries the working size of the image as it is (a resized copy); then, when ``original_size``
+    is known and differs, the scale the original had (a cropped copy); then, for each fraction
+    in ``crop_guesses``, the scale of a crop to that fraction of each side (a copy whose record
+    was stripped). Stops at the first reading whose checksum holds; else returns the most
+    confident. Every extra reading is another chance for noise to pass the checksum, so guesses
+    are opt-in.
     """
     riva = _models()
     rgb = image.convert("RGB")
-    readings = [_read(riva, rgb, work_size(rgb.size), "as-is")]
-    if readings[0].work_id is None and original_size and tuple(original_size) != rgb.size:
-        ow, oh = work_size(tuple(original_size))
-        factor = max(ow, oh) / max(original_size)
-        size = (
-            max(MIN_WORK_SHORT_SIDE, round(rgb.width * factor)),
-            max(MIN_WORK_SHORT_SIDE, round(rgb.height * factor)),
-        )
-        readings.append(_read(riva, rgb, size, "original-scale"))
-    return max(readings, key=lambda r: (r.work_id is not None, r.confidence))
+    scales: list[tuple[float, str]] = [(WORK_SIDE / max(rgb.size), "as-is")]
+    if original_size and tuple(original_size) != rgb.size:
+        scales.append((max(work_size(tuple(original_size))) / max(original_size), "original-scale"))
+    scales += [(WORK_SIDE * keep / max(rgb.size), f"crop-{keep:g}") for keep in crop_guesses]
+    readings = []
+    for factor, label in scales:
+        size = tuple(max(MIN_WORK_SHORT_SIDE, round(side * factor)) for side in rgb.size)
+        readings.append(_read(riva, rgb, size, label))
+        if readings[-1].work_id is not None:
+            return readings[-1]
+    return max(readings, key=lambda r: r.confidence)
