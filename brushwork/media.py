@@ -117,3 +117,12 @@ def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     if size == img.size:
         return img
     return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def require_av():
+    """PyAV (video and audio decoding), or one clear error saying how to install it."""
+    try:
+        import av
+    except ImportError as exc:
+        raise BrushworkError("video needs PyAV: pip install 'brushwork[video]'") from exc
+    return av
