@@ -28,7 +28,7 @@ from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write, check_output_path, staged_folder
+from brushwork.files import all_or_nothing_folder, atomic_write, check_output_path
 from brushwork.gan.losses import LOSSES as GAN_LOSSES
 from brushwork.gan.model import PRECISIONS as GAN_PRECISIONS
 from brushwork.gan.model import GanConfig
@@ -916,7 +916,7 @@ __all__ = [
     "record_of",
     "save",
     "slim_model",
-    "staged_folder",
+    "all_or_nothing_folder",
     "step_image",
     "stylize",
     "stylize_record",

@@ -90,13 +90,9 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
         match = pattern.fullmatch(entry.name)
         if match is None or (match.group(1) is not None and _alive(int(match.group(1)))):
             continue
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():  # a staged folder (see staged_folder)
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
+        if entry.is_file() and not entry.is_symlink():
             entry.unlink(missing_ok=True)
-        removed.append(entry)
+            removed.append(entry)
     return removed
 
 
@@ -113,10 +109,11 @@ def _alive(pid: int) -> bool:
 
 
 @contextmanager
-def staged_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """All-or-nothing output of several files: yield a hidden folder beside ``target`` to write into; on
-    success its files move into ``target`` (created; an existing non-empty one only with ``force``), on
-    any failure or Ctrl-C nothing of it is left."""
+def all_or_nothing_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """All-or-nothing output of several files into the folder ``target`` (created; an existing non-empty
+    one only with ``force``): yields it to write into; on any failure or Ctrl-C every file written in
+    it during the block is removed again (and the folder, if the block made it). Files are written in
+    place, not moved afterwards, so hooks that note a file's path (a registry) see its final one."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise BrushworkError(f"{target}: is a file; the output here is a folder")
@@ -124,23 +121,22 @@ def staged_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Pa
         raise BrushworkError(f"{target.parent}: output folder does not exist")
     if target.is_dir() and any(target.iterdir()) and not force:
         raise BrushworkError(f"{target}: folder exists and is not empty; use --force to add to it")
-    remove_stale_temps(target)
+    created = not target.exists()
+    before = set(target.rglob("*")) if not created else set()
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        raise write_error(target, exc) from exc
-    try:
-        yield stage
         target.mkdir(exist_ok=True)
-        for file in sorted(stage.rglob("*")):
-            if file.is_file():
-                dest = target / file.relative_to(stage)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(file, dest)
-    except OSError as exc:
-        raise write_error(target, exc) from exc
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        yield target
+    except BaseException as exc:
+        for entry in sorted(set(target.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(target, exc) from exc
+        raise
 
 
 def _current_umask() -> int:

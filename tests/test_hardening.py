@@ -14,7 +14,7 @@ from PIL import Image
 from brushwork.checkpoints import meta_path
 from brushwork.cli import main
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write, check_output_path, readable_file, staged_folder
+from brushwork.files import all_or_nothing_folder, atomic_write, check_output_path, readable_file
 from brushwork.gan import sample as gs
 from brushwork.gan.data import load_dataset
 from brushwork.gan.model import GanConfig, load_run, read_options
@@ -298,7 +298,7 @@ def test_gan_train_on_a_full_disk_leaves_no_half_run(tmp_path, capsys, monkeypat
 
 def test_file_where_a_folder_is_expected(gan_run, tmp_path, capsys):
     (tmp_path / "f.png").write_bytes(b"x")
-    with pytest.raises(BrushworkError, match="is a file"), staged_folder(tmp_path / "f.png"):
+    with pytest.raises(BrushworkError, match="is a file"), all_or_nothing_folder(tmp_path / "f.png"):
         pass
     assert main(["gan", "sample", str(gan_run), "--seeds", "0", "-o", str(tmp_path / "f.png")]) == 2
     one_line_error(capsys, "is a file")
@@ -469,3 +469,15 @@ def test_read_only_run_folder_and_max_pixels_on_every_verb(tmp_path, monkeypatch
         with pytest.raises(SystemExit) as caught:
             main([*verb, "--max-pixels", "0", "-o", str(tmp_path / "o.mp4")])
         assert caught.value.code == 2 and "--max-pixels: must be at least 1" in capsys.readouterr().err
+
+
+def test_a_failed_batch_removes_only_what_it_wrote(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.png").write_text("kept")
+    with pytest.raises(KeyboardInterrupt):
+        with all_or_nothing_folder(out, force=True) as folder:
+            (folder / "a").mkdir()
+            (folder / "a" / "seed00000.png").write_text("new")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in out.rglob("*")) == ["earlier.png"]

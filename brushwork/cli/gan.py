@@ -132,12 +132,12 @@ def _run_sample(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise BrushworkError(f"{out}: is a file; samples go into a folder (or use --grid for one image)")
     protection = protection_from_args(args)
-    with api.staged_folder(out, args.force) as stage:  # checks the folder first; all the images or none
+    with api.all_or_nothing_folder(out, args.force) as folder_out:  # checks the folder first; all the images or none
         images = api.gan_sample(args.run, **options)
         per_class = args.class_name is None and len(api.gan_classes(args.run)) > 0
         for image in images:
             params = api.record_of(image).parameters
-            folder = stage / params["class_name"] if per_class else stage
+            folder = folder_out / params["class_name"] if per_class else folder_out
             folder.mkdir(parents=True, exist_ok=True)
             api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True, protection=protection)
     print(out)
