@@ -475,9 +475,8 @@ def test_a_failed_batch_removes_only_what_it_wrote(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "earlier.png").write_text("kept")
-    with pytest.raises(KeyboardInterrupt):
-        with all_or_nothing_folder(out, force=True) as folder:
-            (folder / "a").mkdir()
-            (folder / "a" / "seed00000.png").write_text("new")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), all_or_nothing_folder(out, force=True) as folder:
+        (folder / "a").mkdir()
+        (folder / "a" / "seed00000.png").write_text("new")
+        raise KeyboardInterrupt
     assert sorted(p.name for p in out.rglob("*")) == ["earlier.png"]
