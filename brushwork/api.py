@@ -846,9 +846,13 @@ def gan_train(
 
 def gan_evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = None,
                  extractor_weights: PathLike | None = None, data: PathLike | None = None,
+                 classifier: PathLike | None = None, classifier_range: tuple[float, float] = (0.0, 1.0),
                  device: str = "auto") -> dict:  # fmt: skip
-    """FID/KID of a run's EMA generator against its training images (``data`` if they have moved), on
-    the run's own feature extractor unless one is named (``lite0`` offline, ``inception`` as in papers)."""
+    """FID/KID and precision/recall of a run's EMA generator against its training images (``data`` if
+    they have moved), on the run's own feature extractor unless one is named (``lite0`` offline,
+    ``inception`` as in papers); with ``classifier`` (an ONNX file taking images in
+    ``classifier_range``), the share of samples it assigns to the class asked for. The figures come
+    with a ``protocol`` card."""
     from brushwork.gan.data import load_dataset
     from brushwork.gan.evaluate import evaluate_run
     from brushwork.gan.model import read_options
@@ -859,7 +863,7 @@ def gan_evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = 
     source = str(data) if data is not None else recorded["source"]
     dataset = load_dataset(source, cfg.classes > 0, cfg.resolution, cfg.channels)
     weights = str(extractor_weights) if extractor_weights is not None else None
-    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights)
+    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights, classifier, classifier_range)
 
 
 __all__ = [

@@ -80,6 +80,10 @@ def register(sub) -> dict:
     text = "FID/KID features: lite0 (offline) or inception (as in papers); default: the run's"
     p.add_argument("--extractor", choices=tuple(api.EXTRACTORS), default=None, help=text)
     p.add_argument("--extractor-weights", default=None, help="a local weights file for those features")
+    p.add_argument("--classifier", help="an ONNX classifier of the run's classes (scores in the run's class order): "
+                   "reports the share of samples it assigns to the class asked for")  # fmt: skip
+    p.add_argument("--classifier-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="the pixel range the classifier was trained on")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     for verb, text, default in (
@@ -169,7 +173,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     figures = api.gan_evaluate(
         args.run, samples=args.samples, extractor=args.extractor, extractor_weights=args.extractor_weights,
-        data=args.data, device=args.device,
+        data=args.data, classifier=args.classifier, classifier_range=tuple(args.classifier_range), device=args.device,
     )  # fmt: skip
     print(json.dumps(figures))
     return 0

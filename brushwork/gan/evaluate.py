@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from brushwork.errors import BrushworkError
 from brushwork.gan.data import Dataset
 from brushwork.gan.model import GanConfig, load_run, to_rgb01
 from brushwork.judge.distribution import (
@@ -29,16 +30,23 @@ def real_features(data: Dataset, count: int, embedder: FeatureEmbedder, seed: in
 
 
 @torch.no_grad()
-def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: torch.device) -> torch.Tensor:
-    """Features of ``count`` images from ``g``, the classes in turn when conditional."""
+def generated_images(g, cfg, count: int, device: torch.device):
+    """``count`` images (RGB, 0..1) from ``g`` in chunks, with their labels: the classes in turn when
+    conditional, from fixed latents."""
     z = torch.randn(count, cfg.latent, generator=torch.Generator().manual_seed(cfg.seed + 778))
     labels = torch.arange(count) % max(1, cfg.classes)
     was_training = g.training
     g.eval()
-    out = [embedder(to_rgb01(g(zs.to(device), ys.to(device) if cfg.classes else None).float()))
-           for zs, ys in zip(z.split(CHUNK), labels.split(CHUNK), strict=True)]  # fmt: skip
-    g.train(was_training)
-    return torch.cat(out)
+    try:
+        for zs, ys in zip(z.split(CHUNK), labels.split(CHUNK), strict=True):
+            yield to_rgb01(g(zs.to(device), ys.to(device) if cfg.classes else None).float()).cpu(), ys
+    finally:
+        g.train(was_training)
+
+
+def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: torch.device) -> torch.Tensor:
+    """Features of ``count`` images from ``g``, the classes in turn when conditional."""
+    return torch.cat([embedder(images.to(device)) for images, _ in generated_images(g, cfg, count, device)])
 
 
 def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
@@ -53,14 +61,32 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
 
 
 def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,
-                 extractor: str | None = None, weights: str | None = None) -> dict:  # fmt: skip
-    """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is named."""
-    g, cfg, _ = load_run(run_dir)
+                 extractor: str | None = None, weights: str | None = None, classifier: str | Path | None = None,
+                 classifier_range: tuple[float, float] = (0.0, 1.0)) -> dict:  # fmt: skip
+    """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is
+    named; with ``classifier`` (ONNX) also the class consistency of a conditional run. A ``protocol``
+    card says what the figures were measured on, so two reports can be compared (or not)."""
+    g, cfg, classes = load_run(run_dir)
+    if classifier is not None and not cfg.classes:
+        raise BrushworkError("class consistency needs a conditional run (this one has no classes)")
     if extractor is None:
         extractor, weights = cfg.eval_extractor, weights or cfg.eval_extractor_weights
     embedder = load_extractor(extractor, device, weights)
     real = real_features(data, min(samples, len(data.images)), embedder, cfg.seed)
-    return distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
+    figures = distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
+    if classifier is not None:
+        from brushwork.judge.classes import class_consistency
+
+        images, labels = zip(*generated_images(g, cfg, samples, device), strict=True)
+        figures.update(class_consistency(classifier, torch.cat(images), torch.cat(labels).tolist(), classes,
+                                         classifier_range))  # fmt: skip
+    figures["protocol"] = {
+        "extractor": embedder.name, "extractor_weights": Path(weights).name if weights else "default",
+        "generated": figures["generated"], "real": figures["real"], "latent_seed": cfg.seed + 778,
+        "real_subset_seed": cfg.seed + 777, "generator": "EMA", "kid_subsets": 50, "precision_recall_k": 3,
+        "resolution": cfg.resolution, "classes": len(classes),
+    }  # fmt: skip
+    return figures
 
 
 class TrainingMetrics:
