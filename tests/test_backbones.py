@@ -79,7 +79,7 @@ class Payload:
 
 def test_pickled_objects_are_never_loaded(tmp_path):
     torch.save({"0.weight": Payload()}, tmp_path / "evil.pth")
-    with pytest.raises(BrushworkError, match="not a readable weights file"):
+    with pytest.raises(BrushworkError, match="pickled Python objects.*never unpickles"):
         load_backbone("vgg16", tmp_path / "evil.pth")
 
 

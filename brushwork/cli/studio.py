@@ -29,7 +29,11 @@ def register(sub) -> dict:
     _add_data_options(p)
 
     p = sub.add_parser("worker", help="run the studio's jobs (beside 'serve', or on other machines with --queue)")
-    p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    p.add_argument(
+        "--burst",
+        action="store_true",
+        help="stop when no job is queued or in flight (a dead worker's job is taken once its lease expires)",
+    )
     _add_data_options(p)
     return {"serve": _run_serve, "worker": _run_worker}
 
@@ -91,8 +95,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     worker = Worker(store, device=args.device)
     try:
         if args.burst:
-            while worker.run_once() is not None:
-                pass
+            worker.run_until_empty()
         else:
             worker.run_forever()
     except KeyboardInterrupt:

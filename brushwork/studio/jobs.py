@@ -435,6 +435,21 @@ class Worker:
         log.info("job %s (%s): attempt %d", job.id, job.engine, job.attempts)
         return run_job(self.store, job, token, self.device)
 
+    def run_until_empty(self) -> int:
+        """Run jobs until none is queued or in flight. A job whose worker died counts as in flight until
+        its lease expires, then it is claimed here: a burst worker started to recover a queue finishes
+        it, instead of leaving because the lease had not run out yet."""
+        done = 0
+        while not self.stop.is_set():
+            if self.run_once() is not None:
+                done += 1
+                continue
+            counts = self.store.counts()
+            if not counts.get("queued") and not counts.get("running"):
+                break
+            self.stop.wait(self.poll)
+        return done
+
     def run_forever(self, max_jobs: int | None = None) -> int:
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
