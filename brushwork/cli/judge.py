@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from brushwork.cli.common import add_parser, add_verb_group
 from brushwork.errors import BrushworkError
 
 SORT_KEYS = {"artfid": "artfid_lite0", "content": "content_distance", "style": "style_distance",
@@ -13,10 +14,10 @@ SORT_KEYS = {"artfid": "artfid_lite0", "content": "content_distance", "style": "
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
-    judge = sub.add_parser("judge", help="score outputs, collect human ratings, learn each user's taste")
-    judge_sub = judge.add_subparsers(dest="judge_verb", required=True)
+    _, judge_sub = add_verb_group(sub, "judge", "score outputs, collect human ratings, learn each user's taste",
+                                  "judge_verb")  # fmt: skip
 
-    p = judge_sub.add_parser("score", help="score style-transfer outputs against their photo and painting")
+    p = add_parser(judge_sub, "score", help="score style-transfer outputs against their photo and painting")
     p.add_argument("outputs", nargs="+", help="output images or folders of them")
     p.add_argument("--content", required=True, help="the content photo (or the source video of stylised videos)")
     p.add_argument("--style", required=True, help="the style image")
@@ -30,31 +31,31 @@ def register(sub) -> dict:
     p.add_argument("--vgg16-weights", help="torchvision VGG-16 weights for LPIPS (default: the torch cache)")
     p.add_argument("--force", action="store_true", help="overwrite --csv/--sheet files")
 
-    p = judge_sub.add_parser("rate", help="record that USER prefers one image over another")
+    p = add_parser(judge_sub, "rate", help="record that USER prefers one image over another")
     _add_db(p)
-    p.add_argument("--user", required=True)
+    p.add_argument("--user", required=True, help="who is rating (a name of your choice)")
     p.add_argument("--winner", required=True, help="image file (or the hash of an image in the store)")
     p.add_argument("--loser", required=True, help="image file (or the hash of an image in the store)")
     p.add_argument("--tie", action="store_true", help="neither is better")
 
-    p = judge_sub.add_parser("import", help="import judgements from a CSV (user,winner,loser[,tie][,time])")
+    p = add_parser(judge_sub, "import", help="import judgements from a CSV (user,winner,loser[,tie][,time])")
     _add_db(p)
     p.add_argument("csv", help="CSV file; image paths are relative to its folder")
 
-    p = judge_sub.add_parser("rank", help="Bradley-Terry strengths with 95%% intervals, and rater agreement")
+    p = add_parser(judge_sub, "rank", help="Bradley-Terry strengths with 95%% intervals, and rater agreement")
     _add_db(p)
     p.add_argument("--user", help="one rater's ranking (default: everyone pooled)")
     p.add_argument("--bootstrap", type=int, default=0, help="intervals from N resamples (default: the fit's Hessian)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = judge_sub.add_parser("taste", help="predict how much a user will like images, or pick the next pair")
+    p = add_parser(judge_sub, "taste", help="predict how much a user will like images, or pick the next pair")
     _add_db(p)
     p.add_argument("--user", help="whose taste (default: everyone's pooled taste, where a new user starts)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--score", nargs="+", metavar="IMG", help="images to score for this user")
     what.add_argument("--next-pair", action="store_true", help="the most informative pair to rate next")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
     return {"judge": _run_judge}
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
-from brushwork.media import image_to_tensor, tensor_to_image
+from brushwork.media import image_to_tensor, pyav, tensor_to_image
 from brushwork.style.audio import AudioDrive
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
@@ -41,12 +41,8 @@ class VideoReport:
     audio_reactive: dict | None = None  # AudioDrive.describe() when the sound drove the style
 
 
-def _av():
-    try:
-        import av
-    except ImportError as exc:
-        raise BrushworkError("video needs PyAV: pip install 'brushwork[video]'") from exc
-    return av
+# PyAV's import lives in media (audio.py needs it too, and must not import this module).
+_av = pyav
 
 
 class Stabiliser:
