@@ -91,15 +91,6 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def pyav():
-    """The PyAV module (video and audio in and out), or one clear error when the extra is missing."""
-    try:
-        import av
-    except ImportError as exc:
-        raise BrushworkError("video needs PyAV: pip install 'brushwork[video]'") from exc
-    return av
-
-
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor (1, 3, H, W) in 0..1."""
     arr = np.asarray(img, dtype=np.float32) / 255.0
@@ -126,3 +117,12 @@ def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     if size == img.size:
         return img
     return img.resize(size, Image.Resampling.LANCZOS)
+
+
+def require_av():
+    """PyAV (video and audio decoding), or one clear error saying how to install it."""
+    try:
+        import av
+    except ImportError as exc:
+        raise BrushworkError("video needs PyAV: pip install 'brushwork[video]'") from exc
+    return av

@@ -123,3 +123,17 @@ def test_taste_without_a_user_is_everyone_s(tmp_path, shades, capsys):
     assert main(["judge", "taste", "--db", db, "--json", "--score", str(shades[0]), str(shades[5])]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["pooled"] and Path(result["scores"][0]["image"]).name == "shade5.png"
+
+
+def test_interactive_rating_asks_the_next_pair_and_records_answers(tmp_path, shades, capsys, monkeypatch):
+    db = str(tmp_path / "r.db")
+    answers = iter(["1", "s", "t", "q"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    argv = ["judge", "rate", "--db", db, "--user", "new", "--interactive", "--add", str(tmp_path), "--rounds", "9"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "\u2580" in out and "new: 2 judgements recorded" in out
+    assert main(["judge", "rank", "--db", db, "--user", "new", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ranking"]["judgements"] == 2
+    assert main(["judge", "rate", "--db", db, "--user", "new"]) == 2
+    assert "--interactive" in capsys.readouterr().err

@@ -107,6 +107,10 @@ def test_bad_input_leaves_the_database_unchanged(tmp_path, pictures):
             store.rank("zed")
         with pytest.raises(BrushworkError, match="not in"):
             store.lookup_image(pictures[3])
+        text = tmp_path / "notes.txt"
+        text.write_text("not a picture")
+        with pytest.raises(BrushworkError, match="not an image"):
+            store.rate("ann", text, pictures[0])
         bad_csv = tmp_path / "bad.csv"
         bad_csv.write_text("who,what\nann,p0.png\n")
         with pytest.raises(BrushworkError, match="header lacks"):

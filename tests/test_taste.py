@@ -3,6 +3,8 @@ ask informative questions, and pick the settings a user likes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -129,3 +131,13 @@ def test_best_settings_picks_the_preview_the_user_likes(bright_store):
     assert len(rendered) == 3
     few = best_settings(sun, render, {"strength": [0.1, 0.2, 0.3, 0.4, 0.9]}, trials=2, seed=1)
     assert len(few.results) == 2
+
+
+def test_an_image_whose_file_is_gone_is_left_out(bright_store):
+    embedding = FeatureEmbedding(TinyNet().freeze(), size=32)
+    paths = [Path(p) for _, p in bright_store.images()]
+    paths[0].unlink()  # never embedded: left out, with its judgements
+    model = TasteModel.fit(bright_store, "sun", embedding)
+    assert len(model.images) == 9
+    again = TasteModel.fit(bright_store, "sun", FeatureEmbedding(TinyNet().freeze(), size=32))  # all cached now
+    assert np.allclose(again.personal.weights, model.personal.weights)

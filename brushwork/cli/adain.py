@@ -18,9 +18,12 @@ from brushwork.cli.common import (
     add_run_options,
     add_strength,
     add_style_blend_weights,
+    add_taste_options,
     add_verb_group,
+    apply_taste,
     backbone_options,
     config_values,
+    note_taste,
     output_suffix,
     outputs_for,
     precision,
@@ -71,6 +74,7 @@ def register(sub) -> dict:
     p.add_argument("--image-size", type=int, help="resize the photo's long side first")
     p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
     add_run_options(p, device=False)
+    add_taste_options(p)
     add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False)
     add_params_from(p, Replay(p, "adain", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "model": a.model}))  # fmt: skip
@@ -117,6 +121,8 @@ def _run_apply(args: argparse.Namespace) -> int:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
                            weights_layout=args.weights_layout, device=args.device)  # fmt: skip
+    taste = apply_taste(args, "adain", sources[0], args.style, model=model, max_pixels=args.max_pixels,
+                        style_blend_weights=args.style_blend_weights, style_size=args.style_size)  # fmt: skip
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
             result = api.adain_apply(
@@ -133,6 +139,6 @@ def _run_apply(args: argparse.Namespace) -> int:
                 max_pixels=args.max_pixels,
                 style_text=args.style_text,
             )
-        api.save(result, dst, force=args.force, bit_depth=args.bit_depth)
+        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth)
         print(dst)
     return 0

@@ -358,3 +358,38 @@ def _stored_defaults(replay: Replay, stored: dict) -> dict:
             continue  # e.g. a backbone recorded as a weights file's own name
         defaults[dest] = value
     return defaults
+
+
+def add_taste_options(p) -> None:
+    g = p.add_argument_group("personal taste")
+    g.add_argument("--taste-db", help="a ratings database ('brushwork judge rate'): choose the settings this user is "
+                   "predicted to like most, from small previews scored by their taste model")  # fmt: skip
+    g.add_argument("--user", help="whose taste (default: everyone's, pooled)")
+    g.add_argument("--taste-trials", type=int, help="setting combinations to preview (default: all; 6 for stylize)")
+
+
+def apply_taste(args: argparse.Namespace, engine: str, content, styles=(), model=None, **fixed) -> dict | None:
+    """With --taste-db: set the settings the user's taste model picks on ``args``; the choice, for the record."""
+    if not args.taste_db:
+        return None
+    choice = api.taste_settings(engine, content, styles, taste_db=args.taste_db, user=args.user, model=model,
+                                trials=args.taste_trials, device=args.device, **fixed)  # fmt: skip
+    for name, value in choice["settings"].items():
+        setattr(args, name, value)
+    if getattr(args, "original_colors", False) and "preserve_colors" in choice["settings"]:
+        args.original_colors = False  # the taste's choice of colours wins over the shorthand
+    shown = ", ".join(f"{k}={v}" for k, v in choice["settings"].items())
+    print(f"brushwork: taste of {args.user or 'everyone'}: {shown}", file=sys.stderr)
+    return {
+        "db": str(args.taste_db),
+        "user": args.user,
+        "settings": choice["settings"],
+        "previews": len(choice["ranked"]),
+    }
+
+
+def note_taste(image, taste: dict | None):
+    """Keep the taste's choice in the output's record."""
+    if taste is not None:
+        api.record_of(image).extra["taste"] = taste
+    return image

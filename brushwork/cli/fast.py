@@ -17,9 +17,12 @@ from brushwork.cli.common import (
     add_preserve_colors,
     add_run_options,
     add_strength,
+    add_taste_options,
     add_verb_group,
+    apply_taste,
     backbone_options,
     config_values,
+    note_taste,
     output_suffix,
     outputs_for,
     precision,
@@ -77,6 +80,7 @@ def register(sub) -> dict:
     add_preserve_colors(p)
     p.add_argument("--image-size", type=int, help="resize the long side first")
     add_run_options(p)
+    add_taste_options(p)
     add_params_from(p, Replay(p, "fast", lambda a: {"content": a.images[0] if len(a.images) == 1 else None,
                                                    "model": a.model}))  # fmt: skip
 
@@ -108,10 +112,11 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, device=args.device)
+    taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
             result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
                                     image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
-        api.save(result, dst, force=args.force, bit_depth=args.bit_depth)
+        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth)
         print(dst)
     return 0

@@ -17,7 +17,7 @@ def register(sub) -> dict:
     _, judge_sub = add_verb_group(sub, "judge", "score outputs, collect human ratings, learn each user's taste",
                                   "judge_verb")  # fmt: skip
 
-    p = add_parser(judge_sub, "score", help="score style-transfer outputs against their photo and painting")
+    p = add_parser(judge_sub, "score", "score style-transfer outputs against their photo and painting")
     p.add_argument("outputs", nargs="+", help="output images or folders of them")
     p.add_argument("--content", required=True, help="the content photo (or the source video of stylised videos)")
     p.add_argument("--style", required=True, help="the style image")
@@ -31,25 +31,28 @@ def register(sub) -> dict:
     p.add_argument("--vgg16-weights", help="torchvision VGG-16 weights for LPIPS (default: the torch cache)")
     p.add_argument("--force", action="store_true", help="overwrite --csv/--sheet files")
 
-    p = add_parser(judge_sub, "rate", help="record that USER prefers one image over another")
+    p = add_parser(judge_sub, "rate", "record that USER prefers one image over another")
     _add_db(p)
-    p.add_argument("--user", required=True, help="who is rating (a name of your choice)")
-    p.add_argument("--winner", required=True, help="image file (or the hash of an image in the store)")
-    p.add_argument("--loser", required=True, help="image file (or the hash of an image in the store)")
+    p.add_argument("--user", required=True, help="who judged (a new name adds a rater)")
+    p.add_argument("--winner", help="image file (or the hash of an image in the store)")
+    p.add_argument("--loser", help="image file (or the hash of an image in the store)")
     p.add_argument("--tie", action="store_true", help="neither is better")
+    p.add_argument("--interactive", action="store_true", help="rate the pairs taste --next-pair picks, in the terminal")
+    p.add_argument("--add", nargs="+", metavar="IMG", help="with --interactive: put these images/folders in the store")
+    p.add_argument("--rounds", type=int, default=20, help="with --interactive: pairs to ask at most")
 
-    p = add_parser(judge_sub, "import", help="import judgements from a CSV (user,winner,loser[,tie][,time])")
+    p = add_parser(judge_sub, "import", "import judgements from a CSV (user,winner,loser[,tie][,time])")
     _add_db(p)
     p.add_argument("csv", help="CSV file; image paths are relative to its folder")
 
-    p = add_parser(judge_sub, "rank", help="Bradley-Terry strengths with 95%% intervals, and rater agreement")
+    p = add_parser(judge_sub, "rank", "Bradley-Terry strengths with confidence intervals, and rater agreement")
     _add_db(p)
     p.add_argument("--user", help="one rater's ranking (default: everyone pooled)")
     p.add_argument("--bootstrap", type=int, default=0, help="intervals from N resamples (default: the fit's Hessian)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add_parser(judge_sub, "taste", help="predict how much a user will like images, or pick the next pair")
+    p = add_parser(judge_sub, "taste", "predict how much a user will like images, or pick the next pair")
     _add_db(p)
     p.add_argument("--user", help="whose taste (default: everyone's pooled taste, where a new user starts)")
     what = p.add_mutually_exclusive_group(required=True)
@@ -106,10 +109,55 @@ def _score(args: argparse.Namespace) -> int:
 def _rate(args: argparse.Namespace) -> int:
     from brushwork.judge.ratings import RatingsStore
 
+    if args.interactive:
+        return _rate_interactive(args)
+    if not (args.winner and args.loser):
+        raise BrushworkError("give --winner and --loser, or --interactive")
     with RatingsStore(args.db) as store:
         j = store.rate(args.user, args.winner, args.loser, tie=args.tie)
     relation = "ties with" if j.tie else "preferred to"
     print(f"{j.rater}: {j.winner[:12]} {relation} {j.loser[:12]}")
+    return 0
+
+
+def _rate_interactive(args: argparse.Namespace) -> int:
+    import shutil
+
+    from brushwork.judge.ratings import RatingsStore
+    from brushwork.judge.scores import image_files
+    from brushwork.judge.taste import FeatureEmbedding, TasteModel
+    from brushwork.judge.terminal import side_by_side
+    from brushwork.media import load_image
+
+    if args.rounds < 1:
+        raise BrushworkError("--rounds must be at least 1")
+    rated = 0
+    with RatingsStore(args.db) as store:
+        if args.add:
+            store.add_images(image_files(args.add))
+        embedding = FeatureEmbedding()  # loaded once; the store keeps every image's embedding
+        skipped: set[tuple[str, str]] = set()
+        for round_ in range(args.rounds):
+            # Until their first rating a new user is asked what everyone's taste is least sure of.
+            model = TasteModel.fit(store, args.user if args.user in store.raters() else None, embedding)
+            model.rated_pairs |= {tuple(sorted((model.paths.index(a), model.paths.index(b)))) for a, b in skipped
+                                  if a in model.paths and b in model.paths}  # fmt: skip
+            a, b, _, _ = model.next_pair(seed=round_)
+            print(side_by_side(load_image(a), load_image(b), shutil.get_terminal_size().columns))
+            print(f"1: {a}\n2: {b}")
+            try:
+                answer = input("which do you prefer? [1/2, t = tie, s = skip, q = quit] ").strip().lower()
+            except (EOFError, KeyboardInterrupt):
+                answer = "q"
+            if answer == "q":
+                break
+            if answer in ("1", "2", "t"):
+                winner, loser = (b, a) if answer == "2" else (a, b)
+                store.rate(args.user, winner, loser, tie=answer == "t")
+                rated += 1
+            else:
+                skipped.add((a, b))
+    print(f"{args.user}: {rated} judgements recorded")
     return 0
 
 

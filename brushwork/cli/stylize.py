@@ -18,6 +18,9 @@ from brushwork.cli.common import (
     add_parser,
     add_run_options,
     add_style_blend_weights,
+    add_taste_options,
+    apply_taste,
+    note_taste,
     output_suffix,
     outputs_for,
     precision,
@@ -89,6 +92,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
     g.add_argument("--resume", action="store_true", help="continue from the latest intermediate of this output")
     add_run_options(g, device=False)
+    add_taste_options(p)
 
 
 def _tile_option(text: str) -> int | None:
@@ -143,14 +147,21 @@ def _run_stylize(args: argparse.Namespace) -> int:
     )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
+    taste = apply_taste(args, "stylize", contents[0], args.style, **_backbone_choice(args), max_pixels=args.max_pixels,
+                        style_blend=args.style_blend_weights, seed=args.seed)  # fmt: skip
     for content, output in zip(contents, outputs, strict=True):
-        code = _stylize_one(args, content, output)
+        code = _stylize_one(args, content, output, taste)
         if code:
             return code
     return 0
 
 
-def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
+def _backbone_choice(args: argparse.Namespace) -> dict:
+    return {"backbone": args.backbone, "weights": args.weights, "weights_layout": args.weights_layout,
+            "pooling": args.pooling}  # fmt: skip
+
+
+def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: dict | None = None) -> int:
     options = _options(args)
 
     def snapshot(step, path: Path, **extra) -> None:
@@ -202,7 +213,7 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path) -> int:
         return 130
     if bar is not None:
         bar.close()
-    api.save(result, output, force=args.force, bit_depth=args.bit_depth)
+    api.save(note_taste(result, taste), output, force=args.force, bit_depth=args.bit_depth)
     for note in api.record_of(result).extra.get("notes", []):
         print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)

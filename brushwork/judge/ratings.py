@@ -142,6 +142,17 @@ def _record_json(path: Path) -> str | None:
         return None
 
 
+def _check_image(path: Path) -> None:
+    """Refuse a file that is not an image (reads its header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header is parsed on open; touching it is the check
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise BrushworkError(f"{path}: not an image brushwork can read") from exc
+
+
 def _is_sha(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
@@ -247,6 +258,7 @@ class RatingsStore:
             raise BrushworkError(f"unknown rater {name!r} in {self.path}")
 
     def _add_image(self, path: Path) -> str:
+        _check_image(path)
         sha = file_sha256(path)
         record = _record_json(path)
         self._db.execute(
@@ -438,11 +450,9 @@ class RatingsStore:
 
     def agreement(self) -> list[Agreement]:
         """How much each two raters agree: on the image pairs both judged, and in their strengths."""
-        by_rater = {name: self.judgements(name) for name in self.raters()}
-        results = []
-        for a, b in itertools.combinations(sorted(by_rater), 2):
-            results.append(rater_agreement(a, by_rater[a], b, by_rater[b]))
-        return results
+        # Each rater's verdicts and strengths once, not once per pair of raters.
+        views = {name: _RaterView.of(self.judgements(name)) for name in self.raters()}
+        return [rater_agreement(a, views[a], b, views[b]) for a, b in itertools.combinations(sorted(views), 2)]
 
 
 def _pairs(judgements: Iterable[Judgement], index: dict[str, int]) -> list[tuple[int, int]]:
@@ -477,7 +487,10 @@ def bradley_terry(judgements: list[Judgement], bootstrap: int = 0, seed: int = 0
 
 def _fit(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
     """choix's MAP strengths (Newton-CG; faster than its ILSR on hundreds of images), mean 0."""
-    import choix
+    try:
+        import choix
+    except ImportError as exc:
+        raise BrushworkError("ranking needs choix and scipy: pip install 'brushwork[judge]'") from exc
 
     strengths = choix.opt_pairwise(n, pairs, alpha=BT_ALPHA)
     return strengths - strengths.mean()
@@ -510,25 +523,31 @@ def _pair_verdicts(judgements: Iterable[Judgement]) -> dict[tuple[str, str], flo
     return {k: sum(v) / len(v) for k, v in tally.items()}
 
 
-def rater_agreement(a: str, ja: list[Judgement], b: str, jb: list[Judgement]) -> Agreement:
-    va, vb = _pair_verdicts(ja), _pair_verdicts(jb)
-    decided = [k for k in va.keys() & vb.keys() if va[k] != 0.5 and vb[k] != 0.5]
-    agree = sum((va[k] > 0.5) == (vb[k] > 0.5) for k in decided)
-    tau = None
-    shared = 0
-    if ja and jb:
-        sa, _, _, ia = bradley_terry(ja, bootstrap=0)
-        sb, _, _, ib = bradley_terry(jb, bootstrap=0)
-        common = sorted(set(ia) & set(ib))
-        shared = len(common)
-        if shared >= 3:
-            from scipy.stats import kendalltau
+@dataclass
+class _RaterView:
+    verdicts: dict[tuple[str, str], float]  #: see _pair_verdicts
+    strengths: dict[str, float]  #: image -> Bradley–Terry strength
 
-            xa = [sa[ia.index(s)] for s in common]
-            xb = [sb[ib.index(s)] for s in common]
-            value = kendalltau(xa, xb).statistic
-            tau = None if np.isnan(value) else float(value)
-    return Agreement(a, b, len(decided), agree / len(decided) if decided else None, shared, tau)
+    @classmethod
+    def of(cls, judgements: list[Judgement]) -> _RaterView:
+        if not judgements:
+            return cls({}, {})
+        items = sorted({j.winner for j in judgements} | {j.loser for j in judgements})
+        fitted = _fit(len(items), _pairs(judgements, {sha: i for i, sha in enumerate(items)}))
+        return cls(_pair_verdicts(judgements), dict(zip(items, fitted, strict=True)))
+
+
+def rater_agreement(a: str, va: _RaterView, b: str, vb: _RaterView) -> Agreement:
+    decided = [k for k in va.verdicts.keys() & vb.verdicts.keys() if 0.5 not in (va.verdicts[k], vb.verdicts[k])]
+    agree = sum((va.verdicts[k] > 0.5) == (vb.verdicts[k] > 0.5) for k in decided)
+    common = sorted(va.strengths.keys() & vb.strengths.keys())
+    tau = None
+    if len(common) >= 3:
+        from scipy.stats import kendalltau
+
+        value = kendalltau([va.strengths[s] for s in common], [vb.strengths[s] for s in common]).statistic
+        tau = None if np.isnan(value) else float(value)
+    return Agreement(a, b, len(decided), agree / len(decided) if decided else None, len(common), tau)
 
 
 def _describe(exc: sqlite3.Error, timeout: float) -> str:

@@ -241,16 +241,16 @@ class TasteModel:
         if user is not None:
             store.require_rater(user)
         embedding = embedding or FeatureEmbedding()
-        images = store.images()
+        images, x = _store_embeddings(store, embedding, store.images())
         if len(images) < 2:
-            raise BrushworkError(f"{store.path}: the taste model needs at least two rated images")
+            raise BrushworkError(f"{store.path}: the taste model needs at least two images it can read")
         shas = [sha for sha, _ in images]
-        x = _store_embeddings(store, embedding, images)
         projection = Projection.fit(x, getattr(embedding, "groups", None), dims)
         z = projection(x)
         index = {sha: i for i, sha in enumerate(shas)}
 
         def arrays(judgements):
+            judgements = [j for j in judgements if j.winner in index and j.loser in index]
             return (
                 np.array([index[j.winner] for j in judgements], int),
                 np.array([index[j.loser] for j in judgements], int),
@@ -264,7 +264,9 @@ class TasteModel:
         if user is not None:
             own = store.judgements(user)
             personal = fit_preference(z, *arrays(own), prior=pooled.weights, penalty=user_penalty)
-            rated = {tuple(sorted((index[j.winner], index[j.loser]))) for j in own}
+            rated = {
+                tuple(sorted((index[j.winner], index[j.loser]))) for j in own if {j.winner, j.loser} <= index.keys()
+            }
         return cls(user, embedding, projection, pooled, personal, shas, [p for _, p in images], z, rated)
 
     def embed(self, images: Sequence[str | os.PathLike | Image.Image]) -> np.ndarray:
@@ -287,22 +289,29 @@ class TasteModel:
         return self.paths[i], self.paths[j], p, gain
 
 
-def _store_embeddings(store, embedding, images: list[tuple[str, str]]) -> np.ndarray:
-    """Embeddings of the store's images, computed once per embedder and kept in the store."""
+def _store_embeddings(store, embedding, images: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """The store's images that can be embedded, and their embeddings: computed once per embedder and kept
+    in the store. An image whose file is gone (and not embedded before) is left out."""
     from brushwork.media import load_image
 
     name = getattr(embedding, "name", None)
     cached = store.cached_embeddings(name, [sha for sha, _ in images]) if name else {}
-    missing = [(sha, path) for sha, path in images if sha not in cached]
-    if missing:
-        vectors = embedding([load_image(path) for _, path in missing])
-        fresh = dict(zip([sha for sha, _ in missing], vectors, strict=True))
+    pictures = {}
+    for sha, path in images:
+        if sha not in cached:
+            try:
+                pictures[sha] = load_image(path)
+            except BrushworkError:
+                continue  # moved or deleted since it was rated
+    if pictures:
+        fresh = dict(zip(pictures, embedding(list(pictures.values())), strict=True))
         if name:
             store.store_embeddings(name, fresh)
         cached.update(fresh)
     elif hasattr(embedding, "groups") and not embedding.groups:
-        embedding([load_image(images[0][1])])  # learn the group layout without recomputing every image
-    return np.stack([cached[sha] for sha, _ in images])
+        embedding([Image.new("RGB", (64, 64))])  # learn the layout of the statistic groups
+    kept = [(sha, path) for sha, path in images if sha in cached]
+    return kept, np.stack([cached[sha] for sha, _ in kept]) if kept else np.zeros((0, 0))
 
 
 # -- choosing style-transfer settings ----------------------------------------------------------------------
@@ -314,7 +323,7 @@ GATYS_SPACE = {
     "preserve_colors": ["none", "luminance"],
 }
 FAST_SPACE = {"strength": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance"]}
-ADAIN_SPACE = {"alpha": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance", "histogram"]}
+ADAIN_SPACE = {"strength": [0.4, 0.6, 0.8, 1.0], "preserve_colors": ["none", "luminance", "histogram"]}
 
 
 @dataclass

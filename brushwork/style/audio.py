@@ -44,9 +44,9 @@ DYNAMIC_RANGE = 50.0  # dB below the clip's peak that still counts as sound
 def load_audio(path: str | os.PathLike, rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio stream of ``path`` (any file FFmpeg reads: WAV, MP3, a video's soundtrack) as mono
     float32 samples at ``rate``."""
-    from brushwork.media import pyav
+    from brushwork.media import require_av
 
-    av = pyav()
+    av = require_av()
     path = Path(path)
     if not path.is_file():
         raise BrushworkError(f"{path}: no such file")

@@ -24,7 +24,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
-from brushwork.media import image_to_tensor, pyav, tensor_to_image
+from brushwork.media import image_to_tensor, require_av, tensor_to_image
 from brushwork.style.audio import AudioDrive
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
@@ -39,10 +39,6 @@ class VideoReport:
     seconds: float
     notes: list[str] = field(default_factory=list)
     audio_reactive: dict | None = None  # AudioDrive.describe() when the sound drove the style
-
-
-# PyAV's import lives in media (audio.py needs it too, and must not import this module).
-_av = pyav
 
 
 class Stabiliser:
@@ -138,7 +134,7 @@ def stylize_video(
     With ``drive`` (audio-reactive), ``stylise`` is called as ``stylise(picture, FrameSettings)`` with the
     settings the music asks for at that frame's time. With ``audio``, that file's sound replaces the
     clip's (encoded as AAC, cut to the video's length)."""
-    av = _av()
+    av = require_av()
     source, output = Path(source), Path(output)
     if not source.is_file():
         raise BrushworkError(f"{source}: no such file")
@@ -291,7 +287,7 @@ def _h264_stream(out, rate, width: int, height: int, crf: int):
 def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int = 25, crf: int = 18,
                  comment: str = "") -> None:  # fmt: skip
     """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata."""
-    av = _av()
+    av = require_av()
     width, height = frames[0].size
 
     def write(tmp: str) -> None:
@@ -312,6 +308,6 @@ def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int 
 
 def read_frames(path: str | os.PathLike) -> list[Image.Image]:
     """All frames of a video as images (for tests and measurements)."""
-    av = _av()
+    av = require_av()
     with av.open(str(path)) as container:
         return [frame.to_image() for frame in container.decode(video=0)]

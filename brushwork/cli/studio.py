@@ -1,0 +1,101 @@
+"""brushwork serve | worker: the web studio and its job workers."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import secrets
+import sys
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="data folder: the job database, uploads and images (default: your user data folder)")
+    p.add_argument("--queue", help="redis://HOST:PORT/DB: hand jobs to workers on other machines through RQ")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (for jobs run here; default auto)")
+    p.add_argument(
+        "--lease", type=float, default=30.0, help="seconds before a silent worker's job re-runs (default 30)"
+    )
+
+
+def register(sub) -> dict:
+    """Add this capability's verbs to ``sub``; return {verb: handler}."""
+    p = sub.add_parser("serve", help="the web studio: queue, live previews, gallery, ratings (REST API at /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other address needs a token")
+    p.add_argument("--port", type=int, default=8765, help="default 8765 (ComfyUI has 8188, A1111 7860)")
+    p.add_argument("--open", action="store_true", help="open the studio in the web browser")
+    p.add_argument("--no-worker", action="store_true", help="run no jobs in the server (use 'brushwork worker')")
+    _add_data_options(p)
+
+    p = sub.add_parser("worker", help="run the studio's jobs (beside 'serve', or on other machines with --queue)")
+    p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    _add_data_options(p)
+    return {"serve": _run_serve, "worker": _run_worker}
+
+
+def _config(args: argparse.Namespace, token: str | None = None):
+    from brushwork.studio.config import StudioConfig, default_data_dir
+
+    return StudioConfig(data_dir=args.data or default_data_dir(), device=args.device, queue_url=args.queue,
+                        lease_seconds=args.lease, token=token)  # fmt: skip
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from brushwork.errors import BrushworkError
+    from brushwork.studio.app import serve_app
+    from brushwork.studio.config import env_token
+
+    if not 0 < args.port < 65536:
+        raise BrushworkError(f"--port must be 1-65535, not {args.port}")
+    token = env_token()
+    if not _is_loopback(args.host) and token is None:
+        token = secrets.token_urlsafe(24)
+        print(f"brushwork: listening beyond this machine; the token is {token}", file=sys.stderr)
+        print("  (set BRUSHWORK_TOKEN to choose it; send it as 'Authorization: Bearer …' or open ?token=…)",
+              file=sys.stderr)  # fmt: skip
+    config = _config(args, token).prepare()
+    shown = "localhost" if _is_loopback(args.host) else args.host
+    url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+    print(f"brushwork studio: {url}  (data in {config.data_dir})", file=sys.stderr)
+    if args.open:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, webbrowser.open, (url,)).start()
+    serve_app(config, args.host, args.port, worker=not args.no_worker)
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from brushwork.studio.jobs import JobStore, Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    store = JobStore(_config(args).prepare())
+    if args.queue:
+        from brushwork.studio.distributed import work
+
+        work(args.queue, store, device=args.device, burst=args.burst)
+        return 0
+    worker = Worker(store, device=args.device)
+    try:
+        if args.burst:
+            while worker.run_once() is not None:
+                pass
+        else:
+            worker.run_forever()
+    except KeyboardInterrupt:
+        print("brushwork: worker stopped; an interrupted job re-runs when its lease expires", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,146 @@
+"""What the output exit calls: mark the pixels before writing, add provenance and register after.
+
+``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write`
+and :meth:`Protection.after_write`. The watermark is on by default; the IPTC tag and the C2PA
+signature come once keys exist (``brushwork keys init``); every choice, opt-outs included, is
+written into the record's ``extra["protection"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from brushwork.protect import provenance, watermark
+from brushwork.protect.registry import Registry, perceptual_hash
+from brushwork.records import Record, sha256_file
+
+#: Fresh work IDs tried when a picture will not carry the first one.
+ID_RETRIES = 3
+WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{watermark.CRC_BITS}"
+
+
+@dataclass
+class Protection:
+    """Protection settings; one object serves any number of outputs (each gets its own work ID).
+
+    ``keys``: None = the local keys if ``keys init`` made them. ``work_id``: None = a fresh
+    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's.
+    """
+
+    watermark: bool = True
+    provenance: bool = True
+    register: bool = True
+    keys: provenance.Keys | None = None
+    registry: Registry = field(default_factory=Registry)
+    work_id: int | None = None
+    last_work_id: int | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.provenance and self.keys is None:
+            self.keys = provenance.find_keys()
+
+    def before_write(self, image: Image.Image, record: Record) -> Image.Image:
+        # What this output carries; ``opted_out`` lists only the user's choices (no keys is not a choice).
+        note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.provenance and self.keys),
+                      "registered": self.register, "opted_out": []}  # fmt: skip
+        work_id = self.work_id
+        if self.register:  # registered even unmarked: the perceptual hash still finds it
+            work_id = self.registry.reserve(work_id)
+        if self.watermark:
+            work_id = work_id if work_id is not None else _random_id()
+            marked, ok = watermark.embed_checked(image, work_id)
+            # A few pictures will not carry some payloads; a fresh ID usually does.
+            for _ in range(ID_RETRIES if self.work_id is None else 0):
+                if ok:
+                    break
+                if self.register:
+                    self.registry.release(work_id)
+                work_id = self.registry.reserve() if self.register else _random_id()
+                marked, ok = watermark.embed_checked(image, work_id)
+            image = marked
+            note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size), watermark_reads_back=ok)
+        else:
+            note["opted_out"].append("watermark")
+        note["work_id"] = self.last_work_id = work_id
+        if not self.provenance:
+            note["opted_out"].append("provenance")
+        if not self.register:
+            note["opted_out"].append("registry")
+        record.extra["protection"] = note
+        return image
+
+    def after_write(self, path: Path, record: Record) -> None:
+        if self.provenance:
+            provenance.add_provenance(path, record, self.keys, source_type=True)
+        if self.register:
+            with Image.open(path) as written:
+                phash = perceptual_hash(written)
+            manifest = provenance.manifest_store(path) if self.keys else None
+            work_id = record.extra["protection"]["work_id"]
+            self.registry.register(work_id, path, sha256_file(path), phash, record.to_dict(), manifest)
+
+
+def _random_id() -> int:
+    import secrets
+
+    return secrets.randbelow(watermark.MAX_WORK_ID) + 1
+
+
+def default_protection(no_watermark: bool = False, no_provenance: bool = False,
+                       registry: str | os.PathLike | None = None) -> Protection:  # fmt: skip
+    """The protection the CLI gives every output unless told otherwise."""
+    return Protection(watermark=not no_watermark, provenance=not no_provenance, registry=Registry(registry))
+
+
+def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, protection: Protection,
+                  encrypt: bool = False, vault_dir: str | os.PathLike | None = None, passphrase: str | None = None,
+                  preview_side: int | None = None, force: bool = False) -> dict:  # fmt: skip
+    """Write a protected copy of ``source`` to ``output`` (watermarked, signed, registered).
+
+    With ``encrypt`` the copy is a public preview (long side ``preview_side``, default 1024) and
+    the original goes, byte for byte and encrypted, into ``vault_dir``; the registry keeps the
+    SHA-256 of both. Returns what was written.
+    """
+    from brushwork.errors import BrushworkError
+    from brushwork.media import load_image, resize_long_side
+    from brushwork.output import save_output
+    from brushwork.protect import vault
+    from brushwork.records import describe_input, new_record, read_record
+
+    source = Path(source)
+    image = load_image(source)
+    if encrypt:
+        if passphrase is None:
+            raise BrushworkError("encrypting needs a passphrase")
+        side = preview_side or 1024
+        if max(image.size) > side:
+            image = resize_long_side(image, side)
+    elif preview_side:
+        image = resize_long_side(image, min(preview_side, max(image.size)))
+    try:
+        source_record = read_record(source).to_dict()
+    except BrushworkError:
+        source_record = None
+    record = new_record("protect", {"encrypt": encrypt, "preview_side": preview_side},
+                        inputs={"original": describe_input(source)},
+                        extra={"source_record": source_record} if source_record else None)  # fmt: skip
+    vault_dir = Path(vault_dir) if vault_dir else protection.registry.path.parent / "vault"
+    if encrypt:  # refuse before writing anything
+        check = vault_dir / f"{source.stem}{vault.SUFFIX}"
+        if check.exists() and not force:
+            raise BrushworkError(f"{check}: already exists; use --force to overwrite")
+    written = save_output(image, output, record, force=force, protection=protection)
+    work_id = protection.last_work_id
+    result = {"output": str(written), "work_id": work_id, "vault": None}
+    if encrypt:
+        locked = vault.lock_file(source, vault_dir, passphrase, force=force)
+        result["vault"] = str(locked)
+        if protection.register:
+            work = protection.registry.get(work_id)
+            protection.registry.register(work_id, written, sha256_file(source), work.phash, work.record,
+                                         work.manifest, preview_sha256=sha256_file(written))  # fmt: skip
+    return result

@@ -1,0 +1,94 @@
+"""``verify``: read every protection a file carries and say whether it is an intact brushwork output.
+
+Evidence, strongest first:
+
+* a C2PA manifest: its hashes bind the exact bytes, so 'valid'/'trusted' means untouched since
+  signing and 'tampered' means changed after;
+* the registry: the SHA-256 recorded when the file was written;
+* the watermark: survives edits, so it says *which* work a modified copy came from;
+* the XMP source type and the brushwork record: claims anyone can copy, reported, never trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+from brushwork.media import load_image
+from brushwork.protect import provenance, watermark
+from brushwork.protect.registry import Registry
+from brushwork.records import read_record, sha256_file
+
+INTACT, MODIFIED, UNKNOWN = "intact brushwork output", "modified brushwork output", "unknown"
+
+
+@dataclass
+class Report:
+    path: str
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    watermark: dict | None = None
+    manifest: dict | None = None
+    registry: dict | None = None
+    source_type: str | None = None
+    record: dict | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def line(self) -> str:
+        return f"{self.path}: {self.verdict}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+
+def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = None,
+           registry: Registry | None = None) -> Report:  # fmt: skip
+    path = Path(path)
+    image = load_image(path)
+    registry = registry or Registry()
+    try:
+        record = read_record(path)
+    except BrushworkError:
+        record = None
+    note = (record.extra.get("protection") or {}) if record else {}
+    original_size = note.get("original_size")
+    if original_size:
+        reading = watermark.detect(image, tuple(original_size))
+    else:  # a copy stripped of its record: guess the usual crops
+        reading = watermark.detect(image, crop_guesses=watermark.CROP_GUESSES)
+    check = provenance.check_manifest(path, provenance.trust_anchors(anchors))
+    work_id = reading.work_id if reading.work_id is not None else check.work_id
+    work = registry.get(work_id) if work_id is not None else None
+    report = Report(
+        str(path),
+        UNKNOWN,
+        watermark=reading.to_dict(),
+        manifest=check.to_dict(),
+        registry=work.to_dict() if work else None,
+        source_type=provenance.read_source_type(path),
+        record=record.to_dict() if record else None,
+    )
+    reasons = report.reasons
+    if check.state in ("trusted", "valid"):
+        reasons.append(
+            "C2PA signature " + ("valid and trusted" if check.state == "trusted" else "valid, signer not trusted here")
+        )
+    elif check.state == "tampered":
+        reasons.append("C2PA manifest does not match the file: changed after signing")
+    if reading.work_id is not None:
+        reasons.append(f"watermark reads work {reading.work_id}")
+        if check.work_id is not None and check.work_id != reading.work_id:
+            reasons.append(f"but the manifest names work {check.work_id}")
+    same_bytes = work is not None and sha256_file(path) in (work.sha256, work.preview_sha256)
+    if work is not None:
+        reasons.append(
+            "registered, file unchanged" if same_bytes else "registered, file differs from the registered one"
+        )
+    if check.state in ("trusted", "valid") or (check.state == "absent" and same_bytes):
+        report.verdict = INTACT
+    elif check.state == "tampered" or reading.work_id is not None or work is not None:
+        report.verdict = MODIFIED
+    elif record is not None:
+        reasons.append("carries a brushwork record, but no watermark or signature to check it against")
+    return report

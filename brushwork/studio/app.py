@@ -1,0 +1,302 @@
+"""The studio's web face: a FastAPI app over :class:`~brushwork.studio.service.Studio`.
+
+REST under ``/api`` (OpenAPI at ``/docs``), the page at ``/`` (Jinja2 + vendored htmx/Alpine.js),
+live progress as server-sent events. Request bodies are bounded before they are read; when a token
+is set, every request needs it (``Authorization: Bearer``, the ``brushwork_token`` cookie, or once
+``?token=`` which sets the cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import re
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sse_starlette.sse import EventSourceResponse
+
+from brushwork.errors import BrushworkError
+from brushwork.studio.config import StudioConfig
+from brushwork.studio.engines import available_engines
+from brushwork.studio.jobs import FINAL
+from brushwork.studio.library import list_images, list_models, resolve_image
+from brushwork.studio.service import Studio, Upload
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "brushwork_token"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}:\d{1,3}")
+#: How long one event stream stays open (a browser reconnects by itself).
+SSE_MAX_SECONDS = 3600
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class LimitBody:
+    """ASGI middleware: refuse bodies over ``limit`` bytes, by Content-Length or while streaming."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await _too_large(self.limit)(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except BodyTooLarge:
+            await _too_large(self.limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"detail": f"request larger than this studio's limit of {limit // (1024 * 1024)} MB"}, 413)
+
+
+class RatingIn(BaseModel):
+    winner: str = Field(max_length=40, description="image id <job id>:<n> of the preferred image")
+    loser: str = Field(max_length=40)
+    rater: str = Field("studio", max_length=64)
+
+
+def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
+    """The app. ``worker`` runs jobs in a thread of the server itself (no separate ``brushwork worker``)."""
+    studio = Studio(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        studio.start_background(in_process_worker=worker)
+        yield
+        studio.stop_background()
+
+    app = FastAPI(title="brushwork studio", version="1", lifespan=lifespan,
+                  description="Queue style-transfer jobs, follow them live, browse and rate the results.")  # fmt: skip
+    app.state.studio = studio
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(BrushworkError)
+    async def _bad_input(request: Request, exc: BrushworkError):
+        return JSONResponse({"detail": str(exc)}, 400)
+
+    @app.middleware("http")
+    async def _token(request: Request, call_next):
+        token = config.token
+        if not token:
+            return await call_next(request)
+        given = request.query_params.get("token")
+        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
+            response = RedirectResponse(request.url.remove_query_params("token"), 303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return response
+        header = request.headers.get("authorization", "")
+        candidates = [header[7:] if header.lower().startswith("bearer ") else "", request.cookies.get(COOKIE, "")]
+        if not any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates):
+            return JSONResponse({"detail": "missing or wrong token"}, 401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    def job_or_404(job_id: str):
+        job = studio.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise HTTPException(404, f"no job {job_id[:40]!r}")
+        return job
+
+    # -- the page -----------------------------------------------------------------------------------
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
+
+    @app.get("/", include_in_schema=False)
+    def page(request: Request):
+        engines = [{"name": e.name, "label": e.label, "needs_content": e.needs_content, "styles": e.styles,
+                    "needs_model": e.needs_model, "controls": [c.to_dict() for c in e.controls()]}
+                   for e in available_engines()]  # fmt: skip
+        return templates.TemplateResponse(
+            request, "index.html", {"engines": engines, "engines_json": json.dumps(engines)}
+        )
+
+    @app.get("/ui/queue", include_in_schema=False)
+    def queue_fragment(request: Request):
+        jobs = [j.public() for j in studio.store.list(limit=50)]
+        return templates.TemplateResponse(request, "queue.html", {"jobs": jobs, "now": time.time()})
+
+    @app.get("/ui/gallery", include_in_schema=False)
+    def gallery_fragment(request: Request, engine: str = "", style: str = "", min_rating: str = ""):
+        # A form sends empty fields for "any".
+        rating = float(min_rating) if re.fullmatch(r"[01](\.\d+)?", min_rating) else None
+        items = studio.gallery(engine=engine or None, style=style[:200] or None, min_rating=rating)
+        return templates.TemplateResponse(request, "gallery.html", {"items": items})
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    @app.post("/api/jobs", status_code=202, summary="Queue a job")
+    def submit(
+        engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample (see GET /api/engines)")],
+        params: Annotated[str, Form(description='JSON of the Python API\'s keywords, e.g. {"image_size": 512}')] = "{}",
+        content: Annotated[UploadFile | None, File(description="the content image")] = None,
+        style: Annotated[list[UploadFile] | None, File(description="style images (repeat the field)")] = None,
+        content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,
+        style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
+        model: Annotated[str | None, Form(description="a model name (see GET /api/models)")] = None,
+    ):
+        uploads = []
+        for role, files in (("content", [content] if content else []), ("style", style or [])):
+            for upload in files:
+                data = upload.file.read(config.limits.upload_bytes + 1)
+                if not data and not upload.filename:
+                    continue  # an empty file field of a browser form
+                if len(data) > config.limits.upload_bytes:
+                    raise HTTPException(413, f"{role} image larger than the upload limit")
+                uploads.append(Upload(role, upload.filename, data))
+        job_id = studio.submit(
+            engine, params, uploads, content_ref or None, [r for r in style_ref or [] if r], model or None
+        )
+        return {"id": job_id, "url": f"/api/jobs/{job_id}"}
+
+    @app.get("/api/jobs", summary="The queue: recent jobs, newest first")
+    def jobs(status: str | None = None, limit: int = Query(100, ge=1, le=1000)):
+        statuses = tuple(status.split(",")) if status else ("queued", "running", "done", "failed", "cancelled")
+        return [j.public() for j in studio.store.list(statuses, limit=limit)]
+
+    @app.get("/api/jobs/{job_id}", summary="A job's status, progress (0-1), ETA (s) and error")
+    def job(job_id: str):
+        return job_or_404(job_id).public()
+
+    @app.delete("/api/jobs/{job_id}", summary="Cancel a job")
+    def cancel(job_id: str):
+        job_or_404(job_id)
+        try:
+            return studio.store.cancel(job_id).public()
+        except BrushworkError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.get("/api/jobs/{job_id}/image", summary="The result, a PNG carrying its full record")
+    def image(job_id: str, n: int = Query(0, ge=0, le=999)):
+        job = job_or_404(job_id)
+        if job.status != "done" or n >= len(job.outputs):
+            raise HTTPException(404, f"job {job_id} has no image {n} (status {job.status})")
+        return FileResponse(config.outputs / job.outputs[n], media_type="image/png",
+                            filename=f"brushwork-{job.engine}-{job_id[:8]}-{n}.png",
+                            content_disposition_type="inline")  # fmt: skip
+
+    @app.get("/api/jobs/{job_id}/preview", summary="The latest preview while the job runs")
+    def preview(job_id: str):
+        job = job_or_404(job_id)
+        try:  # read at once: the worker deletes a preview when it writes the next one
+            data = (config.previews / job.preview).read_bytes() if job.preview else None
+        except FileNotFoundError:
+            data = None
+        if data is None:
+            raise HTTPException(404, "no preview yet")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/jobs/{job_id}/events", summary="Server-sent events: progress, previews, the end")
+    async def events(job_id: str, request: Request):
+        await anyio.to_thread.run_sync(job_or_404, job_id)
+
+        async def stream():
+            last, deadline = None, time.monotonic() + SSE_MAX_SECONDS
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                job = await anyio.to_thread.run_sync(studio.store.get, job_id)
+                state = job.public()
+                key = (state["status"], state["progress"], state["preview"])
+                if key != last:
+                    last = key
+                    yield {"event": "progress", "data": json.dumps(state)}
+                if job.status in FINAL:
+                    yield {"event": job.status, "data": json.dumps(state)}
+                    return
+                await asyncio.sleep(0.25)
+
+        return EventSourceResponse(stream(), ping=15)
+
+    # -- library, gallery, ratings -------------------------------------------------------------------
+
+    @app.get("/api/engines", summary="Engines and their parameters (the API's names, the CLI's flags)")
+    def engines():
+        return [{"name": e.name, "label": e.label, "content": e.needs_content, "styles": list(e.styles),
+                 "model": e.needs_model, "controls": [c.to_dict() for c in e.controls()]}
+                for e in available_engines()]  # fmt: skip
+
+    @app.get("/api/models", summary="Models the studio can apply (bundled, and DATA/models)")
+    def models():
+        return [{k: v for k, v in m.items() if k != "path"} for m in list_models(config)]
+
+    @app.get("/api/images", summary="Library images: bundled examples and earlier uploads")
+    def images():
+        return [{**item, "url": f"/api/images/{item['ref']}"} for item in list_images(config)]
+
+    @app.get("/api/images/{ref}", summary="One library image")
+    def library_image(ref: str):
+        try:
+            path = resolve_image(config, ref)
+        except BrushworkError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return FileResponse(path)
+
+    @app.get("/api/gallery", summary="Finished images with their records, newest first")
+    def gallery(
+        engine: str | None = None,
+        style: Annotated[str | None, Query(max_length=200)] = None,
+        since: Annotated[str | None, Query(description="ISO date or time")] = None,
+        until: str | None = None,
+        min_rating: Annotated[float | None, Query(ge=0, le=1, description="share of comparisons won")] = None,
+    ):
+        return studio.gallery(engine, style, since, until, min_rating)
+
+    @app.get("/api/ratings/pair", summary="Two images to compare (the least compared pair)")
+    def rating_pair():
+        pair = studio.pair()
+        if pair is None:
+            raise HTTPException(404, "need at least two finished images to rate")
+        return pair
+
+    @app.post("/api/ratings", status_code=201, summary="Record that one image was preferred to another")
+    def rate(rating: RatingIn):
+        for image_id in (rating.winner, rating.loser):
+            if not _IMAGE_ID.fullmatch(image_id):
+                raise HTTPException(400, f"image id {image_id!r} is not <job id>:<n>")
+        studio.rate(rating.winner, rating.loser, rating.rater)
+        return {"ok": True}
+
+    @app.get("/api/ratings", summary="Wins and losses of every rated image")
+    def ratings():
+        return {k: {"wins": w, "losses": lost} for k, (w, lost) in studio.ratings.tallies().items()}
+
+    return app
+
+
+def asgi_app(config: StudioConfig, *, worker: bool = True) -> LimitBody:
+    """The app behind its body-size limit: what uvicorn serves (and what the tests drive)."""
+    return LimitBody(create_app(config, worker=worker), config.limits.upload_bytes)
+
+
+def serve_app(config: StudioConfig, host: str, port: int, worker: bool = True) -> None:
+    import uvicorn
+
+    uvicorn.run(asgi_app(config, worker=worker), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=5)  # fmt: skip

@@ -1,0 +1,84 @@
+"""Where the studio keeps its data and the limits it enforces on what comes in over the network."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+
+#: Environment variable holding the access token (required when the server listens beyond loopback).
+TOKEN_ENV = "BRUSHWORK_TOKEN"
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("brushwork", appauthor=False)) / "studio"
+
+
+@dataclass
+class Limits:
+    """Bounds on requests: a browser on the network is untrusted input."""
+
+    upload_bytes: int = 32 * 1024 * 1024  # one whole request body
+    image_pixels: int = 40_000_000  # each uploaded image (media.load_image's max_pixels)
+    params_bytes: int = 64 * 1024  # the params JSON
+    files_per_job: int = 8
+    #: What one job may ask of the worker (the API itself allows up to 16384 px).
+    max_image_size: int = 4096
+    max_iterations: int = 5000
+    max_seeds: int = 16
+
+
+@dataclass
+class StudioConfig:
+    data_dir: Path = field(default_factory=default_data_dir)
+    limits: Limits = field(default_factory=Limits)
+    #: A worker holds a job for this long without a heartbeat before another may take it over.
+    lease_seconds: float = 30.0
+    #: Jobs interrupted this many times (a worker killed mid-job each time) are failed, not retried forever.
+    max_attempts: int = 3
+    #: Seconds between live preview images of a running job.
+    preview_seconds: float = 1.0
+    device: str = "auto"
+    queue_url: str | None = None  # redis://… : jobs go through RQ on Redis as well as SQLite
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if self.queue_url is not None and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
+            raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
+        if self.lease_seconds <= 0:
+            raise BrushworkError("lease must be a positive number of seconds")
+
+    def prepare(self) -> StudioConfig:
+        """Create the data folder and its sub-folders (private to the user)."""
+        for sub in ("", "uploads", "outputs", "previews", "models"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "studio.db"
+
+    @property
+    def uploads(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def outputs(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def previews(self) -> Path:
+        return self.data_dir / "previews"
+
+    @property
+    def models(self) -> Path:
+        return self.data_dir / "models"
+
+
+def env_token() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None

@@ -1,0 +1,364 @@
+"""The engines the studio offers, each a thin adapter over one function of :mod:`brushwork.api`.
+
+Parameters travel under the Python API's keyword names, and the form shows the CLI's option names.
+Defaults come from the API itself (the stylize config's fields, the other functions' signatures), and
+parameters are checked by the API's own validation before a job is queued, so the browser, the
+REST API, the CLI and Python accept the same things. Engines whose API function has not landed
+are simply absent (``available``), and appear once it exists.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from brushwork import api
+from brushwork.errors import BrushworkError
+from brushwork.studio.config import Limits
+
+#: progress(fraction 0..1, make_preview or None) -> None; it raises to stop the job.
+Progress = Callable[[float, Callable[[], Image.Image] | None], None]
+
+# Choice lists the form offers, from the API (the library's own lists).
+_CHOICES = {
+    "optimizer": api.OPTIMIZERS,
+    "preserve_colors": api.PRESERVE_COLORS,
+    "init": api.INITS,
+    "backbone": api.BACKBONES,
+    "pooling": api.POOLINGS,
+}
+#: API keyword -> CLI option, where they differ.
+_FLAGS: dict[str, str] = {}
+_HELP = {
+    "image_size": "long side of the output in px",
+    "iterations": "optimiser steps at the first scale",
+    "style_weight": "raise for a stronger style",
+    "content_weight": "raise to keep more of the photo",
+    "tv_weight": "smoothness (total variation)",
+    "style_scale": "style image size relative to the output: smaller gives finer strokes",
+    "style_blend_weights": "how much of each style, e.g. 3,7",
+    "preserve_colors": "keep the photo's colours",
+    "strength": "0 = photo, 1 = full style",
+    "seed": "same seed, same inputs: the same image",
+    "seeds": "one image per seed, e.g. 1,2,3",
+    "truncation": "lower: safer, less varied",
+}
+_BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
+          "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",
+          "backbone"}  # fmt: skip
+#: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
+_SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
+                "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",
+                "run", "content", "styles", "force", "max_frames"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Control:
+    """One form control / parameter: the API's keyword, the CLI's option, its kind and default."""
+
+    name: str
+    kind: str  # int | float | str | bool | floats | ints | names
+    default: Any = None
+    optional: bool = False
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        return _FLAGS.get(self.name, "--" + self.name.replace("_", "-"))
+
+    @property
+    def basic(self) -> bool:
+        return self.name in _BASIC
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "flag": self.flag,
+            "kind": self.kind,
+            "default": self.default,
+            "optional": self.optional,
+            "required": self.required,
+            "choices": list(self.choices),
+            "help": self.help,
+            "basic": self.basic,
+        }
+
+    def coerce(self, value: Any) -> Any:
+        """The value as the API expects it, or a BrushworkError naming the parameter."""
+        if value is None and self.optional:
+            return None
+        bad = BrushworkError(f"{self.name}: expected {_KIND_WORDS[self.kind]}, got {str(value)[:60]!r}")
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if self.kind in ("int", "float"):
+            return _number(value, self.kind, bad)
+        if self.kind == "str":
+            if not isinstance(value, str) or len(value) > 200:
+                raise bad
+            if self.choices and value not in self.choices:
+                raise BrushworkError(f"{self.name}: must be one of {', '.join(self.choices)}, not {value[:60]!r}")
+            return value
+        if isinstance(value, str):  # "3,7" as typed on the command line
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or len(value) > 64:
+            raise bad
+        if self.kind == "names":
+            if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
+                raise bad
+            return value
+        return [_number(v, "int" if self.kind == "ints" else "float", bad) for v in value]
+
+
+_KIND_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "floats": "a list of numbers",
+    "ints": "a list of whole numbers",
+    "names": "a list of names",
+}
+
+
+def _number(value: Any, kind: str, bad: BrushworkError) -> int | float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise bad from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad
+    if kind == "int":
+        if float(value) != int(value) or abs(value) >= 2**63:
+            raise bad
+        return int(value)
+    return float(value)
+
+
+def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
+    """(kind, optional) from a dataclass field's or parameter's annotation (a string under PEP 563)."""
+    text = str(annotation).replace("typing.", "").replace(" ", "")
+    optional = "None" in text or default is None
+    for marker, kind in (("list[float]", "floats"), ("list[int]", "ints"), ("list[str]", "names"),
+                         ("Sequence[float]", "floats"), ("Sequence[int]", "ints"), ("bool", "bool"),
+                         ("float", "float"), ("int", "int"), ("str", "str")):  # fmt: skip
+        if marker in text:
+            return kind, optional
+    for typ, kind in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "floats")):
+        if isinstance(default, typ):
+            return kind, optional
+    return "str", optional
+
+
+def _control(name: str, annotation: Any, default: Any) -> Control:
+    kind, optional = _kind_of(annotation, default)
+    default = list(default) if isinstance(default, tuple) else default
+    return Control(name, kind, default, optional, choices=tuple(_CHOICES.get(name, ())), help=_HELP.get(name, ""))
+
+
+def signature_controls(fn: Callable) -> list[Control]:
+    """A control for each keyword of an API function that a client may set."""
+    controls = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind is not param.KEYWORD_ONLY or param.name in _SERVER_SIDE:
+            continue
+        required = param.default is param.empty
+        control = _control(param.name, param.annotation, None if required else param.default)
+        controls.append(replace(control, optional=control.optional and not required, required=required))
+    return controls
+
+
+@dataclass
+class Inputs:
+    """A job's resolved input files."""
+
+    content: Path | None = None
+    styles: list[Path] = field(default_factory=list)
+    model: Path | None = None
+
+
+@dataclass
+class Engine:
+    name: str
+    label: str
+    needs_content: bool
+    styles: tuple[int, int]  # how many style images: (min, max)
+    needs_model: bool
+    controls: Callable[[], list[Control]]
+    run: Callable[[Inputs, dict, Progress, str, int], list[Image.Image]]
+    check_api: Callable[[dict, int], None] = lambda params, n_styles: None
+    available: Callable[[], bool] = lambda: True
+
+    def check(self, params: Any, n_styles: int, has_content: bool, has_model: bool, limits: Limits) -> dict:
+        """Params as the API takes them, after the API's own validation; BrushworkError if not."""
+        if not isinstance(params, dict):
+            raise BrushworkError("params must be a JSON object of the Python API's keyword arguments")
+        if self.needs_content and not has_content:
+            raise BrushworkError(f"{self.name}: a content image is required")
+        lo, hi = self.styles
+        if not lo <= n_styles <= hi:
+            wanted = f"{lo}" if lo == hi else f"{lo} to {hi}"
+            raise BrushworkError(f"{self.name}: takes {wanted} style images, got {n_styles}")
+        if self.needs_model and not has_model:
+            raise BrushworkError(f"{self.name}: a model is required (see GET /api/models)")
+        controls = {c.name: c for c in self.controls()}
+        unknown = sorted(set(params) - set(controls))
+        if unknown:
+            raise BrushworkError(f"{self.name}: unknown parameter {unknown[0]!r}; known: {', '.join(sorted(controls))}")
+        missing = [name for name, c in controls.items() if c.required and name not in params]
+        if missing:
+            raise BrushworkError(f"{self.name}: {missing[0]} is required")
+        clean = {name: controls[name].coerce(value) for name, value in params.items()}
+        _check_limits(clean, limits)
+        self.check_api(clean, n_styles)
+        return clean
+
+
+def _check_limits(params: dict, limits: Limits) -> None:
+    sizes = [params.get("image_size"), params.get("style_size"), *(params.get("scales") or [])]
+    if any(s is not None and s > limits.max_image_size for s in sizes):
+        raise BrushworkError(f"image size above this studio's limit of {limits.max_image_size} px")
+    for name in ("iterations", "fine_iterations"):
+        if (params.get(name) or 0) > limits.max_iterations:
+            raise BrushworkError(f"{name} above this studio's limit of {limits.max_iterations}")
+    if len(params.get("seeds") or []) > limits.max_seeds:
+        raise BrushworkError(f"at most {limits.max_seeds} seeds per job")
+
+
+# ---------------------------------------------------------------------------------------------
+# stylize: Gatys et al.'s optimisation (brushwork.api.stylize), with live previews.
+
+_STYLIZE_EXTRA = {"backbone": "auto", "pooling": "max"}
+
+
+def _stylize_controls() -> list[Control]:
+    """The API's own keywords (backbone, pooling, style_blend_weights) and its config's fields."""
+    controls = [_control(name, str, default) for name, default in _STYLIZE_EXTRA.items()]
+    controls.append(_control("style_blend_weights", "list[float] | None", None))
+    for f in fields(api.StyleConfig):
+        if f.name != "style_blend":  # given as style_blend_weights, as in the API and on the CLI
+            controls.append(_control(f.name, f.type, f.default if f.default is not MISSING else None))
+    return controls
+
+
+def _stylize_check(params: dict, n_styles: int) -> None:
+    options = {k: v for k, v in params.items() if k not in _STYLIZE_EXTRA and k != "style_blend_weights"}
+    if params.get("style_blend_weights") is not None:
+        options["style_blend"] = params["style_blend_weights"]
+    try:
+        api.StyleConfig(**options).validate(n_styles)
+    except TypeError as exc:
+        raise BrushworkError(f"stylize: {exc}") from None
+
+
+@lru_cache(maxsize=2)
+def _backbone(name: str, pooling: str):
+    """A worker keeps its feature network between jobs: loading it costs more than a small job."""
+    load = getattr(api, "load_backbone", None)
+    return load(name, None, "torchvision", pooling) if load else name
+
+
+def _stylize_run(inputs: Inputs, params: dict, progress: Progress, device: str, max_pixels: int) -> list[Image.Image]:
+    from brushwork.media import tensor_to_image
+
+    options = dict(params)
+    net = _backbone(options.pop("backbone", "auto"), options.pop("pooling", "max"))
+
+    def on_step(step) -> None:
+        progress(step.step / max(1, step.total), lambda: tensor_to_image(step.image))
+
+    image = api.stylize(inputs.content, inputs.styles, backbone=net, device=device, max_pixels=max_pixels,
+                        on_step=on_step, **options)  # fmt: skip
+    return [image]
+
+
+# ---------------------------------------------------------------------------------------------
+# The model engines: one API call each, guarded until the API function exists.
+
+
+def _api_function(name: str) -> Callable | None:
+    return getattr(api, name, None)
+
+
+def _guarded(fn_name: str, call: Callable[[Callable, Inputs, dict, str, int], Any]) -> tuple[Callable, Callable]:
+    def controls() -> list[Control]:
+        fn = _api_function(fn_name)
+        return signature_controls(fn) if fn else []
+
+    def run(inputs: Inputs, params: dict, progress: Progress, device: str, max_pixels: int) -> list[Image.Image]:
+        fn = _api_function(fn_name)
+        if fn is None:
+            raise BrushworkError(f"this brushwork has no {fn_name}")
+        result = call(fn, inputs, params, device, max_pixels)
+        return list(result) if isinstance(result, Sequence) else [result]
+
+    return controls, run
+
+
+_fast_controls, _fast_run = _guarded(
+    "fast_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, device=dev, max_pixels=mp, **p)
+)
+_adain_controls, _adain_run = _guarded(
+    "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
+)
+_gan_controls, _gan_run = _guarded("gan_sample", lambda fn, i, p, dev, mp: fn(i.model, device=dev, **p))
+
+ENGINES: dict[str, Engine] = {
+    e.name: e
+    for e in (
+        Engine("stylize", "Optimisation (Gatys)", True, (1, 8), False, _stylize_controls, _stylize_run, _stylize_check),
+        Engine(
+            "fast",
+            "Feed-forward model",
+            True,
+            (0, 0),
+            True,
+            _fast_controls,
+            _fast_run,
+            available=lambda: _api_function("fast_apply") is not None,
+        ),  # fmt: skip
+        Engine(
+            "adain",
+            "AdaIN (any style)",
+            True,
+            (1, 8),
+            True,
+            _adain_controls,
+            _adain_run,
+            available=lambda: _api_function("adain_apply") is not None,
+        ),  # fmt: skip
+        Engine(
+            "gan-sample",
+            "GAN samples",
+            False,
+            (0, 0),
+            True,
+            _gan_controls,
+            _gan_run,
+            available=lambda: _api_function("gan_sample") is not None,
+        ),  # fmt: skip
+    )
+}
+
+
+def get_engine(name: str) -> Engine:
+    engine = ENGINES.get(name)
+    if engine is None or not engine.available():
+        names = ", ".join(n for n, e in ENGINES.items() if e.available())
+        raise BrushworkError(f"unknown engine {str(name)[:40]!r}; this studio has: {names}")
+    return engine
+
+
+def available_engines() -> list[Engine]:
+    return [e for e in ENGINES.values() if e.available()]

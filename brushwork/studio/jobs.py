@@ -1,0 +1,450 @@
+"""The job queue that loses nothing: jobs are SQLite rows (WAL) before a request returns, and workers
+take them with a lease.
+
+A worker claims a job in one UPDATE … RETURNING (so two workers never get the same one) and holds it
+by renewing a lease while it runs. A worker killed mid-job stops renewing; once the lease expires the
+job is claimable again and re-runs from the start (up to ``max_attempts`` times). Every write a worker
+makes checks its claim token, so a worker that lost its lease (paused, partitioned) can neither
+report progress nor publish a result: a job never runs twice at once as far as anything visible goes,
+and its output files are named by job and claim, so nothing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from brushwork.errors import BrushworkError
+from brushwork.studio.config import StudioConfig
+
+log = logging.getLogger("brushwork.studio")
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+FINAL = ("done", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    engine TEXT NOT NULL,
+    params TEXT NOT NULL,          -- JSON: the Python API's keyword arguments
+    inputs TEXT NOT NULL,          -- JSON: {"content": ref, "styles": [refs], "model": name}
+    labels TEXT NOT NULL,          -- JSON: names to show (the client's file names), never paths
+    status TEXT NOT NULL DEFAULT 'queued',
+    progress REAL NOT NULL DEFAULT 0,
+    eta REAL,
+    error TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    claim TEXT,                    -- token of the worker attempt that holds the job
+    worker TEXT,                   -- host:pid of the worker that holds or ran it
+    lease_until REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    cancel INTEGER NOT NULL DEFAULT 0,
+    preview TEXT,                  -- file name in previews/
+    preview_step INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT,                  -- JSON list of file names in outputs/
+    record TEXT,                   -- JSON record of the first output
+    enqueued REAL                  -- when it was last handed to the distributed queue
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
+"""
+_ADDED_COLUMNS = {"worker": "TEXT"}
+
+
+class JobStopped(Exception):
+    """Raised inside a running job when it was cancelled or its lease was lost."""
+
+
+@dataclass
+class Job:
+    id: str
+    engine: str
+    params: dict
+    inputs: dict
+    labels: dict
+    status: str
+    progress: float
+    eta: float | None
+    error: str | None
+    created: float
+    started: float | None
+    finished: float | None
+    claim: str | None
+    worker: str | None
+    attempts: int
+    cancel: bool
+    preview: str | None
+    preview_step: int
+    outputs: list[str]
+    record: dict | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        data = {k: row[k] for k in row.keys() if k in cls.__dataclass_fields__}  # noqa: SIM118 (a Row yields values)
+        for name in ("params", "inputs", "labels"):
+            data[name] = json.loads(data[name])
+        data["outputs"] = json.loads(data["outputs"] or "[]")
+        data["record"] = json.loads(data["record"]) if data["record"] else None
+        data["cancel"] = bool(data["cancel"])
+        return cls(**data)
+
+    def public(self) -> dict:
+        """What the REST API shows: no claim tokens, no server paths."""
+        urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(self.outputs))]
+        return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
+                "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
+                "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
+                "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
+                "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
+                "images": urls, "record": public_record(self.record)}  # fmt: skip
+
+
+def public_record(record: dict | None) -> dict | None:
+    """A record as the REST API shows it: inputs by name and hash, without the server's file paths."""
+    if not record:
+        return record
+    inputs = {}
+    for role, value in (record.get("inputs") or {}).items():
+        items = [{k: v for k, v in item.items() if k != "path"} if isinstance(item, dict) else item
+                 for item in (value if isinstance(value, list) else [value])]  # fmt: skip
+        inputs[role] = items if isinstance(value, list) else items[0]
+    return {**record, "inputs": inputs}
+
+
+class JobStore:
+    """The jobs table. One short connection per operation, so any thread or process may use it."""
+
+    def __init__(self, config: StudioConfig):
+        self.config = config.prepare()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            # Columns added after the first release of the table, for databases made before them.
+            have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.config.db_path, timeout=60, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=60000")
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT: one writer at a time, all or nothing."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # -- the API side ----------------------------------------------------------------------------
+
+    def add(self, engine: str, params: dict, inputs: dict, labels: dict) -> str:
+        """Queue a job; it is on disk when this returns."""
+        job_id = uuid.uuid4().hex
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (id, engine, params, inputs, labels, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, engine, json.dumps(params), json.dumps(inputs), json.dumps(labels), time.time()),
+            )
+        return job_id
+
+    def get(self, job_id: str) -> Job | None:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job.from_row(row) if row else None
+
+    def list(self, statuses: tuple[str, ...] = STATUSES, limit: int = 200, newest_first: bool = True) -> list[Job]:
+        marks = ",".join("?" * len(statuses))
+        order = "DESC" if newest_first else "ASC"
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created {order} LIMIT ?", (*statuses, limit)
+            ).fetchall()
+        return [Job.from_row(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._connect() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status: n for status, n in rows}
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once; ask a running one to stop (its worker checks at each step)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(job_id)
+            if row["status"] in FINAL:
+                raise BrushworkError(f"job {job_id} is already {row['status']}")
+            db.execute(
+                "UPDATE jobs SET cancel = 1, status = CASE status WHEN 'queued' THEN 'cancelled' ELSE status END, "
+                "finished = CASE status WHEN 'queued' THEN ? ELSE finished END WHERE id = ?",
+                (time.time(), job_id),
+            )
+        return self.get(job_id)
+
+    def needing_dispatch(self, older_than: float) -> list[str]:
+        """Queued jobs not handed to the distributed queue lately, and running ones whose lease ran out."""
+        now = time.time()
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE ((status = 'queued' AND cancel = 0) OR (status = 'running' AND "
+                "lease_until < ?)) AND (enqueued IS NULL OR enqueued < ?) ORDER BY created",
+                (now, now - older_than),
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    def mark_enqueued(self, job_ids: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE jobs SET enqueued = ? WHERE id = ?", [(time.time(), i) for i in job_ids])
+
+    # -- the worker side -------------------------------------------------------------------------
+
+    def claim(self, job_id: str | None = None, worker: str = "") -> tuple[Job, str] | None:
+        """Take the oldest claimable job (or ``job_id``): queued, or running with an expired lease.
+        Returns the job and this attempt's claim token, or None."""
+        now, token = time.time(), uuid.uuid4().hex
+        only = "AND id = :id" if job_id else ""
+        with self.transaction() as db:
+            self._settle_expired(db, now)
+            row = db.execute(
+                "UPDATE jobs SET status = 'running', claim = :token, worker = :worker, lease_until = :lease, "
+                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL "
+                "WHERE id = (SELECT id FROM jobs WHERE "
+                f"cancel = 0 AND (status = 'queued' OR (status = 'running' AND lease_until < :now)) {only} "
+                "ORDER BY created LIMIT 1) RETURNING *",
+                {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id, "worker": worker},
+            ).fetchone()
+        return (Job.from_row(row), token) if row else None
+
+    def _settle_expired(self, db: sqlite3.Connection, now: float) -> None:
+        """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running."""
+        db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE status = 'running' AND lease_until < ? "
+                   "AND cancel = 1", (now, now))  # fmt: skip
+        db.execute(
+            "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE status = 'running' AND lease_until < ? "
+            "AND attempts >= ?",
+            (now, f"interrupted {self.config.max_attempts} times (the worker died each time)", now,
+             self.config.max_attempts),
+        )  # fmt: skip
+
+    def renew(self, job_id: str, token: str, **fields: Any) -> bool:
+        """Extend the lease (and set progress fields) if ``token`` still holds the job; False if it lost it
+        or the job was cancelled."""
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        with self.transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET lease_until = :lease{', ' + sets if sets else ''} "
+                "WHERE id = :id AND claim = :token AND status = 'running' RETURNING cancel",
+                {"lease": time.time() + self.config.lease_seconds, "id": job_id, "token": token, **fields},
+            ).fetchone()
+        return row is not None and not row["cancel"]
+
+    def finish(self, job_id: str, token: str, status: str, **fields: Any) -> bool:
+        """End the job if ``token`` still holds it; False (nothing written) if another attempt took over."""
+        assert status in FINAL
+        fields = {"status": status, "finished": time.time(), "lease_until": None, **fields}
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        with self.transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET {sets} WHERE id = :id AND claim = :token AND status = 'running' RETURNING id",
+                {"id": job_id, "token": token, **fields},
+            ).fetchone()
+        return row is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one job
+
+
+class _Attempt:
+    """One worker's attempt at one job: heartbeat, progress, previews, cancel checks."""
+
+    def __init__(self, store: JobStore, job: Job, token: str):
+        self.store, self.job, self.token = store, job, token
+        self.stopped: str | None = None  # why the job must stop, if it must
+        self.start = time.monotonic()
+        self.fraction = 0.0
+        self.last_write = 0.0
+        self.last_preview = 0.0
+        self.preview_step = job.preview_step
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"lease-{job.id[:8]}")
+
+    def __enter__(self) -> _Attempt:
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._beat.join()
+
+    def _heartbeat(self) -> None:
+        # A separate thread keeps the lease while the engine loads models or runs a long step.
+        while not self._done.wait(self.store.config.lease_seconds / 3):
+            self._renew()
+
+    def _renew(self, **fields: Any) -> None:
+        with self._lock:
+            fields = {**self._pending, **fields}
+            self._pending = {}
+            try:
+                alive = self.store.renew(self.job.id, self.token, **fields)
+            except sqlite3.Error as exc:  # a busy database: try again at the next beat
+                log.warning("job %s: lease renewal failed: %s", self.job.id, exc)
+                self._pending = fields
+                return
+        if not alive and self.stopped is None:
+            current = self.store.get(self.job.id)
+            self.stopped = "cancelled" if current and current.cancel else "lease lost"
+
+    def progress(self, fraction: float, make_preview=None) -> None:
+        """The engine's callback: record progress and ETA, write a preview now and then, stop if asked."""
+        if self.stopped:
+            raise JobStopped(self.stopped)
+        now = time.monotonic()
+        self.fraction = min(1.0, max(0.0, fraction))
+        elapsed = now - self.start
+        eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else None
+        fields: dict[str, Any] = {"progress": self.fraction, "eta": eta}
+        if make_preview is not None and (
+            now - self.last_preview >= self.store.config.preview_seconds or self.fraction >= 1.0
+        ):
+            self.last_preview = now
+            fields.update(self._write_preview(make_preview()))
+        if now - self.last_write >= 0.25 or "preview" in fields:
+            self.last_write = now
+            self._renew(**fields)
+        else:
+            with self._lock:
+                self._pending.update(fields)
+        if self.stopped:
+            raise JobStopped(self.stopped)
+
+    def _write_preview(self, image: Image.Image) -> dict:
+        from brushwork.api import save
+        from brushwork.records import new_record
+
+        self.preview_step += 1
+        name = f"{self.job.id}-{self.token[:8]}-{self.preview_step:05d}.jpg"
+        record = new_record(self.job.engine, self.job.params, extra={"preview": True, "progress": self.fraction,
+                                                                     "studio_job": self.job.id})  # fmt: skip
+        save(image.convert("RGB"), self.store.config.previews / name, record)
+        old = self.job.preview
+        self.job.preview = name
+        if old and old != name:
+            (self.store.config.previews / old).unlink(missing_ok=True)
+        return {"preview": name, "preview_step": self.preview_step}
+
+
+def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
+    """Run a claimed job through the API and publish its outputs; return its final status."""
+    from brushwork.api import save
+    from brushwork.records import record_of
+    from brushwork.studio.engines import get_engine
+    from brushwork.studio.library import resolve_inputs
+
+    config = store.config
+    written: list[Path] = []
+    with _Attempt(store, job, token) as attempt:
+        try:
+            engine = get_engine(job.engine)
+            inputs = resolve_inputs(config, job.engine, job.inputs)
+            images = engine.run(inputs, job.params, attempt.progress, device, config.limits.image_pixels)
+            if attempt.stopped:
+                raise JobStopped(attempt.stopped)
+            records = []
+            for n, image in enumerate(images):
+                record = record_of(image)
+                if record is not None:
+                    record.extra["studio_job"] = job.id
+                    records.append(record)
+                # Named by job and attempt: a late duplicate can never overwrite a published image.
+                path = config.outputs / f"{job.id}-{token[:8]}-{n}.png"
+                written.append(save(image, path))
+            record_json = records[0].to_json() if records else None
+            outputs = json.dumps([p.name for p in written])
+            if store.finish(job.id, token, "done", progress=1.0, eta=0.0, outputs=outputs, record=record_json):
+                return "done"
+            _remove(written)
+            return "lost"
+        except JobStopped as stop:
+            _remove(written)
+            if str(stop) == "cancelled":
+                store.finish(job.id, token, "cancelled")
+                return "cancelled"
+            return "lost"
+        except BrushworkError as exc:
+            _remove(written)
+            store.finish(job.id, token, "failed", error=str(exc))
+            return "failed"
+        except Exception as exc:  # noqa: BLE001 - a worker must outlive any one job; the error goes to the client
+            log.exception("job %s failed", job.id)
+            _remove(written)
+            store.finish(job.id, token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            return "failed"
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+class Worker:
+    """Takes jobs from the store one at a time until ``stop`` is set."""
+
+    def __init__(self, store: JobStore, device: str | None = None, poll: float = 0.5):
+        self.store = store
+        self.device = device or store.config.device
+        self.poll = poll
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.stop = threading.Event()
+
+    def run_once(self, job_id: str | None = None) -> str | None:
+        claimed = self.store.claim(job_id, self.name)
+        if claimed is None:
+            return None
+        job, token = claimed
+        log.info("job %s (%s): attempt %d", job.id, job.engine, job.attempts)
+        return run_job(self.store, job, token, self.device)
+
+    def run_forever(self, max_jobs: int | None = None) -> int:
+        done = 0
+        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+            if self.run_once() is None:
+                self.stop.wait(self.poll)
+            else:
+                done += 1
+        return done
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, daemon=True, name="brushwork-worker")
+        thread.start()
+        return thread

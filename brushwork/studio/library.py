@@ -1,0 +1,158 @@
+"""The studio's inputs: uploaded images (stored by content hash), the bundled examples, and models.
+
+Client file names are never used as paths: an upload is stored as ``uploads/<sha256>.<ext>`` and
+referred to as ``upload:<sha256>.<ext>``; a bundled image as ``example:<name>``. A reference is
+checked against a strict pattern and resolved inside its folder only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from brushwork.errors import BrushworkError
+from brushwork.media import load_image
+from brushwork.studio.config import StudioConfig
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+IMAGE_EXTS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
+_UPLOAD_REF = re.compile(r"upload:([0-9a-f]{64})(\.(?:jpg|png|webp|tif|bmp|gif))")
+_EXAMPLE_REF = re.compile(r"example:([A-Za-z0-9][A-Za-z0-9_-]{0,100}\.(?:jpg|png))")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+#: Model kinds (the "kind" in a model's JSON) -> the studio engine that applies them.
+MODEL_ENGINES = {"fast-style": "fast", "adain": "adain", "gan": "gan-sample"}
+_MAX_MODEL_JSON = 1024 * 1024
+
+
+def check_client_filename(name: str | None) -> str:
+    """The client's file name, kept only as a label; names that try to reach other folders are refused."""
+    name = name or "upload"
+    if len(name) > 255 or any(c in name for c in "/\\\x00") or name.startswith(".") or ".." in name:
+        raise BrushworkError(f"file name {name[:80]!r} refused: names must not contain path separators or '..'")
+    return name
+
+
+@dataclass
+class StagedUpload:
+    """A checked upload in a temporary file, stored under its hash by :meth:`commit` (or dropped)."""
+
+    tmp: Path
+    final: Path
+    label: str
+
+    @property
+    def ref(self) -> str:
+        return f"upload:{self.final.name}"
+
+    def commit(self) -> None:
+        if self.final.exists():  # the same bytes were uploaded before
+            self.tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self.tmp, self.final)
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def stage_upload(config: StudioConfig, data: bytes, filename: str | None) -> StagedUpload:
+    """Check that ``data`` is an image within the pixel limit; keep it in a temporary file until committed."""
+    label = check_client_filename(filename)
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=config.uploads)
+    tmp_path = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        image = load_image(tmp_path, config.limits.image_pixels)  # refuses non-images and bombs
+        image.close()
+        from PIL import Image
+
+        with Image.open(tmp_path) as probe:
+            ext = IMAGE_EXTS.get(probe.format or "")
+        if ext is None:
+            raise BrushworkError(f"{label}: image format not accepted (use JPEG, PNG, WebP, TIFF, BMP or GIF)")
+    except BrushworkError as exc:
+        tmp_path.unlink(missing_ok=True)
+        # load_image names the temporary path; the client knows its file by its own name.
+        raise BrushworkError(str(exc).replace(str(tmp_path), label)) from None
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    digest = hashlib.sha256(data).hexdigest()
+    return StagedUpload(tmp_path, config.uploads / f"{digest}{ext}", label)
+
+
+def resolve_image(config: StudioConfig, ref: str) -> Path:
+    """The file behind an image reference, or a BrushworkError."""
+    if m := _UPLOAD_REF.fullmatch(ref):
+        path = config.uploads / (m.group(1) + m.group(2))
+    elif m := _EXAMPLE_REF.fullmatch(ref):
+        path = EXAMPLES / m.group(1)
+    else:
+        raise BrushworkError(f"unknown image reference {ref[:80]!r} (expected upload:<sha256>.<ext> or example:<name>)")
+    if not path.is_file():
+        raise BrushworkError(f"{ref}: no such image in the studio")
+    return path
+
+
+def list_images(config: StudioConfig) -> list[dict]:
+    """Bundled example images and earlier uploads, newest uploads first."""
+    images = [{"ref": f"example:{p.name}", "name": p.stem, "source": "example"} for p in sorted(EXAMPLES.glob("*.jpg"))]
+    uploads = sorted(config.uploads.glob("*.*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in uploads:
+        if _UPLOAD_REF.fullmatch(f"upload:{path.name}"):
+            images.append({"ref": f"upload:{path.name}", "name": path.name[:12], "source": "upload"})
+    return images
+
+
+def _model_kind(json_path: Path) -> str | None:
+    try:
+        if json_path.stat().st_size > _MAX_MODEL_JSON:
+            return None
+        kind = json.loads(json_path.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def list_models(config: StudioConfig) -> list[dict]:
+    """Models the studio can apply: the bundled ones, and those placed in DATA/models (a model file
+    with its JSON, or a GAN run folder)."""
+    found: dict[str, dict] = {}
+    for source, folder in (("example", EXAMPLES), ("data", config.models)):
+        for path in sorted(folder.glob("*.safetensors")):
+            kind = _model_kind(path.with_suffix(".json"))
+            if kind in MODEL_ENGINES and _MODEL_NAME.fullmatch(path.stem):
+                found[path.stem] = {"name": path.stem, "engine": MODEL_ENGINES[kind], "source": source, "path": path}
+        if source == "data":
+            for run in sorted(p for p in folder.iterdir() if p.is_dir()):
+                if (run / "options.json").is_file() and _MODEL_NAME.fullmatch(run.name):
+                    found[run.name] = {"name": run.name, "engine": "gan-sample", "source": source, "path": run}
+    return list(found.values())
+
+
+def resolve_model(config: StudioConfig, name: str, engine: str) -> Path:
+    if not _MODEL_NAME.fullmatch(name or ""):
+        raise BrushworkError(f"model name {str(name)[:80]!r} is not valid")
+    for model in list_models(config):
+        if model["name"] == name:
+            if model["engine"] != engine:
+                raise BrushworkError(f"model {name!r} is for the {model['engine']} engine, not {engine}")
+            return model["path"]
+    raise BrushworkError(f"no model named {name!r} (see GET /api/models)")
+
+
+def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
+    """A job's stored references -> the files the engine reads."""
+    from brushwork.studio.engines import Inputs
+
+    content = inputs.get("content")
+    return Inputs(
+        content=resolve_image(config, content) if content else None,
+        styles=[resolve_image(config, ref) for ref in inputs.get("styles") or []],
+        model=resolve_model(config, inputs["model"], engine) if inputs.get("model") else None,
+    )

@@ -1,0 +1,176 @@
+// The studio page's state (Alpine.js). Everything it shows comes from the REST API or from
+// server-rendered fragments (htmx); this file only wires the form, the live view and the keys.
+function studio(engines) {
+  return {
+    engines,
+    tabs: [
+      { id: "create", label: "Create" }, { id: "queue", label: "Queue" }, { id: "gallery", label: "Gallery" },
+      { id: "compare", label: "Compare" }, { id: "rate", label: "Rate" },
+    ],
+    tab: "create",
+    engine: engines.length ? engines[0].name : "",
+    params: {},
+    contentRef: "example:tubingen.jpg",
+    styleRefs: ["example:starry_night.jpg"],
+    model: "",
+    library: [],
+    models: [],
+    error: "",
+    live: {},
+    source: null,
+    compareA: null,
+    compareB: null,
+    pair: [],
+    pairMessage: "",
+    rated: 0,
+
+    async init() {
+      this.resetParams();
+      await this.loadLibrary();
+    },
+    current() {
+      return this.engines.find((e) => e.name === this.engine) || { controls: [], styles: [0, 0] };
+    },
+    async loadLibrary() {
+      this.library = await (await fetch("/api/images")).json();
+      this.models = await (await fetch("/api/models")).json();
+      const fits = this.models.filter((m) => m.engine === this.engine);
+      if (fits.length && !fits.some((m) => m.name === this.model)) this.model = fits[0].name;
+    },
+    resetParams(values = {}) {
+      const params = {};
+      for (const c of this.current().controls) {
+        let v = c.name in values ? values[c.name] : c.default;
+        params[c.name] = Array.isArray(v) ? v.join(",") : v === null || v === undefined ? "" : v;
+      }
+      this.params = params;
+      const fits = this.models.filter((m) => m.engine === this.engine);
+      if (fits.length && !fits.some((m) => m.name === this.model)) this.model = fits[0].name;
+    },
+    show(id) {
+      this.tab = id;
+      if (id === "gallery") htmx.trigger(document.body, "refresh");
+      if (id === "rate" && !this.pair.length) this.nextPair();
+    },
+    key(event) {
+      const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName);
+      if (event.ctrlKey && event.key === "Enter") { event.preventDefault(); this.submit(); return; }
+      if (typing || event.ctrlKey || event.altKey || event.metaKey) return;
+      const n = parseInt(event.key, 10);
+      if (n >= 1 && n <= this.tabs.length) { this.show(this.tabs[n - 1].id); return; }
+      if (this.tab === "rate" && this.pair.length === 2) {
+        if (event.key === "ArrowLeft") this.rate(0);
+        else if (event.key === "ArrowRight") this.rate(1);
+        else if (event.key === "s") this.nextPair();
+      }
+    },
+    // Only what differs from the API's defaults goes into params, under the API's names.
+    paramsJson() {
+      const out = {};
+      for (const c of this.current().controls) {
+        const v = this.params[c.name];
+        if (v === "" || v === null || v === undefined) continue;
+        const given = c.kind === "int" || c.kind === "float" ? Number(v) : v;
+        const dflt = Array.isArray(c.default) ? c.default.join(",") : c.default;
+        if (given === dflt || String(given) === String(dflt)) continue;
+        out[c.name] = given;
+      }
+      return JSON.stringify(out);
+    },
+    async submit() {
+      this.error = "";
+      const e = this.current();
+      const form = new FormData();
+      form.append("engine", this.engine);
+      form.append("params", this.paramsJson());
+      if (e.needs_content) {
+        const file = this.$refs.contentFile.files[0];
+        if (file && !this.contentRef) form.append("content", file);
+        else if (this.contentRef) form.append("content_ref", this.contentRef);
+      }
+      if (e.styles[1] > 0) {
+        for (const file of this.$refs.styleFiles.files) form.append("style", file);
+        for (const ref of this.styleRefs) form.append("style_ref", ref);
+      }
+      if (e.needs_model && this.model) form.append("model", this.model);
+      const response = await fetch("/api/jobs", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) {
+        this.error = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || response.status);
+        return;
+      }
+      this.watch(body.id);
+      this.loadLibrary();
+    },
+    watch(id) {
+      if (this.source) this.source.close();
+      this.live = { id, status: "queued", progress: 0 };
+      const source = new EventSource(`/api/jobs/${id}/events`);
+      this.source = source;
+      const update = (event) => {
+        const job = JSON.parse(event.data);
+        this.live = { id, status: job.status, progress: job.progress, eta: job.eta, error: job.error,
+                      preview: job.preview, image: job.images.length ? job.images[0] : null };
+      };
+      source.addEventListener("progress", update);
+      for (const end of ["done", "failed", "cancelled"]) {
+        source.addEventListener(end, (event) => {
+          update(event);
+          source.close();
+          htmx.trigger(document.body, "refresh");
+        });
+      }
+    },
+    async cancel(id) {
+      await fetch(`/api/jobs/${id}`, { method: "DELETE" });
+    },
+    // One-click restore: a finished job's engine, inputs and settings back into the form.
+    async restore(jobId) {
+      const job = await (await fetch(`/api/jobs/${jobId}`)).json();
+      await this.loadLibrary();
+      this.engine = job.engine;
+      this.resetParams(job.params);
+      this.contentRef = job.inputs.content || "";
+      this.styleRefs = job.inputs.styles || [];
+      if (job.inputs.model) this.model = job.inputs.model;
+      if (this.$refs.contentFile) this.$refs.contentFile.value = "";
+      if (this.$refs.styleFiles) this.$refs.styleFiles.value = "";
+      this.show("create");
+    },
+    async setCompare(side, jobId, url) {
+      const job = await (await fetch(`/api/jobs/${jobId}`)).json();
+      const label = `${job.engine}: ${job.labels.content || job.labels.model || ""} × ${(job.labels.styles || []).join(" + ")}`;
+      const entry = { url, label, job };
+      if (side === "A") this.compareA = entry; else this.compareB = entry;
+      if (this.compareA && this.compareB) this.show("compare");
+    },
+    compareRows() {
+      if (!this.compareA || !this.compareB) return [];
+      const a = this.compareA.job.record ? this.compareA.job.record.parameters : this.compareA.job.params;
+      const b = this.compareB.job.record ? this.compareB.job.record.parameters : this.compareB.job.params;
+      const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+      const fmt = (v) => (v === undefined ? "" : JSON.stringify(v));
+      return [["engine", this.compareA.job.engine, this.compareB.job.engine],
+              ["inputs", this.compareA.label, this.compareB.label],
+              ...keys.map((k) => [k, fmt(a[k]), fmt(b[k])])];
+    },
+    async nextPair() {
+      const response = await fetch("/api/ratings/pair");
+      const body = await response.json();
+      this.pair = response.ok ? body : [];
+      this.pairMessage = response.ok ? "" : body.detail;
+    },
+    async rate(i) {
+      const [winner, loser] = i ? [this.pair[1], this.pair[0]] : [this.pair[0], this.pair[1]];
+      const response = await fetch("/api/ratings", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ winner: winner.id, loser: loser.id }),
+      });
+      if (response.ok) this.rated += 1;
+      await this.nextPair();
+    },
+    fmtEta(seconds) {
+      return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+    },
+  };
+}

@@ -1,0 +1,301 @@
+"""The studio: job queue (claims, leases, cancel, kill -9), REST API, limits, token, gallery, ratings."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sse_starlette")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from brushwork import api  # noqa: E402
+from brushwork.records import read_record  # noqa: E402
+from brushwork.studio.app import asgi_app  # noqa: E402
+from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
+from brushwork.studio.jobs import JobStore, Worker  # noqa: E402
+from tests.conftest import make_image  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {"backbone": "lite0", "image_size": 32, "iterations": 2}
+
+
+def png_bytes(width=40, height=30, seed=0, kind="gradient") -> bytes:
+    buf = io.BytesIO()
+    make_image(width, height, seed, kind).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def config(tmp_path) -> StudioConfig:
+    return StudioConfig(data_dir=tmp_path / "data", lease_seconds=5,
+                        limits=Limits(upload_bytes=2_000_000, image_pixels=1_000_000, params_bytes=4096))  # fmt: skip
+
+
+@pytest.fixture
+def client(config):
+    with TestClient(asgi_app(config, worker=False)) as c:
+        yield c
+
+
+def submit(client, params=FAST, content=None, styles=("example:starry_night.jpg",), engine="stylize", **extra):
+    files = [("content", ("photo.png", content or png_bytes(), "image/png"))]
+    data = {"engine": engine, "params": json.dumps(params), "style_ref": list(styles), **extra}
+    return client.post("/api/jobs", data=data, files=files)
+
+
+def stored(config) -> tuple[int, int]:
+    """(jobs in the database, files in uploads/): what a refused request must leave unchanged."""
+    return len(JobStore(config).list()), len([p for p in config.uploads.iterdir()])
+
+
+def test_job_runs_through_the_api_with_previews_events_and_record(client, config):
+    response = submit(client, {**FAST, "iterations": 3})
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert client.get(f"/api/jobs/{job_id}").json()["status"] == "queued"  # on disk before the worker ran
+    assert Worker(JobStore(config)).run_once() == "done"
+
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["progress"] == 1.0 and job["attempts"] == 1
+    assert job["preview"] and client.get(job["preview"]).headers["content-type"] == "image/jpeg"
+    image = client.get(f"/api/jobs/{job_id}/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    out = config.data_dir / "got.png"
+    out.write_bytes(image.content)
+    record = read_record(out)
+    assert record.engine == "gatys" and record.parameters["iterations"] == 3 and record.extra["studio_job"] == job_id
+    assert job["record"]["inputs"]["content"] == {k: v for k, v in record.inputs["content"].items() if k != "path"}
+    assert str(config.data_dir) not in json.dumps(job)  # no server paths over the API
+    assert Image.open(out).size == (32, 24)
+
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as events:
+        text = "".join(events.iter_text())
+    assert "event: progress" in text and "event: done" in text
+
+    gallery = client.get("/api/gallery", params={"engine": "stylize", "style": "starry"}).json()
+    assert [g["job"] for g in gallery] == [job_id]
+    assert gallery[0]["params"] == {"backbone": "lite0", "image_size": 32, "iterations": 3}  # for restore
+    assert client.get("/api/gallery", params={"engine": "fast"}).json() == []
+    assert client.get("/api/gallery", params={"since": "2999-01-01"}).json() == []
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"image_size": 0}, "image size must be between"),
+        ({"imagesize": 64}, "unknown parameter 'imagesize'"),
+        ({"iterations": "many"}, "iterations: expected a whole number"),
+        ({"style_blend_weights": [1, 2]}, "1 style images but 2 blend weights"),
+        ({"style_blend": [1]}, "unknown parameter 'style_blend'"),
+        ({"optimizer": "sgd"}, "optimizer: must be one of"),
+        ({"image_size": 9000}, "above this studio's limit"),
+        ({"weights": "/etc/passwd"}, "unknown parameter 'weights'"),
+    ],
+)
+def test_parameters_checked_by_the_api_rules_before_queueing(client, config, params, message):
+    before = stored(config)
+    response = submit(client, params)
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert stored(config) == before
+
+
+def test_refused_requests_store_nothing(client, config):
+    before = stored(config)
+    cases = {
+        "not an image": submit(client, content=b"#!/bin/sh\nrm -rf /\n"),
+        "bomb": submit(client, content=png_bytes(1100, 1000)),
+        "bad json": client.post("/api/jobs", data={"engine": "stylize", "params": "{"}),
+        "huge json": client.post("/api/jobs", data={"engine": "stylize", "params": json.dumps({"x": "y" * 5000})}),
+        "engine": client.post("/api/jobs", data={"engine": "../../bin/sh"}),
+        "library trick": submit(client, styles=("example:../../../etc/passwd",)),
+    }
+    for name in ("../../x.png", "/etc/passwd", "..\\..\\x.png", ".hidden.png"):
+        form = {"engine": "stylize", "params": "{}", "style_ref": "example:starry_night.jpg"}
+        cases[name] = client.post("/api/jobs", data=form, files=[("content", (name, png_bytes(), "image/png"))])
+    big = b"\x89PNG" + b"\0" * 2_100_000
+    cases["too large"] = client.post("/api/jobs", data={"engine": "stylize"}, files=[("content", ("a.png", big))])
+    for name, response in cases.items():
+        assert 400 <= response.status_code < 500, (name, response.status_code, response.text)
+        assert isinstance(response.json()["detail"], (str, list)), name
+    assert cases["too large"].status_code == 413
+    assert "not an image" in cases["not an image"].json()["detail"]
+    assert "too large" in cases["bomb"].json()["detail"]
+    assert "refused" in cases["../../x.png"].json()["detail"]
+    assert stored(config) == before
+    assert not list(config.data_dir.parent.glob("x.png"))
+
+
+def test_token_required_when_set(config):
+    config.token = "s3cret-token"
+    with TestClient(asgi_app(config, worker=False)) as client:
+        assert client.get("/api/jobs").status_code == 401
+        assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/", params={"token": "wrong"}).status_code == 401
+        assert submit(client).status_code == 401
+        assert stored(config) == (0, 0)
+        assert client.get("/api/jobs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        page = client.get("/", params={"token": "s3cret-token"})  # sets the cookie, then the page loads
+        assert page.status_code == 200 and "brushwork studio" in page.text
+        assert client.get("/api/jobs").status_code == 200
+
+
+def test_cancel_queued_and_running(client, config):
+    queued = submit(client).json()["id"]
+    assert client.delete(f"/api/jobs/{queued}").json()["status"] == "cancelled"
+    assert client.delete(f"/api/jobs/{queued}").status_code == 409
+    assert client.delete("/api/jobs/" + "0" * 32).status_code == 404
+
+    running = submit(client, {**FAST, "image_size": 48, "iterations": 3000}).json()["id"]
+    worker = Worker(JobStore(config))
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while client.get(f"/api/jobs/{running}").json()["progress"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.delete(f"/api/jobs/{running}").status_code == 200
+    thread.join(60)
+    job = client.get(f"/api/jobs/{running}").json()
+    assert job["status"] == "cancelled" and job["progress"] < 1
+    assert not list(config.outputs.iterdir())
+
+
+def test_claims_are_atomic_and_leases_expire(config):
+    config.lease_seconds = 0.5
+    store = JobStore(config)
+    ids = {store.add("stylize", {}, {}, {}) for _ in range(30)}
+    claimed: list[str] = []
+
+    def claim_all():
+        while (got := store.claim()) is not None:
+            claimed.append(got[0].id)
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)  # each job exactly once
+
+    job_id = next(iter(ids))
+    first = store.get(job_id)
+    time.sleep(0.6)  # the first worker "died": no heartbeat
+    job, token = store.claim(job_id)
+    assert job.attempts == 2 and token != first.claim
+    # The first attempt can no longer report progress or publish a result.
+    assert not store.renew(job_id, first.claim, progress=0.5)
+    assert not store.finish(job_id, first.claim, "done", outputs="[]")
+    assert store.finish(job_id, token, "done", outputs="[]")
+
+
+def test_jobs_interrupted_too_often_fail(config):
+    config.lease_seconds, config.max_attempts = 0.2, 2
+    store = JobStore(config)
+    job_id = store.add("stylize", {}, {}, {})
+    for _ in range(2):
+        assert store.claim() is not None
+        time.sleep(0.3)
+    assert store.claim() is None
+    job = store.get(job_id)
+    assert job.status == "failed" and "interrupted 2 times" in job.error
+
+
+def test_worker_killed_mid_job_reruns_after_restart(client, config):
+    job_id = submit(client, {**FAST, "iterations": 60}).json()["id"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "brushwork", "worker", "--data", str(config.data_dir), "--lease", "1"]
+    worker = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while client.get(f"/api/jobs/{job_id}").json()["progress"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(10)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "running" and 0 < job["progress"] < 1
+    subprocess.run(cmd + ["--burst"], env=env, check=True, timeout=120, capture_output=True)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["attempts"] == 2
+    assert len(list(config.outputs.iterdir())) == 1
+
+
+def test_ratings_pairs_and_gallery_filter(client, config):
+    ids = [submit(client, {**FAST, "seed": s, "init": "noise"}).json()["id"] for s in range(3)]
+    worker = Worker(JobStore(config))
+    while worker.run_once():
+        pass
+    pair = client.get("/api/ratings/pair").json()
+    assert len(pair) == 2 and pair[0]["id"] != pair[1]["id"]
+    winner, loser = f"{ids[0]}:0", f"{ids[1]}:0"
+    assert client.post("/api/ratings", json={"winner": winner, "loser": loser}).status_code == 201
+    assert client.post("/api/ratings", json={"winner": winner, "loser": winner}).status_code == 400
+    assert client.post("/api/ratings", json={"winner": winner, "loser": "f" * 32 + ":0"}).status_code == 400
+    assert client.get("/api/ratings").json()[winner] == {"wins": 1, "losses": 0}
+    # They are in the judge's store, for `brushwork judge rank` and the taste model.
+    from brushwork.judge.ratings import RatingsStore
+
+    with RatingsStore(config.data_dir / "ratings.db") as store:
+        (judgement,) = store.judgements()
+        assert judgement.rater == "studio" and Path(store.image_path(judgement.winner)).name.startswith(ids[0])
+    best = client.get("/api/gallery", params={"min_rating": 0.5}).json()
+    assert [g["id"] for g in best] == [winner]
+    # The next pair avoids the pair already rated.
+    assert {p["id"] for p in client.get("/api/ratings/pair").json()} != {winner, loser}
+
+
+def test_listings_and_page(client):
+    engines = {e["name"]: e for e in client.get("/api/engines").json()}
+    controls = {c["name"]: c for c in engines["stylize"]["controls"]}
+    assert controls["style_blend_weights"]["flag"] == "--style-blend-weights"
+    assert controls["image_size"]["default"] == api.StyleConfig().image_size
+    images = {i["ref"] for i in client.get("/api/images").json()}
+    assert {"example:tubingen.jpg", "example:starry_night.jpg"} <= images
+    assert client.get("/api/images/example:tubingen.jpg").status_code == 200
+    assert client.get("/api/images/example:..%2F..%2Fapi.py").status_code == 404
+    models = {m["name"]: m["engine"] for m in client.get("/api/models").json()}
+    assert models == {"adain-lite0": "adain", "starry_night-fast": "fast"}
+    assert "brushwork studio" in client.get("/").text
+    assert client.get("/docs").status_code == 200
+    assert "/api/jobs/{job_id}/events" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/ui/gallery", params={"engine": "", "min_rating": ""}).status_code == 200
+
+
+def test_model_engines_run_the_bundled_models(client, config):
+    engines = {e["name"]: e for e in client.get("/api/engines").json()}
+    assert {c["name"] for c in engines["fast"]["controls"]} == {"strength", "preserve_colors", "image_size"}
+    seeds = {c["name"]: c for c in engines["gan-sample"]["controls"]}["seeds"]
+    assert seeds["required"] and seeds["kind"] == "ints"
+    assert submit(client, {"strength": "x"}, styles=(), engine="fast", model="starry_night-fast").status_code == 400
+    wrong = submit(client, {}, styles=(), engine="fast", model="adain-lite0")
+    assert wrong.status_code == 400 and "for the adain engine" in wrong.json()["detail"]
+    no_seeds = client.post("/api/jobs", data={"engine": "gan-sample", "params": "{}", "model": "x"})
+    assert no_seeds.status_code == 400 and "seeds is required" in no_seeds.json()["detail"]
+
+    fast = submit(client, {"strength": 0.5, "image_size": 48}, styles=(), engine="fast", model="starry_night-fast")
+    adain = submit(client, {"strength": 0.8, "image_size": 48}, styles=("example:shipwreck.jpg",), engine="adain",
+                   model="adain-lite0")  # fmt: skip
+    worker = Worker(JobStore(config))
+    assert [worker.run_once(), worker.run_once()] == ["done", "done"]
+    for response, engine in ((fast, "fast"), (adain, "adain")):
+        job = client.get(f"/api/jobs/{response.json()['id']}").json()
+        assert job["record"]["engine"] == engine and job["record"]["parameters"]["strength"] in (0.5, 0.8)
+        assert client.get(job["images"][0]).headers["content-type"] == "image/png"
+
+
+def test_serve_needs_a_token_beyond_loopback():
+    from brushwork.cli.studio import _is_loopback
+
+    assert all(_is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
+    assert not any(_is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))

@@ -1,0 +1,144 @@
+"""The studio in a real browser: Playwright driving Debian's chromium (no browser download).
+
+Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
+form, rate a pair. Skips when chromium or Playwright is absent; CI installs chromium (scripts/test).
+With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+import uvicorn  # noqa: E402
+
+from brushwork.studio.app import asgi_app  # noqa: E402
+from brushwork.studio.config import StudioConfig  # noqa: E402
+
+SHOTS = os.environ.get("BRUSHWORK_SCREENSHOTS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def studio_url(tmp_path):
+    config = StudioConfig(data_dir=tmp_path / "data", lease_seconds=10, preview_seconds=0.2)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(asgi_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+def key(page, name: str) -> None:
+    """Press a studio shortcut (keys typed into a form field stay in the field, as they should)."""
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press(name)
+
+
+def test_submit_preview_gallery_restore_rate(studio_url):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(studio_url + "/")
+
+        # Submit: the bundled photo and painting are picked; small, fast settings.
+        page.select_option("#p-backbone", "lite0")
+        page.fill("#p-image_size", "64")
+        page.fill("#p-iterations", "24")
+        page.fill("#p-style_weight", "100")
+        page.click("#submit")
+
+        # The live preview changes while the optimisation runs, then the result replaces it.
+        previews: list[str] = []
+        deadline = time.monotonic() + 120
+        while page.text_content("#live-status") != "done" and time.monotonic() < deadline:
+            src = page.get_attribute("#live-preview", "src") or ""
+            if "/preview" in src and src not in previews:
+                previews.append(src)
+                if len(previews) == 2:
+                    shot(page, "live")
+            time.sleep(0.05)
+        assert page.text_content("#live-status") == "done", errors
+        assert len(previews) >= 2, previews  # at least two different preview images were shown
+        first = page.get_attribute("#live-preview", "src")
+        assert first.endswith("/image")
+
+        # A second job with a stronger style, started from the keyboard.
+        page.fill("#p-style_weight", "1000")
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function(
+            "first => document.querySelector('#live-status').textContent === 'done'"
+            " && document.querySelector('#live-preview').getAttribute('src') !== first",
+            arg=first,
+            timeout=120_000,
+        )
+
+        # Gallery: both images, each with its full record.
+        key(page, "3")
+        page.wait_for_selector(".card >> nth=1")
+        assert page.locator(".card").count() == 2
+        assert '"iterations": 24' in page.locator(".card pre").first.text_content()
+        shot(page, "gallery")
+
+        # Restore: change the form, then load the first image's settings back.
+        key(page, "1")
+        page.fill("#p-iterations", "5")
+        page.select_option("#p-backbone", "auto")
+        key(page, "3")
+        page.locator(".card").last.locator("button.restore").click()
+        page.wait_for_selector("#create:visible")
+        assert page.input_value("#p-iterations") == "24"
+        assert page.input_value("#p-backbone") == "lite0"
+        assert page.input_value("#p-style_weight") == "100"
+
+        # Compare side by side.
+        key(page, "3")
+        page.locator(".card").first.locator("button:text-is('A')").click()
+        page.locator(".card").last.locator("button:text-is('B')").click()
+        page.wait_for_selector(".diff tr.differs")
+        shot(page, "compare")
+
+        # Rate a pair with the keyboard.
+        key(page, "5")
+        page.wait_for_selector("#rate-left img")
+        shot(page, "rate")
+        key(page, "ArrowLeft")
+        page.wait_for_function("document.querySelector('#rate').textContent.includes('1 rated')")
+        ratings = page.evaluate("fetch('/api/ratings').then(r => r.json())")
+        assert sorted((v["wins"], v["losses"]) for v in ratings.values()) == [(0, 1), (1, 0)]
+
+        key(page, "2")
+        page.wait_for_selector("#queue-list tr.done")
+        shot(page, "queue")
+        assert not errors, errors
+        browser.close()
