@@ -44,7 +44,7 @@ from brushwork.media import (
     resize_long_side,
     tensor_to_image,
 )
-from brushwork.output import save_output as save
+from brushwork.output import Protection, save_output
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
@@ -68,6 +68,23 @@ ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "st
            "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
 
 info = read_record
+
+
+#: ``save``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).
+DEFAULT_PROTECTION = "default"
+
+
+def save(image: Image.Image, path: PathLike, record: Record | None = None, *, force: bool = False,
+         protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
+         bit_depth: int = 8) -> Path:  # fmt: skip
+    """Write an output with its record through the one exit, protected: an invisible watermark, the
+    IPTC AI-source tag and (once ``brushwork keys init`` made keys) a C2PA signature, and a registry
+    entry. ``protection=None`` writes it unprotected; a ``brushwork.protect.Protection`` chooses."""
+    if protection == DEFAULT_PROTECTION:
+        from brushwork.protect import Protection as Protect
+
+        protection = Protect()
+    return save_output(image, path, record, force=force, protection=protection, quality=quality, bit_depth=bit_depth)
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:

@@ -134,14 +134,15 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def describe_input(source: object) -> dict:
-    """Name, path and SHA-256 of an input file (or the size of an in-memory image), so the record
-    says exactly which file was used."""
+    """Name and SHA-256 of an input file (or the size of an in-memory image), so the record says
+    exactly which file was used. Not its folder: records travel inside published images, and a
+    local path would tell strangers about the artist's disk."""
     if isinstance(source, Image.Image):
         return {"name": "<in-memory image>", "size": list(source.size)}
     if source is None:
         return {}
     path = Path(source)
-    described = {"name": path.name, "path": str(path)}
+    described = {"name": path.name}
     if path.is_file():
         described["sha256"] = sha256_file(path)
     return described

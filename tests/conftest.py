@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 # Tests never touch the network, whatever machine they run on.
 os.environ.setdefault("BRUSHWORK_OFFLINE", "1")
+# Outputs are registered and keys looked up in the user's folders: tests keep theirs to themselves.
+_SANDBOX = Path(tempfile.mkdtemp(prefix="brushwork-tests-"))
+os.environ["BRUSHWORK_DATA_DIR"] = str(_SANDBOX / "data")
+os.environ["BRUSHWORK_CONFIG_DIR"] = str(_SANDBOX / "config")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

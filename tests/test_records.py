@@ -31,6 +31,7 @@ def test_every_format_carries_the_record(tmp_path, suffix):
     assert back.to_dict() == record.to_dict()
     assert back.parameters["style_blend"] == [3, 7] and back.seed == 4 and back.finished is not None
     assert len(back.inputs["content"]["sha256"]) == 64 and back.versions["torch"]
+    assert back.inputs["content"] == {"name": "photo.png", "sha256": back.inputs["content"]["sha256"]}  # no folder
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 

@@ -15,6 +15,7 @@ from brushwork.cli.common import (
     add_params_from,
     add_parser,
     add_preserve_colors,
+    add_protection_options,
     add_run_options,
     add_strength,
     add_style_blend_weights,
@@ -27,6 +28,7 @@ from brushwork.cli.common import (
     output_suffix,
     outputs_for,
     precision,
+    protection_from_args,
     train_with_progress,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
@@ -75,6 +77,7 @@ def register(sub) -> dict:
     p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
     add_run_options(p, device=False)
     add_taste_options(p)
+    add_protection_options(p)
     add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False)
     add_params_from(p, Replay(p, "adain", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "model": a.model}))  # fmt: skip
@@ -121,6 +124,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
                            weights_layout=args.weights_layout, device=args.device)  # fmt: skip
+    protection = protection_from_args(args)
     taste = apply_taste(args, "adain", sources[0], args.style, model=model, max_pixels=args.max_pixels,
                         style_blend_weights=args.style_blend_weights, style_size=args.style_size)  # fmt: skip
     for src, dst in zip(sources, outputs, strict=True):
@@ -139,6 +143,6 @@ def _run_apply(args: argparse.Namespace) -> int:
                 max_pixels=args.max_pixels,
                 style_text=args.style_text,
             )
-        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth)
+        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
     return 0

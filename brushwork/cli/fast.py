@@ -15,6 +15,7 @@ from brushwork.cli.common import (
     add_params_from,
     add_parser,
     add_preserve_colors,
+    add_protection_options,
     add_run_options,
     add_strength,
     add_taste_options,
@@ -26,6 +27,7 @@ from brushwork.cli.common import (
     output_suffix,
     outputs_for,
     precision,
+    protection_from_args,
     train_with_progress,
 )
 
@@ -81,6 +83,7 @@ def register(sub) -> dict:
     p.add_argument("--image-size", type=int, help="resize the long side first")
     add_run_options(p)
     add_taste_options(p)
+    add_protection_options(p)
     add_params_from(p, Replay(p, "fast", lambda a: {"content": a.images[0] if len(a.images) == 1 else None,
                                                    "model": a.model}))  # fmt: skip
 
@@ -112,11 +115,12 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, device=args.device)
+    protection = protection_from_args(args)
     taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
             result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
                                     image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
-        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth)
+        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
     return 0

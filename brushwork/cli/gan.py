@@ -14,8 +14,10 @@ from brushwork.cli.common import (
     add_output_options,
     add_params_from,
     add_parser,
+    add_protection_options,
     add_verb_group,
     config_values,
+    protection_from_args,
     train_with_progress,
 )
 from brushwork.errors import BrushworkError
@@ -93,6 +95,7 @@ def register(sub) -> dict:
                            default)  # fmt: skip
         p.add_argument("-q", "--quiet", action="store_true", help="print nothing but the output's name")
         if verb == "sample":
+            add_protection_options(p)
             p.add_argument("--grid", action="store_true", help="one image grid instead of a folder of PNGs")
             p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
         else:
@@ -123,7 +126,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     options = dict(seeds=args.seeds, class_name=args.class_name, truncation=args.truncation, device=args.device)
     if args.grid:
         api.check_output_path(out, args.force, tuple(api.IMAGE_SUFFIXES))
-        api.save(api.gan_grid(args.run, **options), out, force=args.force)
+        api.save(api.gan_grid(args.run, **options), out, force=args.force, protection=protection_from_args(args))
         print(out)
         return 0
     if out.exists() and not out.is_dir():
@@ -133,12 +136,13 @@ def _run_sample(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise BrushworkError(f"{out.parent}: output folder does not exist")
     images = api.gan_sample(args.run, **options)
+    protection = protection_from_args(args)
     per_class = args.class_name is None and len(api.gan_classes(args.run)) > 0
     for image in images:
         params = api.record_of(image).parameters
         folder = out / params["class_name"] if per_class else out
         folder.mkdir(parents=True, exist_ok=True)
-        api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True)
+        api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True, protection=protection)
     print(out)
     return 0
 

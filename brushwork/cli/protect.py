@@ -6,28 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from brushwork.cli.common import add_parser, add_verb_group, name_list
+from brushwork.cli.common import add_parser, add_protection_options, add_verb_group, name_list, protection_from_args
 from brushwork.errors import BrushworkError
-
-
-def add_protection_options(p: argparse.ArgumentParser) -> None:
-    """The per-run protection switches every verb that writes an image offers."""
-    g = p.add_argument_group("protection")
-    g.add_argument("--no-watermark", action="store_true", help="do not mark the pixels (recorded in the record)")
-    g.add_argument("--no-sign", action="store_true", help="no IPTC source type and no C2PA signature")
-    g.add_argument("--no-register", action="store_true", help="keep this output out of the registry")
-    g.add_argument("--cert", help="your own signing certificate chain (PEM, leaf first); with --key")
-    g.add_argument("--key", help="the private key (PEM) of --cert")
-    g.add_argument("--registry", help="registry file (default: in the user data folder)")
-
-
-def protection_from_args(args: argparse.Namespace):
-    """A :class:`brushwork.protect.Protection` from :func:`add_protection_options`' flags."""
-    from brushwork.protect import Protection, Registry, find_keys
-
-    keys = None if args.no_sign else find_keys(args.cert, args.key)
-    return Protection(watermark=not args.no_watermark, provenance=not args.no_sign, register=not args.no_register,
-                      keys=keys, registry=Registry(args.registry))  # fmt: skip
 
 
 def register(sub) -> dict:

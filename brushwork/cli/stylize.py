@@ -16,6 +16,7 @@ from brushwork.cli.common import (
     add_output_options,
     add_params_from,
     add_parser,
+    add_protection_options,
     add_run_options,
     add_style_blend_weights,
     add_taste_options,
@@ -25,6 +26,7 @@ from brushwork.cli.common import (
     outputs_for,
     precision,
     progress_bar,
+    protection_from_args,
 )
 from brushwork.errors import BrushworkError
 
@@ -93,6 +95,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue from the latest intermediate of this output")
     add_run_options(g, device=False)
     add_taste_options(p)
+    add_protection_options(p)
 
 
 def _tile_option(text: str) -> int | None:
@@ -120,6 +123,7 @@ def register(sub) -> dict:
     p.add_argument("--image-size", type=int, default=256, help="long side of the output in px")
     p.add_argument("--iterations", type=int, default=150, help="iterations of the optimisation engine")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_protection_options(p)
 
     p = add_parser(sub, "info", "print the record of any brushwork output (image, GIF or MP4)")
     p.add_argument("image", help="a file brushwork wrote")
@@ -149,8 +153,9 @@ def _run_stylize(args: argparse.Namespace) -> int:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
     taste = apply_taste(args, "stylize", contents[0], args.style, **_backbone_choice(args), max_pixels=args.max_pixels,
                         style_blend=args.style_blend_weights, seed=args.seed)  # fmt: skip
+    protection = protection_from_args(args)
     for content, output in zip(contents, outputs, strict=True):
-        code = _stylize_one(args, content, output, taste)
+        code = _stylize_one(args, content, output, taste, protection)
         if code:
             return code
     return 0
@@ -161,7 +166,8 @@ def _backbone_choice(args: argparse.Namespace) -> dict:
             "pooling": args.pooling}  # fmt: skip
 
 
-def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: dict | None = None) -> int:
+def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: dict | None = None,
+                 protection=None) -> int:  # fmt: skip
     options = _options(args)
 
     def snapshot(step, path: Path, **extra) -> None:
@@ -169,7 +175,8 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
         parameters = {**options, "backbone": args.backbone, "weights": args.weights,
                       "weights_layout": args.weights_layout, "pooling": args.pooling}  # fmt: skip
         record = api.stylize_record(content, args.style, step, extra=extra, **parameters)
-        api.save(api.step_image(step), path, record, force=True)
+        # Working files, written often: recorded, not watermarked or registered (the final image is).
+        api.save(api.step_image(step), path, record, force=True, protection=None)
 
     step_path = output.with_name(output.stem + ".step{:05d}.png")
     existing = sorted(output.parent.glob(output.stem + ".step*.png"))
@@ -213,7 +220,7 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
         return 130
     if bar is not None:
         bar.close()
-    api.save(note_taste(result, taste), output, force=args.force, bit_depth=args.bit_depth)
+    api.save(note_taste(result, taste), output, force=args.force, bit_depth=args.bit_depth, protection=protection)
     for note in api.record_of(result).extra.get("notes", []):
         print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)
@@ -261,15 +268,16 @@ def _run_demo(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(api.save(result, output, force=args.force))
+    protection = protection_from_args(args)
+    print(api.save(result, output, force=args.force, protection=protection))
     start = time.perf_counter()
     result = api.fast_apply(EXAMPLES / "starry_night-fast.safetensors", photo, image_size=512)
-    print(api.save(result, fast_out, force=args.force))
+    print(api.save(result, fast_out, force=args.force, protection=protection))
     print(f"(feed-forward model: {time.perf_counter() - start:.2f} s for a 512 px image, loading included)")
     # Any style at run time: the bundled AdaIN decoder with a painting it has never been given as a model.
     start = time.perf_counter()
     result = api.adain_apply(EXAMPLES / "adain-lite0.safetensors", photo, EXAMPLES / "shipwreck.jpg", image_size=512)
-    print(api.save(result, adain_out, force=args.force))
+    print(api.save(result, adain_out, force=args.force, protection=protection))
     print(f"(AdaIN, any style: {time.perf_counter() - start:.2f} s for a 512 px image, loading included)")
     return 0
 

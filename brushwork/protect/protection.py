@@ -20,6 +20,9 @@ from brushwork.records import Record, sha256_file
 
 #: Fresh work IDs tried when a picture will not carry the first one.
 ID_RETRIES = 3
+#: A picture whose short side is under this cannot carry 32 bits robustly (RivaGAN shrinks it 8x, and
+#: its working copy would be stretched from almost nothing): such outputs are left unmarked, noted so.
+MIN_MARK_SIDE = 128
 WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{watermark.CRC_BITS}"
 
 
@@ -50,7 +53,9 @@ class Protection:
         work_id = self.work_id
         if self.register:  # registered even unmarked: the perceptual hash still finds it
             work_id = self.registry.reserve(work_id)
-        if self.watermark:
+        if self.watermark and min(image.size) < MIN_MARK_SIDE:
+            note["watermark_skipped"] = f"too small to carry a watermark (under {MIN_MARK_SIDE} px)"
+        elif self.watermark:
             work_id = work_id if work_id is not None else _random_id()
             marked, ok = watermark.embed_checked(image, work_id)
             # A few pictures will not carry some payloads; a fresh ID usually does.
