@@ -230,10 +230,11 @@ def test_sixteen_bit_tiff_from_the_command_line(photos, tmp_path):
     import numpy as np
     import tifffile
 
-    out = tmp_path / "print.tif"
-    assert main(["fast", "apply", FAST_MODEL, str(photos / "p0.png"), "--bit-depth", "16", "-o", str(out)]) == 0
+    out, photo = tmp_path / "print.tif", tmp_path / "big.png"
+    make_image(160, 130).save(photo)  # large enough to carry the default watermark
+    assert main(["fast", "apply", FAST_MODEL, str(photo), "--bit-depth", "16", "-o", str(out)]) == 0
     pixels = tifffile.imread(out)
-    assert pixels.dtype == np.uint16 and read_record(out).engine == "fast"
+    assert pixels.dtype == np.uint16 and pixels.shape == (130, 160, 3) and read_record(out).engine == "fast"
     assert (pixels % 257 != 0).any()  # not 8-bit values scaled up
 
 
