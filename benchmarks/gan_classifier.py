@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from brushwork.gan.data import load_fashion_mnist
-from brushwork.gan.sample import generate, load_run
+from brushwork.gan.model import load_run
+from brushwork.gan.sample import generate
 
 
 def classifier() -> nn.Module:

@@ -16,7 +16,8 @@ import torch
 
 from brushwork.device import pick_device
 from brushwork.gan.data import Dataset
-from brushwork.gan.train import GanConfig, train_gan
+from brushwork.gan.model import GanConfig
+from brushwork.gan.train import train_gan
 
 
 def main() -> None:

@@ -23,28 +23,37 @@ if "torch" not in sys.modules:
     os.environ.update(with_openmp_defaults(os.environ))
 
 from brushwork._version import __version__  # noqa: E402
-from brushwork.api import (  # noqa: E402
-    adain_apply,
-    adain_export,
-    adain_slim,
-    adain_train,
-    fast_apply,
-    fast_export,
-    fast_slim,
-    fast_train,
-    gan_evaluate,
-    gan_grid,
-    gan_interpolate,
-    gan_sample,
-    gan_train,
-    high_precision,
-    info,
-    load_model,
-    read_record,
-    save,
-    stylize,
-    stylize_video,
-)
+
+try:
+    from brushwork.api import (  # noqa: E402
+        adain_apply,
+        adain_export,
+        adain_slim,
+        adain_train,
+        fast_apply,
+        fast_export,
+        fast_slim,
+        fast_train,
+        gan_evaluate,
+        gan_grid,
+        gan_interpolate,
+        gan_sample,
+        gan_train,
+        high_precision,
+        info,
+        load_model,
+        read_record,
+        save,
+        stylize,
+        stylize_video,
+    )
+except KeyboardInterrupt:
+    # Ctrl-C while torch loads (seconds, before the CLI can catch anything): the command line ends
+    # like any other interrupt, exit 130 without a traceback; a Python session sees the interrupt.
+    if os.path.basename(sys.argv[0]) in ("brushwork", "brushwork.exe", "-m", "__main__.py"):
+        sys.stderr.write("\nbrushwork: interrupted\n")
+        raise SystemExit(130) from None
+    raise
 from brushwork.errors import BrushworkError  # noqa: E402
 
 __all__ = [

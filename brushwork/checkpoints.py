@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, readable_file
 
 #: Key of the settings in the safetensors header's metadata.
 HEADER_KEY = "brushwork"
@@ -41,13 +41,16 @@ def load_meta(path: str | os.PathLike, kind: str | None = None) -> dict:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise BrushworkError(f"{path}: brushwork models are .safetensors files")
-    if not path.is_file():
-        raise BrushworkError(f"{path}: no such model file")
+    readable_file(path, "model file")
     meta_file = meta_path(path)
+    if meta_file.exists():
+        readable_file(meta_file, "settings file")
     try:
         meta = json.loads(meta_file.read_text() if meta_file.is_file() else _header_meta(path, meta_file))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BrushworkError(f"{path}: unreadable model settings ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(meta, dict):
+        raise BrushworkError(f"{path}: its settings file {meta_file.name} is not a JSON object")
     _check_kind(path, meta, kind)
     return meta
 
@@ -76,8 +79,25 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None) -> tuple[dict[str
         tensors = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure means an unusable checkpoint
         raise BrushworkError(f"{path}: unreadable model ({type(exc).__name__}: {exc})") from exc
+    meta = _same_step_as_tensors(Path(path), meta)
     _check_kind(Path(path), meta, kind)  # after reading, so a broken file says so first
     return tensors, meta
+
+
+def _same_step_as_tensors(path: Path, meta: dict) -> dict:
+    """The settings that belong to the tensors. The two files are replaced one after the other: a run
+    killed between the two leaves new tensors beside the previous step's JSON. The copy in the
+    tensors' own header was written with them, so when the steps disagree that copy is the one."""
+    if "step" not in meta:
+        return meta
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = json.loads((fh.metadata() or {}).get(HEADER_KEY) or "null")
+    except Exception:  # noqa: BLE001 - no readable copy: the JSON is all there is
+        return meta
+    if isinstance(header, dict) and "step" in header and header["step"] != meta["step"]:
+        return header
+    return meta
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "optim") -> tuple[dict[str, torch.Tensor], dict]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
@@ -16,7 +21,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     A crash or kill leaves the old file (or none), never a partial one, and no stray temp file.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     try:
         write(tmp)
@@ -26,10 +35,108 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def readable_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` if it is a file this process may read; else one line that says which of missing, a
+    folder, or permission denied it is (``Path.is_file`` says False to all three)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise BrushworkError(f"{path}: no such {what}") from None
+    except PermissionError:
+        raise BrushworkError(f"{path}: permission denied (a folder on its way cannot be searched)") from None
+    except OSError as exc:
+        raise BrushworkError(f"{path}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BrushworkError(f"{path}: is a folder, not a {what}")
+    if not os.access(path, os.R_OK):
+        raise BrushworkError(f"{path}: permission denied (cannot read this {what})")
+    return path
+
+
+def write_error(path: Path, exc: OSError) -> BrushworkError:
+    """An OS failure while writing ``path`` (read-only folder, full disk, ...) as one line for the user."""
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.EROFS: "the file system is read-only"}.get(exc.errno, exc.strerror or str(exc))  # fmt: skip
+    return BrushworkError(f"{path}: could not write ({why}); nothing was written")
+
+
+def _temp_pattern(name: str) -> re.Pattern:
+    """brushwork's own temporary names beside ``name``: ``.NAME.PID.XXXXXXXX.tmp`` (PID absent in old ones)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove what a killed run (kill -9) left beside ``path``: brushwork's temporary files for it whose
+    process is gone. Only names of brushwork's own pattern are touched; a live writer's are kept."""
+    path = Path(path)
+    pattern = _temp_pattern(path.name)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or (match.group(1) is not None and _alive(int(match.group(1)))):
+            continue
+        if entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing it now: a leftover of an earlier call
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@contextmanager
+def all_or_nothing_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """All-or-nothing output of several files into the folder ``target`` (created; an existing non-empty
+    one only with ``force``): yields it to write into; on any failure or Ctrl-C every file written in
+    it during the block is removed again (and the folder, if the block made it). Files are written in
+    place, not moved afterwards, so hooks that note a file's path (a registry) see its final one."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise BrushworkError(f"{target}: is a file; the output here is a folder")
+    if not target.parent.is_dir():
+        raise BrushworkError(f"{target.parent}: output folder does not exist")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise BrushworkError(f"{target}: folder exists and is not empty; use --force to add to it")
+    created = not target.exists()
+    before = set(target.rglob("*")) if not created else set()
+    try:
+        target.mkdir(exist_ok=True)
+        yield target
+    except BaseException as exc:
+        for entry in sorted(set(target.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_error(target, exc) from exc
+        raise
 
 
 def _current_umask() -> int:
@@ -53,6 +160,9 @@ def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str 
         raise BrushworkError(f"{path}: is a folder")
     if resume and not path.exists():
         raise BrushworkError(f"{path}: nothing to resume")
+    settings = path.with_suffix(".json")
+    if suffixes == (".safetensors",) and settings.exists() and not path.exists() and not force:
+        raise BrushworkError(f"{settings}: already exists and a model's settings would replace it; use --force")
     if path.exists() and not (force or resume):
         hint = (
             "--resume to continue it or --force to start over" if suffix == ".safetensors" else "--force to overwrite"

@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,11 +43,11 @@ def high_precision() -> Iterator[None]:
 
 def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open ``path`` as an 8-bit RGB image, upright, or raise :class:`BrushworkError`."""
-    path = Path(path)
-    if not path.exists():
-        raise BrushworkError(f"{path}: no such file")
-    if path.is_dir():
-        raise BrushworkError(f"{path}: is a folder, not an image")
+    from brushwork.files import readable_file
+
+    if not (isinstance(max_pixels, int) and max_pixels >= 1):
+        raise BrushworkError(f"max pixels must be a whole number >= 1, not {max_pixels}")
+    path = readable_file(path)
     old_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:

@@ -51,3 +51,27 @@ def test_bad_classifier_input(tmp_path, classifier):
         class_consistency(classifier, torch.rand(2, 1, 16, 16), [0])
     with pytest.raises(BrushworkError, match="one per class"):
         class_consistency(classifier, torch.rand(2, 1, 16, 16), [0, 5])
+
+
+def test_gan_evaluate_reports_class_consistency_with_a_protocol(classifier, tmp_path, capsys):
+    import json
+
+    from brushwork.cli import main
+    from brushwork.gan.data import load_dataset
+    from brushwork.gan.train import train_gan
+    from tests.test_gan import config_for, write_classes
+
+    data = load_dataset(str(write_classes(tmp_path / "d")), conditional=True)
+    train_gan(data, tmp_path / "run", config_for(data, steps=2, eval_every=0))
+    argv = ["gan", "evaluate", str(tmp_path / "run"), "--samples", "12", "--extractor", "lite0"]
+    assert main([*argv, "--classifier", str(classifier), "--classifier-range", "-1", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert 0 <= figures["class_consistency"] <= 1 and set(figures["per_class"]) == {"bright", "dark"}
+    assert figures["samples"] == 12 and figures["classifier"] == "brightness.onnx"
+    protocol = figures["protocol"]
+    assert protocol["extractor"] == "lite0" and protocol["generated"] == 12 and protocol["classes"] == 2
+
+    plain = load_dataset(str(write_classes(tmp_path / "e")), conditional=False)
+    train_gan(plain, tmp_path / "plain", config_for(plain, conditional=False, steps=2, eval_every=0))
+    assert main(["gan", "evaluate", str(tmp_path / "plain"), "--samples", "12", "--classifier", str(classifier)]) == 2
+    assert "conditional run" in capsys.readouterr().err

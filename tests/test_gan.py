@@ -16,8 +16,9 @@ from brushwork.errors import BrushworkError
 from brushwork.gan import sample as gs
 from brushwork.gan.data import load_dataset
 from brushwork.gan.losses import discriminator_loss, generator_loss
+from brushwork.gan.model import GanConfig
 from brushwork.gan.nets import MAX_WIDTH, Discriminator, Generator
-from brushwork.gan.train import GanConfig, train_gan
+from brushwork.gan.train import train_gan
 from brushwork.judge.distribution import FeatureEmbedder, register_extractor
 from brushwork.records import read_record
 from brushwork.style.video import read_frames

@@ -74,7 +74,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", half_written)
-    with pytest.raises(OSError):
+    with pytest.raises(BrushworkError, match="disk is full"):  # one line for the user, not a traceback
         save_output(make_image(), path, record, force=True)
     assert path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]

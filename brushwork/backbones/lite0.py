@@ -33,6 +33,18 @@ BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
 
+def same_padding(size, kernel: int, stride: int):
+    """TensorFlow's "same" total padding, ``max((ceil(size / stride) - 1) * stride + kernel - size, 0)``,
+    written without ceil, float division or max on the size: under ``torch.export`` the size is a
+    symbol, and that form nests into expressions that grow with every layer (ONNX export of the
+    Lite0 AdaIN model ran for over ten minutes); this one stays small."""
+    if stride == 1:
+        return kernel - 1  # no dependence on the size at all
+    if stride == 2 and kernel >= 2:
+        return kernel - 2 + size % 2  # an even size needs kernel - 2, an odd one kernel - 1
+    return max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+
+
 class SameConv2d(nn.Conv2d):
     """Conv2d padded like TensorFlow's "same": the extra pixel of an odd total goes right/bottom."""
 
@@ -45,7 +57,7 @@ class SameConv2d(nn.Conv2d):
         pads = []
         sizes = x.shape[-1:-3:-1]  # width first, as F.pad wants
         for size, k, s, d in zip(sizes, self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1], strict=True):
-            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            total = same_padding(size, (k - 1) * d + 1, s)
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
 
 from brushwork.errors import BrushworkError
+from brushwork.files import readable_file
 
 
 def offline() -> bool:
@@ -22,9 +24,7 @@ def hub_cache_path(url: str) -> Path:
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state dict from .safetensors or a torch file, never unpickling arbitrary objects."""
-    path = Path(path)
-    if not path.is_file():
-        raise BrushworkError(f"{path}: weights file not found")
+    path = readable_file(path, "weights file")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -32,8 +32,15 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch explains weights_only in six lines; the user needs one.
+        raise BrushworkError(
+            f"{path}: holds pickled Python objects besides tensors; brushwork loads only plain weights "
+            "(never unpickles code): convert it to .safetensors with a tool you trust"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
-        raise BrushworkError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise BrushworkError(f"{path}: not a readable weights file ({type(exc).__name__}: {first})") from exc
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -51,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrushworkError as exc:
         print(f"brushwork: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # outputs are written whole or not at all: nothing half-written remains
+        print("\nbrushwork: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a file system refusal the library did not word (read-only, full disk): one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"brushwork: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except (RuntimeError, MemoryError) as exc:
         if _memory_error(exc):
             print("brushwork: error: out of memory; try a smaller --image-size or --scales", file=sys.stderr)

@@ -65,6 +65,16 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -177,7 +187,9 @@ def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
     if device:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     if max_pixels:
-        p.add_argument("--max-pixels", type=int, default=api.DEFAULT_MAX_PIXELS, help="refuse larger input images")
+        # Refused when < 1 by every verb alike, including those whose inputs are not images.
+        p.add_argument("--max-pixels", type=positive_int, default=api.DEFAULT_MAX_PIXELS,
+                       help="refuse larger input images")  # fmt: skip
 
 
 def add_bit_depth(p) -> None:

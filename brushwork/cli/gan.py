@@ -80,6 +80,10 @@ def register(sub) -> dict:
     text = "FID/KID features: lite0 (offline) or inception (as in papers); default: the run's"
     p.add_argument("--extractor", choices=tuple(api.EXTRACTORS), default=None, help=text)
     p.add_argument("--extractor-weights", default=None, help="a local weights file for those features")
+    p.add_argument("--classifier", help="an ONNX classifier of the run's classes (scores in the run's class order): "
+                   "reports the share of samples it assigns to the class asked for")  # fmt: skip
+    p.add_argument("--classifier-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
+                   help="the pixel range the classifier was trained on")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     for verb, text, default in (
@@ -131,18 +135,15 @@ def _run_sample(args: argparse.Namespace) -> int:
         return 0
     if out.exists() and not out.is_dir():
         raise BrushworkError(f"{out}: is a file; samples go into a folder (or use --grid for one image)")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise BrushworkError(f"{out}: folder exists and is not empty; use --force to add to it")
-    if not out.parent.is_dir():
-        raise BrushworkError(f"{out.parent}: output folder does not exist")
-    images = api.gan_sample(args.run, **options)
     protection = protection_from_args(args)
-    per_class = args.class_name is None and len(api.gan_classes(args.run)) > 0
-    for image in images:
-        params = api.record_of(image).parameters
-        folder = out / params["class_name"] if per_class else out
-        folder.mkdir(parents=True, exist_ok=True)
-        api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True, protection=protection)
+    with api.all_or_nothing_folder(out, args.force) as folder_out:  # checks the folder first; all the images or none
+        images = api.gan_sample(args.run, **options)
+        per_class = args.class_name is None and len(api.gan_classes(args.run)) > 0
+        for image in images:
+            params = api.record_of(image).parameters
+            folder = folder_out / params["class_name"] if per_class else folder_out
+            folder.mkdir(parents=True, exist_ok=True)
+            api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True, protection=protection)
     print(out)
     return 0
 
@@ -172,7 +173,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     figures = api.gan_evaluate(
         args.run, samples=args.samples, extractor=args.extractor, extractor_weights=args.extractor_weights,
-        data=args.data, device=args.device,
+        data=args.data, classifier=args.classifier, classifier_range=tuple(args.classifier_range), device=args.device,
     )  # fmt: skip
     print(json.dumps(figures))
     return 0

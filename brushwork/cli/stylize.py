@@ -146,6 +146,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
         raise BrushworkError("--resume and --init-image are for one photo at a time")
     if not args.style and not args.style_text:
         raise BrushworkError("give --style images, a --style-text, or both")
+    if args.save_every < 0:  # a CLI-only option: checked here
+        raise BrushworkError(f"save every must be 0 (never) or a number of iterations, not {args.save_every}")
     outputs = outputs_for(
         contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
     )

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 from brushwork.errors import BrushworkError
 from brushwork.gan.nets import RESOLUTIONS
 from brushwork.media import load_image
-from brushwork.style.training import list_images
+from brushwork.training import list_images
 
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 FASHION_FILES = {
@@ -59,17 +59,19 @@ def load_dataset(source: str, conditional: bool, resolution: int | None = None, 
 def load_folder(root: Path, conditional: bool, resolution: int | None, channels: int | None) -> Dataset:
     if not root.is_dir():
         raise BrushworkError(f"{root}: data folder not found")
+    skipped: list[str] = []  # unreadable folders and images, each with why
     if conditional:
-        classes = sorted(p for p in root.iterdir() if p.is_dir() and list_images(p))
+        listed = {p: list_images(p, skipped) for p in sorted(root.iterdir()) if p.is_dir()}
+        classes = [p for p, files in listed.items() if files]
         if len(classes) < 2:
             raise BrushworkError(f"{root}: --conditional needs at least two sub-folders of images (one per class)")
-        groups = [(i, list_images(p)) for i, p in enumerate(classes)]
+        groups = [(i, listed[p]) for i, p in enumerate(classes)]
         names = [p.name for p in classes]
     else:
-        groups, names = [(0, list_images(root))], []
+        groups, names = [(0, list_images(root, skipped))], []
     if not any(files for _, files in groups):
-        raise BrushworkError(f"{root}: no images found")
-    loaded, labels, skipped = [], [], []
+        raise BrushworkError(f"{root}: no images found" + (f" ({skipped[0]})" if skipped else ""))
+    loaded, labels = [], []
     for label, files in groups:
         for file in files:
             try:

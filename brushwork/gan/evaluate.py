@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
+from brushwork.errors import BrushworkError
 from brushwork.gan.data import Dataset
+from brushwork.gan.model import GanConfig, load_run, to_rgb01
 from brushwork.judge.distribution import (
     FeatureEmbedder,
     frechet_distance,
@@ -23,25 +25,28 @@ CHUNK = 16  # images per pass: large batches of 224 px activations run slower on
 
 
 def real_features(data: Dataset, count: int, embedder: FeatureEmbedder, seed: int) -> torch.Tensor:
-    from brushwork.gan.train import to_rgb01
-
     idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed + 777))[:count]
     return torch.cat([embedder(to_rgb01(data.images[chunk].float().div(127.5).sub(1))) for chunk in idx.split(CHUNK)])
 
 
 @torch.no_grad()
-def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: torch.device) -> torch.Tensor:
-    """Features of ``count`` images from ``g``, the classes in turn when conditional."""
-    from brushwork.gan.train import to_rgb01
-
+def generated_images(g, cfg, count: int, device: torch.device):
+    """``count`` images (RGB, 0..1) from ``g`` in chunks, with their labels: the classes in turn when
+    conditional, from fixed latents."""
     z = torch.randn(count, cfg.latent, generator=torch.Generator().manual_seed(cfg.seed + 778))
     labels = torch.arange(count) % max(1, cfg.classes)
     was_training = g.training
     g.eval()
-    out = [embedder(to_rgb01(g(zs.to(device), ys.to(device) if cfg.classes else None).float()))
-           for zs, ys in zip(z.split(CHUNK), labels.split(CHUNK), strict=True)]  # fmt: skip
-    g.train(was_training)
-    return torch.cat(out)
+    try:
+        for zs, ys in zip(z.split(CHUNK), labels.split(CHUNK), strict=True):
+            yield to_rgb01(g(zs.to(device), ys.to(device) if cfg.classes else None).float()).cpu(), ys
+    finally:
+        g.train(was_training)
+
+
+def generated_features(g, cfg, count: int, embedder: FeatureEmbedder, device: torch.device) -> torch.Tensor:
+    """Features of ``count`` images from ``g``, the classes in turn when conditional."""
+    return torch.cat([embedder(images.to(device)) for images, _ in generated_images(g, cfg, count, device)])
 
 
 def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
@@ -56,13 +61,46 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
 
 
 def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,
-                 extractor: str | None = None, weights: str | None = None) -> dict:  # fmt: skip
-    """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is named."""
-    from brushwork.gan.sample import load_run
-
-    g, cfg, _ = load_run(run_dir)
+                 extractor: str | None = None, weights: str | None = None, classifier: str | Path | None = None,
+                 classifier_range: tuple[float, float] = (0.0, 1.0)) -> dict:  # fmt: skip
+    """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is
+    named; with ``classifier`` (ONNX) also the class consistency of a conditional run. A ``protocol``
+    card says what the figures were measured on, so two reports can be compared (or not)."""
+    g, cfg, classes = load_run(run_dir)
+    if classifier is not None and not cfg.classes:
+        raise BrushworkError("class consistency needs a conditional run (this one has no classes)")
     if extractor is None:
         extractor, weights = cfg.eval_extractor, weights or cfg.eval_extractor_weights
     embedder = load_extractor(extractor, device, weights)
     real = real_features(data, min(samples, len(data.images)), embedder, cfg.seed)
-    return distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
+    figures = distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
+    if classifier is not None:
+        from brushwork.judge.classes import class_consistency
+
+        images, labels = zip(*generated_images(g, cfg, samples, device), strict=True)
+        figures.update(class_consistency(classifier, torch.cat(images), torch.cat(labels).tolist(), classes,
+                                         classifier_range))  # fmt: skip
+    figures["protocol"] = {
+        "extractor": embedder.name, "extractor_weights": Path(weights).name if weights else "default",
+        "generated": figures["generated"], "real": figures["real"], "latent_seed": cfg.seed + 778,
+        "real_subset_seed": cfg.seed + 777, "generator": "EMA", "kid_subsets": 50, "precision_recall_k": 3,
+        "resolution": cfg.resolution, "classes": len(classes),
+    }  # fmt: skip
+    return figures
+
+
+class TrainingMetrics:
+    """FID/KID during training (the trainer's default metric): the real images' features once, then
+    the EMA generator's at each evaluation."""
+
+    def __init__(self, data: Dataset, cfg: GanConfig, device: torch.device):
+        self.data, self.cfg, self.device = data, cfg, device
+        self.embedder = load_extractor(cfg.eval_extractor, device, cfg.eval_extractor_weights)
+        self.real: torch.Tensor | None = None
+
+    def __call__(self, g_ema: torch.nn.Module, step: int) -> dict:
+        cfg = self.cfg
+        if self.real is None:
+            self.real = real_features(self.data, min(cfg.eval_samples, len(self.data.images)), self.embedder, cfg.seed)
+        fake = generated_features(g_ema, cfg, cfg.eval_samples, self.embedder, self.device)
+        return distances(self.real, fake, self.embedder.name)

@@ -9,28 +9,34 @@ RUN/checkpoint.safetensors + .json   G, D, EMA G, both optimisers, step, RNG: re
 from __future__ import annotations
 
 import json
-import math
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from brushwork import distributed
-from brushwork.checkpoints import module_state, restore_optimizer, save_training_checkpoint
 from brushwork.errors import BrushworkError, require
+from brushwork.files import atomic_write, write_error
 from brushwork.gan.data import Dataset
-from brushwork.gan.losses import LOSSES, discriminator_loss, generator_loss
-from brushwork.gan.nets import CONDITIONING, RESOLUTIONS, Discriminator, Generator
+from brushwork.gan.losses import discriminator_loss, generator_loss
+from brushwork.gan.model import (  # noqa: F401 - PRECISIONS, image_grid, to_rgb01: importable from here too
+    CHECKPOINT,
+    KIND,
+    OPTIONS,
+    PRECISIONS,
+    GanConfig,
+    build_discriminator,
+    build_generator,
+    image_grid,
+    to_rgb01,
+)
 from brushwork.records import new_record, write_image
-from brushwork.style.training import TrainStep, load_for_resume, run_training
+from brushwork.training import TrainingState, TrainStep, load_for_resume, run_training
 
-KIND = "gan"
-CHECKPOINT = "checkpoint.safetensors"
-PRECISIONS = ("auto", "fp32", "bf16")
-#: Settings that only decide what is written when: a resumed run may change them.
 #: What a resumed run may change: when it saves, samples and evaluates, and with which features.
 SCHEDULE = (
     "checkpoint_every",
@@ -42,64 +48,9 @@ SCHEDULE = (
 )
 
 
-@dataclass
-class GanConfig:
-    resolution: int = 32
-    channels: int = 1
-    classes: int = 0  # 0 = unconditional
-    latent: int = 128
-    g_width: int = 64
-    d_width: int = 64
-    upsample: str = "resize"
-    conditioning: str = "projection"
-    loss: str = "hinge"
-    batch_size: int = 64
-    steps: int = 10000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    ema: float = 0.999
-    augment: bool = False
-    seed: int = 0
-    checkpoint_every: int = 1000
-    sample_every: int = 500
-    precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
-    eval_every: int = 1000  # FID/KID of the EMA generator; 0 = never
-    eval_samples: int = 1000
-    eval_extractor: str = "lite0"  # or "inception" (pytorch-fid's weights: downloaded, or a local file)
-    eval_extractor_weights: str | None = None
-
-    def validate(self) -> None:
-        require([
-            (self.resolution in RESOLUTIONS, f"resolution must be one of {RESOLUTIONS}"),
-            (self.channels in (1, 3), "channels must be 1 or 3"),
-            (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
-            (self.upsample in ("resize", "transposed"), "upsample must be resize or transposed"),
-            (self.conditioning in CONDITIONING, f"conditioning must be one of {', '.join(CONDITIONING)}"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-            (self.eval_every >= 0 and 2 <= self.eval_samples <= 100_000, "eval: every >= 0, samples 2..100000"),
-            (1 <= self.batch_size <= 4096 and self.steps >= 1, "batch size and steps must be positive"),
-            (self.checkpoint_every >= 1 and self.sample_every >= 1, "intervals must be at least 1"),
-            (0 <= self.ema < 1, "ema must be in 0..1"),
-            (self.lr_g > 0 and self.lr_d > 0, "learning rates must be > 0"),
-        ])  # fmt: skip
-
-    def architecture(self) -> dict:
-        """What a checkpoint's tensors depend on: resuming with other values cannot work."""
-        keys = ("resolution", "channels", "classes", "latent", "g_width", "d_width", "upsample", "conditioning")
-        return {k: getattr(self, k) for k in keys}
-
-
 def ema_decay(target: float, step: int) -> float:
     """Warm-up: a plain 0.999 keeps the random start in the average for thousands of steps."""
     return min(target, (1 + step) / (10 + step))
-
-
-def build_generator(cfg: GanConfig) -> Generator:
-    return Generator(cfg.resolution, cfg.channels, cfg.latent, cfg.g_width, cfg.classes, cfg.upsample, cfg.conditioning)
-
-
-def build_discriminator(cfg: GanConfig) -> Discriminator:
-    return Discriminator(cfg.resolution, cfg.channels, cfg.d_width, cfg.classes, cfg.conditioning)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -134,24 +85,47 @@ def fixed_latents(cfg: GanConfig, per_row: int = 8) -> tuple[torch.Tensor, torch
     return z, labels
 
 
-def to_rgb01(images: torch.Tensor) -> torch.Tensor:
-    """Generator output (N, 1 or 3, H, W) in -1..1 -> (N, 3, H, W) in 0..1."""
-    x = (images.float().clamp(-1, 1) + 1) / 2
-    return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+#: What a run folder holds that brushwork wrote: all that ``--force`` ever removes.
+RUN_FILES = (OPTIONS, "log.jsonl", CHECKPOINT, "checkpoint.json")
+SAMPLES = "samples"
 
 
-def image_grid(images: torch.Tensor, per_row: int):
-    """(N, C, H, W) in -1..1 -> one PIL image, one pixel of white around each."""
-    from brushwork.media import tensor_to_image
-
-    n, _, h, w = images.shape
-    rows = math.ceil(n / per_row)
-    grid = torch.ones(3, rows * (h + 2), per_row * (w + 2))
-    x = to_rgb01(images)
-    for i in range(n):
-        r, k = divmod(i, per_row)
-        grid[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, k * (w + 2) + 1 : k * (w + 2) + 1 + w] = x[i]
-    return tensor_to_image(grid)
+def prepare_run_folder(run_dir: str | Path, data_source: str | Path, force: bool = False, resume: bool = False,
+                       check_only: bool = False) -> Path:  # fmt: skip
+    """Check (and with ``force`` clear, unless ``check_only``) a run folder before training: never a
+    file, never the data folder or a folder inside it, never another folder's contents. ``force``
+    removes only what an earlier run wrote (:data:`RUN_FILES`, the sample grids); other files stay."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise BrushworkError(f"{run_dir}: is a file, not a run folder")
+    if any(p.exists() and not p.is_dir() for p in run_dir.parents):
+        raise BrushworkError(f"{run_dir}: a file stands where a folder on its way should be")
+    data = Path(data_source)
+    if data.is_dir():
+        out, src = run_dir.resolve(), data.resolve()
+        if out == src or src in out.parents:
+            raise BrushworkError(f"{run_dir}: the run folder must not be the data folder or inside it ({data})")
+    if resume:
+        if not (run_dir / CHECKPOINT).is_file():
+            raise BrushworkError(f"{run_dir}: nothing to resume")
+        return run_dir
+    ours = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    samples = run_dir / SAMPLES
+    if samples.is_dir():
+        ours += [f for f in samples.iterdir() if f.is_file() and f.name.startswith("step-") and f.suffix == ".png"]
+    others = [f for f in run_dir.iterdir() if f not in ours and f != samples] if run_dir.is_dir() else []
+    if ours and not force:
+        raise BrushworkError(f"{run_dir}: holds a run; use --resume to continue it or --force to start over")
+    if others and not force:
+        raise BrushworkError(f"{run_dir}: folder is not empty; choose a new folder (or --force to keep "
+                             f"its files and start a run beside them)")  # fmt: skip
+    if check_only:
+        return run_dir
+    for file in ours:
+        file.unlink()
+    if samples.is_dir() and not any(samples.iterdir()):
+        samples.rmdir()
+    return run_dir
 
 
 def train_gan(
@@ -163,37 +137,82 @@ def train_gan(
     resume_steps: int | None = None,
     on_step: Callable[[TrainStep], None] | None = None,
     resume_schedule: dict | None = None,
+    metrics: Callable[[torch.nn.Module, int], dict] | None = None,
+    force: bool = False,
 ) -> Path:
     """Train (or with ``resume``, continue) a run. Under torchrun each process trains on its share of
     the batch and the gradients are averaged (DDP); only rank 0 writes files. A resumed run keeps its
     config except ``resume_steps`` and ``resume_schedule`` (new values for the keys in ``SCHEDULE``,
-    which change what is written and when, not the training itself)."""
+    which change what is written and when, not the training itself); other settings of ``config``
+    given different from their defaults must match the run's. ``metrics(g_ema, step)`` gives the
+    figures logged every ``eval_every`` steps (default: FID/KID, :mod:`brushwork.gan.evaluate`).
+
+    ``force`` starts over in a folder that holds a run (see :func:`prepare_run_folder`). A new run that
+    fails or is interrupted before its first checkpoint leaves no run behind."""
+    run_dir = Path(run_dir)
     processes, device = distributed.start(torch.device(device))
-    trainer = GanTrainer(data, Path(run_dir), config, device, processes, resume, resume_steps, resume_schedule)
-    run_training(trainer.step, trainer.start, trainer.cfg.steps, trainer.checkpoint, trainer.cfg.checkpoint_every,
-                 on_step if processes.main else None)  # fmt: skip
-    return Path(run_dir)
+    created = not run_dir.exists()
+    if processes.main:  # the others would see its first files appear
+        prepare_run_folder(run_dir, data.source, force, resume)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / SAMPLES).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise write_error(run_dir, exc) from exc
+    trainer = None
+    try:
+        trainer = GanTrainer(data, run_dir, config, device, processes, resume, resume_steps, resume_schedule, metrics)
+        run_training(trainer.step, trainer.start, trainer.cfg.steps, trainer.checkpoint, trainer.cfg.checkpoint_every,
+                     on_step if processes.main else None, trainer.agree_to_stop)  # fmt: skip
+    except BaseException:
+        if not resume and processes.main and (trainer is None or trainer.saved is None):
+            _remove_new_run(run_dir, created)
+        raise
+    return run_dir
+
+
+def _remove_new_run(run_dir: Path, created: bool) -> None:
+    """Undo a new run that never reached a checkpoint: its files, and its folder if this run made it."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SAMPLES, ignore_errors=True)
+    if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
+def _resumed_config(run_dir: Path, stored: GanConfig, given: GanConfig, schedule: dict | None) -> GanConfig:
+    """The run's own settings with what may change on resume; a different architecture or training
+    setting asked for is refused, naming the stored value (it would be ignored otherwise)."""
+    unknown = set(schedule or {}) - set(SCHEDULE)
+    if unknown:
+        raise BrushworkError(f"only {', '.join(SCHEDULE)} can change on resume, not {', '.join(sorted(unknown))}")
+    defaults, mine = asdict(GanConfig()), asdict(stored)
+    derived = ("resolution", "channels", "classes", "steps", *SCHEDULE)  # from the data, or allowed to change
+    for key, value in asdict(given).items():
+        if key not in derived and value != defaults[key] and value != mine[key]:
+            raise BrushworkError(f"{run_dir}: was trained with {key.replace('_', '-')} {mine[key]}, not {value}; "
+                                 f"a resumed run keeps its settings (start a new run to change it)")  # fmt: skip
+    return GanConfig(**{**mine, **(schedule or {})})
 
 
 class GanTrainer:
     def __init__(self, data: Dataset, run_dir: Path, config: GanConfig, device: torch.device,
                  processes: distributed.Processes, resume: bool, resume_steps: int | None,
-                 resume_schedule: dict | None = None):  # fmt: skip
+                 resume_schedule: dict | None = None, metrics: Callable | None = None):  # fmt: skip
         self.data, self.run_dir, self.device, self.processes = data, run_dir, device, processes
         self.data_info = {"source": data.source, "images": len(data.images), "classes": data.class_names,
                           "skipped": len(data.skipped)}  # fmt: skip
         cfg, self.start = config, 0
         if resume:
-            tensors, meta, cfg, self.start = load_for_resume(run_dir / CHECKPOINT, KIND, GanConfig, resume_steps,
-                                                             "optim_g")  # fmt: skip
-            mine = GanConfig(**{**asdict(cfg), "resolution": data.resolution, "channels": data.channels,
-                                "classes": len(data.class_names) if cfg.classes else 0})  # fmt: skip
-            if mine.architecture() != cfg.architecture() or meta["data"]["images"] != len(data.images):
+            tensors, meta, stored, self.start = load_for_resume(run_dir / CHECKPOINT, KIND, GanConfig, resume_steps,
+                                                                "optim_g")  # fmt: skip
+            stored.validate()
+            mine = GanConfig(**{**asdict(stored), "resolution": data.resolution, "channels": data.channels,
+                                "classes": len(data.class_names) if stored.classes else 0})  # fmt: skip
+            images = meta["data"].get("images") if isinstance(meta.get("data"), dict) else None
+            if mine.architecture() != stored.architecture() or images != len(data.images):
                 raise BrushworkError(f"{run_dir}: was trained on other data or another architecture; start a new run")
-            unknown = set(resume_schedule or {}) - set(SCHEDULE)
-            if unknown:
-                raise BrushworkError(f"only {', '.join(SCHEDULE)} can change on resume, not {', '.join(unknown)}")
-            cfg = GanConfig(**{**asdict(cfg), **(resume_schedule or {})})
+            cfg = _resumed_config(run_dir, stored, config, resume_schedule)
             if meta.get("processes", 1) != processes.world:
                 raise BrushworkError(f"{run_dir}: was trained by {meta.get('processes', 1)} process(es); resume it "
                                      f"with the same number for an exact continuation")  # fmt: skip
@@ -209,16 +228,19 @@ class GanTrainer:
         self.g_ema.requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=(0.0, 0.9))
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(0.0, 0.9))
+        self.state = TrainingState({"g": self.g, "d": self.d, "g_ema": self.g_ema},
+                                   {"optim_g": self.opt_g, "optim_d": self.opt_d})  # fmt: skip
         # Each process draws its own batches and latents.
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003 * processes.rank)
         self.metrics: list[dict] = []
+        self.measure = metrics
+        self.saved: int | None = None  # the step of the last checkpoint this run wrote
         if resume:
-            for name, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
-                module.load_state_dict(module_state(tensors, name))
-            restore_optimizer(self.opt_g, tensors, meta["optim_g"], "optim_g")
-            restore_optimizer(self.opt_d, tensors, meta["optim_d"], "optim_d")
-            self.gen.set_state(tensors[f"rng/data/{processes.rank}" if f"rng/data/{processes.rank}" in tensors
-                                       else "rng/data"])  # fmt: skip
+            self.state.restore(run_dir / CHECKPOINT, tensors, meta)
+            key = f"rng/data/{processes.rank}" if f"rng/data/{processes.rank}" in tensors else "rng/data"
+            if key not in tensors:
+                raise BrushworkError(f"{run_dir / CHECKPOINT}: its data stream is missing; it cannot resume")
+            self.gen.set_state(tensors[key])
             self.metrics = list(meta.get("metrics", []))
         self.g_train, self.d_train = self.g, self.d
         if processes.world > 1:
@@ -227,16 +249,25 @@ class GanTrainer:
             ids = [device.index] if device.type == "cuda" else None
             self.g_train, self.d_train = DDP(self.g, device_ids=ids), DDP(self.d, device_ids=ids)
         if processes.main:
-            (run_dir / "samples").mkdir(parents=True, exist_ok=True)
             options = {"config": asdict(cfg), "data": self.data_info, "processes": processes.world,
                        "autocast": str(self.autocast).removeprefix("torch.") if self.autocast else "fp32"}  # fmt: skip
-            (run_dir / "options.json").write_text(json.dumps(options, indent=2))
+            text = json.dumps(options, indent=2)
+            atomic_write(run_dir / OPTIONS, lambda tmp: Path(tmp).write_text(text))
         self.z_fixed, self.labels_fixed = fixed_latents(cfg)
-        self.real_features: torch.Tensor | None = None
         self.step_reached = self.start
         self.clock = {"t": time.perf_counter(), "seen": 0}
         self.g.train()
         self.d.train()
+
+    def agree_to_stop(self, wish: bool) -> bool:
+        """Under DDP every process stops at the same step (one may see Ctrl-C a step later than another)."""
+        if self.processes.world == 1:
+            return wish
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(wish)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, len(self.data.images), (self.local_batch,), generator=self.gen)
@@ -310,8 +341,11 @@ class GanTrainer:
             self.log(self.metrics[-1])
 
     def log(self, line: dict) -> None:
-        with open(self.run_dir / "log.jsonl", "a") as log:
-            log.write(json.dumps(line) + "\n")
+        try:
+            with open(self.run_dir / "log.jsonl", "a") as log:
+                log.write(json.dumps(line) + "\n")
+        except OSError as exc:
+            raise write_error(self.run_dir / "log.jsonl", exc) from exc
 
     def write_samples(self, step: int) -> None:
         self.g_ema.eval()
@@ -325,16 +359,12 @@ class GanTrainer:
         write_image(grid, self.run_dir / "samples" / f"step-{step:07d}.png", record.finish())
 
     def evaluate(self, step: int) -> dict:
-        from brushwork.gan.evaluate import distances, generated_features, real_features
-        from brushwork.judge.distribution import load_extractor
+        if self.measure is None:
+            # The default metric, made on first use (it loads a feature extractor).
+            from brushwork.gan.evaluate import TrainingMetrics
 
-        cfg = self.cfg
-        embedder = load_extractor(cfg.eval_extractor, self.device, cfg.eval_extractor_weights)
-        if self.real_features is None:
-            self.real_features = real_features(self.data, min(cfg.eval_samples, len(self.data.images)), embedder,
-                                               cfg.seed)  # fmt: skip
-        fake = generated_features(self.g_ema, cfg, cfg.eval_samples, embedder, self.device)
-        return {"step": step, **distances(self.real_features, fake, embedder.name)}
+            self.measure = TrainingMetrics(self.data, self.cfg, self.device)
+        return {"step": step, **self.measure(self.g_ema, step)}
 
     def checkpoint(self, step: int, final: bool) -> None:
         # Every process's random state, so that each continues its own stream on resume.
@@ -344,5 +374,5 @@ class GanTrainer:
         meta = {"kind": KIND, "config": asdict(self.cfg), "data": self.data_info, "step": step, "complete": final,
                 "processes": self.processes.world, "metrics": self.metrics}  # fmt: skip
         rng = {f"rng/data/{rank}": state for rank, state in enumerate(states)}
-        save_training_checkpoint(self.run_dir / CHECKPOINT, {"g": self.g, "d": self.d, "g_ema": self.g_ema},
-                                 {"optim_g": self.opt_g, "optim_d": self.opt_d}, meta, rng)  # fmt: skip
+        self.state.save(self.run_dir / CHECKPOINT, meta, rng)
+        self.saved = step

@@ -490,7 +490,9 @@ def _fit(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
     try:
         import choix
     except ImportError as exc:
-        raise BrushworkError("ranking needs choix and scipy: pip install 'brushwork[judge]'") from exc
+        raise BrushworkError(
+            "ranking needs choix and scipy (dependencies of brushwork): pip install choix scipy"
+        ) from exc
 
     strengths = choix.opt_pairwise(n, pairs, alpha=BT_ALPHA)
     return strengths - strengths.mean()

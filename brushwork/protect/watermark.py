@@ -128,7 +128,7 @@ def _models():
         from imwatermark.rivaGan import RivaWatermark
     except ImportError as exc:  # pragma: no cover - the protect extra is missing
         raise BrushworkError(
-            "the watermark needs 'invisible-watermark' and 'onnxruntime' (pip install brushwork[protect])"
+            "the watermark needs 'invisible-watermark' and 'onnxruntime' (pip install brushwork reinstalls them)"
         ) from exc
     RivaWatermark.loadModel()  # ONNX files inside the wheel: no download
     return RivaWatermark

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,27 +20,21 @@ from PIL import Image
 from torch import nn
 
 from brushwork.backbones.base import FeatureExtractor
-from brushwork.checkpoints import (
-    load_checkpoint,
-    load_meta,
-    module_state,
-    random_state_from_json,
-    random_state_to_json,
-    restore_optimizer,
-    save_training_checkpoint,
-)
-from brushwork.errors import BrushworkError
+from brushwork.checkpoints import load_checkpoint, load_meta, module_state
+from brushwork.errors import BrushworkError, finite_weights
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
-from brushwork.style.feedforward import MIN_SIDE, ConvLayer
+from brushwork.style.feedforward import MIN_SIDE, ConvLayer, check_side
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
-from brushwork.style.training import (
+from brushwork.training import (
     ImageFolder,
     TrainingConfig,
+    TrainingState,
     TrainStep,
-    config_from_dict,
     load_for_resume,
     run_training,
+    seeded,
+    valid_stored_config,
 )
 
 KIND = "adain"
@@ -108,8 +101,9 @@ class AdainModel(nn.Module):
         return self.backbone(image, [self.layer])[self.layer]
 
     def decode(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        out = self.decoder(features)
-        return F.interpolate(out, size=size, mode="bilinear", align_corners=False) if out.shape[-2:] != size else out
+        # Always resized (exact identity when the size already matches): a branch on the size would be
+        # frozen by ONNX export at the traced size, and sizes that are not multiples of the stride would differ.
+        return F.interpolate(self.decoder(features), size=size, mode="bilinear", align_corners=False)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, alpha: torch.Tensor | None = None) -> torch.Tensor:
         c = self.encode(content)
@@ -146,14 +140,12 @@ def train_adain(
     contents = ImageFolder(content_dir, cfg.image_size, "content")
     styles = ImageFolder(style_dir, cfg.image_size, "style")
 
-    torch.manual_seed(cfg.seed)
+    rng = seeded(cfg.seed)
     model = AdainModel(backbone, layer, cfg.decoder_width).to(device)
     optimizer = torch.optim.Adam(model.decoder.parameters(), lr=cfg.learning_rate)
-    rng = random.Random(cfg.seed)
+    state = TrainingState({"decoder": model.decoder}, {"optim": optimizer}, rng)
     if resume:
-        model.decoder.load_state_dict(module_state(tensors, "decoder"))
-        restore_optimizer(optimizer, tensors, meta["optim"])
-        rng.setstate(random_state_from_json(meta["rng"]))
+        state.restore(output, tensors, meta)
     layers = list(dict.fromkeys([layer, *style_layers]))
     meta_base = {"kind": KIND, "config": asdict(cfg), **_backbone_fingerprint(backbone)}
 
@@ -176,9 +168,8 @@ def train_adain(
         return parts
 
     def checkpoint(step: int, final: bool) -> None:
-        meta = {**meta_base, "step": step, "complete": final, "rng": random_state_to_json(rng.getstate()),
-                "skipped_images": len(contents.skipped) + len(styles.skipped)}  # fmt: skip
-        save_training_checkpoint(output, {"decoder": model.decoder}, {"optim": optimizer}, meta)
+        state.save(output, {**meta_base, "step": step, "complete": final,
+                            "skipped_images": contents.unreadable + styles.unreadable})  # fmt: skip
 
     model.decoder.train()
     run_training(train_step, start, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)
@@ -212,7 +203,9 @@ def _check_backbone(meta: dict, backbone: FeatureExtractor, path: Path) -> None:
 def load_adain(path: str | os.PathLike, backbone: FeatureExtractor, device: torch.device | str = "cpu") -> AdainModel:
     tensors, meta = load_checkpoint(path, KIND)
     _check_backbone(meta, backbone, Path(path))
-    cfg = config_from_dict(AdainConfig, meta["config"])
+    cfg = valid_stored_config(AdainConfig, meta, path)
+    if not cfg.encoder_layer:
+        raise BrushworkError(f"{path}: its settings name no encoder layer")
     model = AdainModel(backbone, cfg.encoder_layer, cfg.decoder_width)
     try:
         model.decoder.load_state_dict(module_state(tensors, "decoder"))
@@ -249,19 +242,28 @@ def apply_adain(
         raise BrushworkError(f"colour preservation must be one of {', '.join(color.MODES)}")
     if weights is None:
         weights = [1.0] * len(styles)
-    if len(weights) != len(styles) or any(w < 0 for w in weights) or sum(weights) <= 0:
+    finite_weights(weights, "style blend weights")
+    if len(weights) != len(styles):
         raise BrushworkError(f"{len(styles)} styles need as many weights, >= 0 and not all zero")
     if mask is not None and len(styles) != 2:
         raise BrushworkError("a mask splits the image between exactly two styles")
-    if image_size:
+    smallest = MIN_SIDE * model.stride // 4
+    check_side(image_size, "image size")
+    check_side(style_size, "style size")
+    if style_size is not None and style_size < smallest:
+        raise BrushworkError(f"style size must be at least {smallest} px for this model, not {style_size}")
+    if image_size is not None:
         content = resize_long_side(content, image_size)
-    if min(content.size) < MIN_SIDE * model.stride // 4:
+    if min(content.size) < smallest:
         raise BrushworkError(f"image of {content.width}x{content.height} px is too small for this model")
     x = image_to_tensor(content).to(device)
     c = model.encode(x)
     targets = []
     for style in styles:
-        s = image_to_tensor(resize_long_side(style, style_size or max(content.size))).to(device)
+        s = resize_long_side(style, style_size or max(content.size))
+        if min(s.size) < smallest:
+            raise BrushworkError(f"style image of {s.width}x{s.height} px is too small for this model")
+        s = image_to_tensor(s).to(device)
         if preserve_colors == "histogram":
             s = color.match_color_statistics(s.cpu(), x.cpu()).to(device)
         targets.append(adain(c, model.encode(s)))

@@ -9,7 +9,6 @@ convolution (no transposed convolutions, hence no checkerboard) are used through
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,25 +19,20 @@ from PIL import Image
 from torch import nn
 
 from brushwork.backbones.base import FeatureExtractor
-from brushwork.checkpoints import (
-    load_checkpoint,
-    module_state,
-    random_state_from_json,
-    random_state_to_json,
-    restore_optimizer,
-    save_training_checkpoint,
-)
+from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
-from brushwork.style.training import (
+from brushwork.training import (
     ImageFolder,
     TrainingConfig,
+    TrainingState,
     TrainStep,
-    config_from_dict,
     load_for_resume,
     run_training,
+    seeded,
+    valid_stored_config,
 )
 
 KIND = "fast-style"
@@ -76,6 +70,14 @@ class UpsampleConv(nn.Module):
 
 
 MIN_SIDE = 8
+#: Longest side a trained network is applied at: beyond it the activations alone take tens of GB.
+MAX_SIDE = 8192
+
+
+def check_side(size: int | None, what: str) -> None:
+    """A long side to resize to: None (keep the image's) or MIN_SIDE..MAX_SIDE px; 0 is not 'unset'."""
+    if size is not None and not (isinstance(size, int) and MIN_SIDE <= size <= MAX_SIDE):
+        raise BrushworkError(f"{what} must be {MIN_SIDE}..{MAX_SIDE} px, not {size}")
 
 
 class TransformerNet(nn.Module):
@@ -158,14 +160,12 @@ def train_feedforward(
     backbone = backbone.to(device)
     data = ImageFolder(content_dir, cfg.image_size)
 
-    torch.manual_seed(cfg.seed)
+    rng = seeded(cfg.seed)
     net = TransformerNet(cfg.width, cfg.residual_blocks).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
-    rng = random.Random(cfg.seed)
+    state = TrainingState({"net": net}, {"optim": optimizer}, rng)
     if resume:
-        net.load_state_dict(module_state(tensors, "net"))
-        restore_optimizer(optimizer, tensors, meta["optim"])
-        rng.setstate(random_state_from_json(meta["rng"]))
+        state.restore(output, tensors, meta)
 
     with torch.no_grad():
         style_t = image_to_tensor(resize_long_side(style, round(cfg.image_size * cfg.style_scale))).to(device)
@@ -190,9 +190,7 @@ def train_feedforward(
         return parts
 
     def checkpoint(step: int, final: bool) -> None:
-        meta = {**meta_base, "step": step, "complete": final, "skipped_images": len(data.skipped),
-                "rng": random_state_to_json(rng.getstate())}  # fmt: skip
-        save_training_checkpoint(output, {"net": net}, {"optim": optimizer}, meta)
+        state.save(output, {**meta_base, "step": step, "complete": final, "skipped_images": data.unreadable})
 
     net.train()
     run_training(train_step, step, cfg.steps, checkpoint, cfg.checkpoint_every, on_step)
@@ -201,7 +199,7 @@ def train_feedforward(
 
 def load_feedforward(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[TransformerNet, dict]:
     tensors, meta = load_checkpoint(path, KIND)
-    cfg = config_from_dict(FastConfig, meta["config"])
+    cfg = valid_stored_config(FastConfig, meta, path)
     net = TransformerNet(cfg.width, cfg.residual_blocks)
     try:
         net.load_state_dict(module_state(tensors, "net"))
@@ -224,9 +222,10 @@ def apply_feedforward(
         raise BrushworkError("strength must be between 0 and 1")
     if preserve_colors not in ("none", "luminance"):
         raise BrushworkError("a feed-forward model can preserve colours by luminance only")
+    check_side(image_size, "image size")
     results = []
     for img in images:
-        if image_size:
+        if image_size is not None:
             img = resize_long_side(img, image_size)
         if min(img.size) < MIN_SIDE:
             raise BrushworkError(f"image of {img.width}x{img.height} px is too small (at least {MIN_SIDE} px a side)")

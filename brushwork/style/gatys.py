@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from brushwork.backbones.base import FeatureExtractor
-from brushwork.errors import BrushworkError, non_negative, require
+from brushwork.errors import BrushworkError, finite_weights, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
 from brushwork.style import color, masks
 from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
@@ -98,8 +98,9 @@ class StyleConfig:
                 f"style scale {self.style_scale} makes the style image {style_px:.0f} px; "
                 f"it must come out between {MIN_SIZE} and {MAX_SIZE}"
             )
-        if self.iterations < 1:
-            raise BrushworkError("iterations must be at least 1")
+        if self.iterations < 1 or (self.fine_iterations is not None and self.fine_iterations < 1):
+            raise BrushworkError("iterations (and fine iterations) must be at least 1")
+        require([seed_check(self.seed)])
         if self.optimizer not in OPTIMIZERS:
             raise BrushworkError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.preserve_colors not in color.MODES:
@@ -126,8 +127,7 @@ class StyleConfig:
         if self.style_blend is not None:
             if len(self.style_blend) != n_styles:
                 raise BrushworkError(f"{n_styles} style images but {len(self.style_blend)} blend weights")
-            if any(w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0:
-                raise BrushworkError("style blend weights must be >= 0 and not all zero")
+            finite_weights(self.style_blend, "style blend weights")
         for size in self.scales or []:
             if not MIN_SIZE <= size <= MAX_SIZE:
                 raise BrushworkError(f"scale {size} is outside {MIN_SIZE}..{MAX_SIZE} pixels")

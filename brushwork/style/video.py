@@ -13,6 +13,7 @@ Needs the ``video`` extra (PyAV with its own FFmpeg, OpenCV for the flow): ``pip
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.files import atomic_write
+from brushwork.files import atomic_write, readable_file
 from brushwork.media import image_to_tensor, require_av, tensor_to_image
 from brushwork.style.audio import AudioDrive
 
@@ -135,9 +136,8 @@ def stylize_video(
     settings the music asks for at that frame's time. With ``audio``, that file's sound replaces the
     clip's (encoded as AAC, cut to the video's length)."""
     av = require_av()
-    source, output = Path(source), Path(output)
-    if not source.is_file():
-        raise BrushworkError(f"{source}: no such file")
+    check_crf(crf)
+    source, output = readable_file(source, "video file"), Path(output)
     try:
         container = av.open(str(source))
     except av.FFmpegError as exc:
@@ -149,19 +149,13 @@ def stylize_video(
 
         def write(tmp: str) -> None:
             nonlocal report
-            report = _transcode(
-                av,
-                container,
-                tmp,
-                stylise,
-                Stabiliser(stabilise, flow),
-                max_frames,
-                crf,
-                on_frame,
-                comment,
-                drive,
-                audio,
-            )
+            try:
+                report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf,
+                                    on_frame, comment, drive, audio)  # fmt: skip
+            except av.FFmpegError as exc:
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise
+                raise BrushworkError(f"{source}: the video could not be decoded ({exc})") from exc
 
         atomic_write(output, write)
     assert report is not None
@@ -276,6 +270,15 @@ def at_stroke_scale(picture: Image.Image, scale: float, run: Callable[[Image.Ima
     return run(small).resize((w, h), Image.Resampling.BICUBIC)
 
 
+#: x264's constant-rate-factor scale (8-bit): 0 is lossless, 51 the worst.
+CRF_RANGE = (0, 51)
+
+
+def check_crf(crf: int) -> None:
+    if not (isinstance(crf, int) and CRF_RANGE[0] <= crf <= CRF_RANGE[1]):
+        raise BrushworkError(f"crf must be a whole number {CRF_RANGE[0]}..{CRF_RANGE[1]}, not {crf}")
+
+
 def _h264_stream(out, rate, width: int, height: int, crf: int):
     """An H.264 stream in ``out``. yuv420p needs even sides: an odd frame is padded by one pixel."""
     stream = out.add_stream("libx264", rate=rate)
@@ -288,6 +291,9 @@ def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int 
                  comment: str = "") -> None:  # fmt: skip
     """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata."""
     av = require_av()
+    check_crf(crf)
+    if not frames:
+        raise BrushworkError("no frames to write")
     width, height = frames[0].size
 
     def write(tmp: str) -> None:
