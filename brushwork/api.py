@@ -31,6 +31,7 @@ from brushwork.errors import BrushworkError
 from brushwork.files import all_or_nothing_folder, atomic_write, check_output_path
 from brushwork.gan.losses import LOSSES as GAN_LOSSES
 from brushwork.gan.model import PRECISIONS as GAN_PRECISIONS
+from brushwork.gan.model import UPSAMPLING as GAN_UPSAMPLES
 from brushwork.gan.model import GanConfig
 from brushwork.gan.nets import CONDITIONING as GAN_CONDITIONING
 from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
@@ -60,7 +61,6 @@ PathLike = str | os.PathLike
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
 INITS = ("content", "noise")
-GAN_UPSAMPLES = ("resize", "transposed")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The engine name each function writes into its records.
 ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",

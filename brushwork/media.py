@@ -90,6 +90,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def carry_high_precision(original: Image.Image, edited: Image.Image) -> None:
+    """Give ``edited`` (e.g. ``original`` with a watermark added at 8 bits) the 16-bit pixels of
+    ``original`` plus the edit, so a 16-bit print keeps both the precision and the edit."""
+    wide = original.info.get(HIGH_PRECISION_KEY)
+    if wide is None or HIGH_PRECISION_KEY in edited.info or edited.size != original.size:
+        return
+    delta = np.asarray(edited.convert("RGB"), np.int32) - np.asarray(original.convert("RGB"), np.int32)
+    edited.info[HIGH_PRECISION_KEY] = np.clip(wide.astype(np.int32) + delta * 257, 0, 65535).astype(np.uint16)
+
+
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor (1, 3, H, W) in 0..1."""
     arr = np.asarray(img, dtype=np.float32) / 255.0

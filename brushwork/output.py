@@ -16,6 +16,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import check_output_path
+from brushwork.media import carry_high_precision
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, record_of, write_image
 
 
@@ -39,7 +40,10 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
         raise BrushworkError("this image carries no brushwork record; pass one (brushwork.records.new_record)")
     path = check_output_path(path, force, tuple(IMAGE_SUFFIXES))
     if protection is not None:
-        image = protection.before_write(image, record)
+        marked = protection.before_write(image, record)
+        if bit_depth == 16 and marked is not image:
+            carry_high_precision(image, marked)
+        image = marked
     if record.finished is None:
         record.finish()
     written = write_image(image, path, record, quality, bit_depth)

@@ -187,3 +187,28 @@ def test_sixteen_bit_tiff_keeps_the_engine_precision(tmp_path):
         save_output(image, tmp_path / "print.png", record, bit_depth=16)
     with pytest.raises(BrushworkError, match="8-bit pixels only"):
         save_output(tensor_to_image(ramp), tmp_path / "plain.tif", record, bit_depth=16)
+
+
+def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
+    """A mark added at 8 bits by the protection hook reaches the 16-bit file, and the precision stays."""
+    import numpy as np
+    import tifffile
+    import torch
+
+    from brushwork.media import high_precision, tensor_to_image
+
+    class Brighten:
+        def before_write(self, image, record):
+            arr = np.asarray(image).copy()
+            arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
+            return Image.fromarray(arr)
+
+        def after_write(self, path, record):
+            pass
+
+    with high_precision():
+        image = tensor_to_image(torch.linspace(0, 0.9, 1000).repeat(3, 4, 1))
+    path = save_output(image, tmp_path / "print.tif", _record(tmp_path), protection=Brighten(), bit_depth=16)
+    pixels = tifffile.imread(path).astype(int)
+    assert (pixels[:2] - pixels[2:]).mean() > 9 * 257  # the mark
+    assert len(np.unique(pixels[3, :, 0])) > 900  # still 16 bits where unmarked

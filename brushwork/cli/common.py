@@ -25,7 +25,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "%(default)" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if "default" in text.lower() or not action.option_strings or unset:
             return text
         if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._HelpAction)):
             return text
@@ -33,7 +34,8 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def add_parser(sub, name: str, help: str, **kwargs) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=help, formatter_class=HelpFormatter, **kwargs)
+    description = help.replace("%%", "%")  # help is %-formatted by argparse, a description is not
+    return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter, **kwargs)
 
 
 def add_verb_group(sub, name: str, help: str, dest: str) -> tuple[argparse.ArgumentParser, object]:
