@@ -10,7 +10,6 @@ from brushwork.cli.common import (
     Replay,
     add_backbone_options,
     add_bit_depth,
-    add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
@@ -20,6 +19,7 @@ from brushwork.cli.common import (
     add_strength,
     add_style_blend_weights,
     add_taste_options,
+    add_training_options,
     add_verb_group,
     apply_taste,
     backbone_options,
@@ -44,17 +44,7 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_output_options(
-        p,
-        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
-        required=True,
-        force="train a new model over an existing one",
-    )
-    p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = p.add_argument_group("training")
-    add_config_options(g, api.AdainConfig, help=TRAINING_HELP)
-    add_backbone_options(g)
+    add_training_options(p, api.AdainConfig, TRAINING_HELP)
 
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")

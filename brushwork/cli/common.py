@@ -425,3 +425,14 @@ def protection_from_args(args: argparse.Namespace):
     keys = None if args.no_sign else find_keys(args.cert, args.key)
     return Protection(watermark=not args.no_watermark, provenance=not args.no_sign, register=not args.no_register,
                       keys=keys, registry=Registry(args.registry))  # fmt: skip
+
+
+def add_training_options(p, config_cls, help: dict) -> None:
+    """What a style trainer's verb takes besides its data: the model file, resume, and the config's flags."""
+    add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
+                       required=True, force="train a new model over an existing one")  # fmt: skip
+    p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training")
+    add_config_options(g, config_cls, help=help)
+    add_backbone_options(g)

@@ -8,9 +8,7 @@ from brushwork import api
 from brushwork.cli.common import (
     TRAINING_HELP,
     Replay,
-    add_backbone_options,
     add_bit_depth,
-    add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
@@ -19,6 +17,7 @@ from brushwork.cli.common import (
     add_run_options,
     add_strength,
     add_taste_options,
+    add_training_options,
     add_verb_group,
     apply_taste,
     backbone_options,
@@ -60,17 +59,7 @@ def register(sub) -> dict:
     p = add_parser(fast_sub, "train", "train a network for one style on a folder of photos")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
-    add_output_options(
-        p,
-        "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
-        required=True,
-        force="train a new model over an existing one",
-    )
-    p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    g = p.add_argument_group("training")
-    add_config_options(g, api.FastConfig, help=TRAINING_HELP)
-    add_backbone_options(g)
+    add_training_options(p, api.FastConfig, TRAINING_HELP)
 
     p = add_parser(fast_sub, "apply", "stylise photos (files or folders) with a trained network")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train'")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
 
 SCHEMA_VERSION = 1
@@ -219,17 +220,10 @@ class RatingsStore:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any error: the database is never half-changed."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            with immediate_transaction(self._db):
+                yield self._db
         except sqlite3.Error as exc:
             raise BrushworkError(f"{self.path}: {_describe(exc, self.timeout)}") from exc
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException as exc:
-            self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise BrushworkError(f"{self.path}: {_describe(exc, self.timeout)}") from exc
-            raise
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID, detect
 
@@ -92,13 +93,8 @@ class Registry:
             with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate_transaction(db):
                     yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise BrushworkError(f"{self.path}: registry unreadable ({exc})") from exc
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig
 
@@ -153,14 +154,8 @@ class JobStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT: one writer at a time, all or nothing."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._connect() as db, immediate_transaction(db):
+            yield db
 
     # -- the API side ----------------------------------------------------------------------------
 
