@@ -28,7 +28,7 @@ from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
-from brushwork.files import all_or_nothing_folder, atomic_write, check_output_path
+from brushwork.files import all_or_nothing_folder, atomic_write, check_output_path, step_name
 from brushwork.gan.losses import LOSSES as GAN_LOSSES
 from brushwork.gan.model import PRECISIONS as GAN_PRECISIONS
 from brushwork.gan.model import UPSAMPLING as GAN_UPSAMPLES
@@ -919,6 +919,7 @@ __all__ = [
     "read_record",
     "record_of",
     "save",
+    "step_name",
     "slim_model",
     "all_or_nothing_folder",
     "step_image",

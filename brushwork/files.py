@@ -169,3 +169,10 @@ def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str 
         )
         raise BrushworkError(f"{path}: already exists; use {hint}")
     return path
+
+
+def step_name(step: int) -> str:
+    """How every engine names the picture of a run at ``step`` (``step-0000123``: sorts by name), so a
+    stylisation's intermediates (``OUT.step-0000123.png``) and a GAN run's samples
+    (``RUN/samples/step-0000123.png``) read alike."""
+    return f"step-{step:07d}"

@@ -63,8 +63,8 @@ def test_params_from_reproduces_a_run(images, tmp_path):
 def test_save_every_writes_intermediates(images, tmp_path):
     out = tmp_path / "out.png"
     assert stylize(images, out, "--save-every", "1") == 0
-    steps = sorted(p.name for p in tmp_path.glob("out.step*.png"))
-    assert steps == ["out.step00001.png", "out.step00002.png", "out.step00003.png"]
+    steps = sorted(p.name for p in tmp_path.glob("out.step-*.png"))
+    assert steps == ["out.step-0000001.png", "out.step-0000002.png", "out.step-0000003.png"]
     out.unlink()
     assert stylize(images, out, "--save-every", "1") == 2  # would overwrite the intermediates
 
@@ -208,13 +208,13 @@ def test_resume_after_kill(images, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "brushwork", *args], stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while not list(tmp_path.glob("out.step*.png")) and time.time() < deadline:
+        while not list(tmp_path.glob("out.step-*.png")) and time.time() < deadline:
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert not out.exists(), "the run finished before it could be killed"
-    saved = sorted(tmp_path.glob("out.step*.png"))
+    saved = sorted(tmp_path.glob("out.step-*.png"))
     last = read_record(saved[-1]).extra["step"]
     assert 5 <= last < 600
     assert not list(tmp_path.glob(".out*"))  # no temp files left by the kill
@@ -222,4 +222,4 @@ def test_resume_after_kill(images, tmp_path):
     assert main([*args, "--resume"]) == 0
     params = read_record(out).parameters
     assert params["resumed_from_step"] == last and params["iterations"] == 600
-    assert read_record(tmp_path / "out.step00600.png").extra["step"] == 600
+    assert read_record(tmp_path / "out.step-0000600.png").extra["step"] == 600

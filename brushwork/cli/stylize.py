@@ -180,8 +180,7 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
         # Working files, written often: recorded, not watermarked or registered (the final image is).
         api.save(api.step_image(step), path, record, force=True, protection=None)
 
-    step_path = output.with_name(output.stem + ".step{:05d}.png")
-    existing = sorted(output.parent.glob(output.stem + ".step*.png"))
+    existing = sorted(output.parent.glob(output.stem + ".step-*.png"))
     if existing and args.save_every and not (args.force or args.resume):
         raise BrushworkError(f"{existing[0]}: intermediates of an earlier run exist; use --resume or --force")
     bar = None
@@ -197,7 +196,7 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
             if step.step % 10 == 0 or step.step == step.total:
                 bar.set_postfix({k: f"{v.item():.3g}" for k, v in step.losses.items()}, refresh=False)
         if args.save_every and step.step % args.save_every == 0:
-            snapshot(step, Path(str(step_path).format(step.step)))
+            snapshot(step, output.with_name(f"{output.stem}.{api.step_name(step.step)}.png"))
 
     start_step, init_image = 0, args.init_image
     if args.resume:

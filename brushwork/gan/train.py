@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from brushwork import distributed
 from brushwork.errors import BrushworkError, require
-from brushwork.files import atomic_write, write_error
+from brushwork.files import atomic_write, step_name, write_error
 from brushwork.gan.data import Dataset
 from brushwork.gan.losses import discriminator_loss, generator_loss
 from brushwork.gan.model import (  # noqa: F401 - PRECISIONS, image_grid, to_rgb01: importable from here too
@@ -356,7 +356,7 @@ class GanTrainer:
         grid = image_grid(out.cpu(), 8)
         record = new_record("gan-train", asdict(self.cfg), seed=self.cfg.seed, device=self.device,
                             extra={"step": step, "classes": self.data.class_names})  # fmt: skip
-        write_image(grid, self.run_dir / "samples" / f"step-{step:07d}.png", record.finish())
+        write_image(grid, self.run_dir / "samples" / f"{step_name(step)}.png", record.finish())
 
     def evaluate(self, step: int) -> dict:
         if self.measure is None:
