@@ -52,3 +52,17 @@ def gather(processes: Processes, tensor: torch.Tensor, device: torch.device) -> 
     parts = [torch.empty_like(tensor, device=device) for _ in range(processes.world)]
     dist.all_gather(parts, tensor.to(device))
     return [p.cpu() for p in parts]
+
+
+def finish(processes: Processes, wait: bool = True) -> None:
+    """Leave the process group: with ``wait``, every rank first waits for the others (rank 0 may still be
+    writing the last checkpoint). Its threads are stopped here, not by exit handlers at interpreter exit,
+    where gloo's could abort a process ("terminate called without an active exception", SIGABRT)."""
+    if processes.world == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()

@@ -167,7 +167,9 @@ def train_gan(
     except BaseException:
         if not resume and processes.main and (trainer is None or trainer.saved is None):
             _remove_new_run(run_dir, created)
+        distributed.finish(processes, wait=False)
         raise
+    distributed.finish(processes)
     return run_dir
 
 
