@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from brushwork import backbones
-from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor
+from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor, load_backbone
 from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
 from brushwork.device import pick_device
@@ -918,6 +918,7 @@ __all__ = [
     "model_kind",
     "read_record",
     "record_of",
+    "load_backbone",
     "save",
     "step_name",
     "slim_model",

@@ -265,8 +265,7 @@ def _stylize_check(params: dict, n_styles: int) -> None:
 @lru_cache(maxsize=2)
 def _backbone(name: str, pooling: str):
     """A worker keeps its feature network between jobs: loading it costs more than a small job."""
-    load = getattr(api, "load_backbone", None)
-    return load(name, None, "torchvision", pooling) if load else name
+    return api.load_backbone(name, None, "torchvision", pooling)
 
 
 def _stylize_run(inputs: Inputs, params: dict, progress: Progress, device: str, max_pixels: int) -> list[Image.Image]:
