@@ -1,4 +1,5 @@
-"""Style by words: the CLIP objective on a tiny random CLIP (open_clip config + shipped tokenizer)."""
+"""Style by words: the CLIP objective on a tiny random CLIP (open_clip config + shipped tokenizer), or, where
+open_clip cannot be installed, on a stand-in with CLIP's interface."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,11 @@ from brushwork.style.clip_guidance import ClipObjective, ClipSettings, build_cli
 from brushwork.style.gatys import GatysEngine, StyleConfig
 from tests.conftest import make_image
 
-open_clip = pytest.importorskip("open_clip")
+try:
+    import open_clip
+except ImportError:  # it needs a torchvision built for the installed torch, which not every machine can get
+    open_clip = None
+needs_open_clip = pytest.mark.skipif(open_clip is None, reason="open_clip is not installed")
 
 TINY = {
     "embed_dim": 32,
@@ -23,9 +28,43 @@ TINY = {
 TEXT = "a watercolour with warm, loose strokes"
 
 
+class StandInClip(torch.nn.Module):
+    """Not CLIP: a tiny random model with CLIP's interface (an image tower and a text tower into one
+    embedding space), so the objective and the engine's use of it are tested where open_clip is absent."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.visual = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 4, 4), torch.nn.Tanh(), torch.nn.Conv2d(16, 32, 3),
+                                          torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())  # fmt: skip
+        self.visual.image_size = 32
+        self.text = torch.nn.EmbeddingBag(256, 32)
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return self.visual(x)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.text(tokens)
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens, padded to CLIP's context."""
+
+    context_length = 77
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        rows = [self.encode(t)[: self.context_length] for t in texts]
+        return torch.tensor([r + [0] * (self.context_length - len(r)) for r in rows])
+
+
 @pytest.fixture(scope="module")
 def tiny_clip():
-    return build_clip(TINY)
+    if open_clip is not None:
+        return build_clip(TINY)
+    return clip_guidance.Clip.wrap(StandInClip(), ByteTokenizer(), "custom", "random")
 
 
 def test_gradients_flow_and_the_loss_falls(tiny_clip):
@@ -58,9 +97,15 @@ def test_text_alone_and_with_image_styles_and_masks(tiny_net, tiny_clip):
     seen = []
     engine = GatysEngine(tiny_net)
     cfg = StyleConfig(image_size=48, iterations=4, style_text=TEXT, clip_crops=2)
-    alone = engine.run(content, [], cfg, on_step=lambda s: seen.append(set(s.losses)), clip=tiny_clip)
-    assert {"clip", "clip_patch", "content"} <= seen[-1] and seen[-1] >= {"style"}
-    assert np.abs(np.asarray(alone, int) - np.asarray(content, int)).max() > 0
+    alone = engine.run(content, [], cfg, on_step=lambda s: seen.append({k: float(v) for k, v in s.losses.items()}),
+                       clip=tiny_clip)  # fmt: skip
+    assert {"clip", "clip_patch", "content", "style"} <= set(seen[-1])
+    # The text pulls the picture its way: visibly with CLIP; the stand-in's direction is met by changes
+    # below one grey level, so there the term itself must fall.
+    if open_clip is not None:
+        assert np.abs(np.asarray(alone, int) - np.asarray(content, int)).max() > 0
+    else:
+        assert seen[-1]["clip"] < 0.5 * seen[0]["clip"]
     seen.clear()
     for tile in (0, 16):  # composes with style images, whole or in tiles
         cfg = StyleConfig(image_size=48, iterations=3, style_text=TEXT, clip_crops=2, tile=tile)
@@ -88,6 +133,7 @@ def test_bad_text(tiny_clip):
         GatysEngine(torch.nn.Identity()).run(make_image(), [], StyleConfig(style_text=TEXT))
 
 
+@needs_open_clip
 def test_weight_files(tmp_path, tiny_clip, monkeypatch):
     from safetensors.torch import save_file
 
@@ -110,6 +156,7 @@ def test_weight_files(tmp_path, tiny_clip, monkeypatch):
         clip_guidance.load_clip("ViT-Nonsense")
 
 
+@needs_open_clip
 def test_offline_without_weights_is_one_line(tmp_path, monkeypatch):
     import huggingface_hub
 
