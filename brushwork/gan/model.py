@@ -140,11 +140,7 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, GanConfig, list[str]
         raise BrushworkError(f"{run_dir}: not a brushwork GAN run (no {CHECKPOINT})")
     tensors, meta = load_checkpoint(run_dir / CHECKPOINT, KIND)
     source = run_dir / CHECKPOINT
-    cfg = config_from_dict(GanConfig, meta.get("config"), source)
-    try:
-        cfg.validate()
-    except BrushworkError as exc:
-        raise BrushworkError(f"{source}: invalid settings ({exc})") from None
+    cfg = _stored_config(meta.get("config"), source)
     data = meta.get("data")
     classes = check_class_names(data.get("classes") if isinstance(data, dict) else None, cfg.classes, source)
     g = build_generator(cfg)
@@ -153,6 +149,16 @@ def load_run(run_dir: str | Path) -> tuple[torch.nn.Module, GanConfig, list[str]
     except RuntimeError as exc:
         raise BrushworkError(f"{source}: its weights do not match the network its settings describe") from exc
     return g.eval().requires_grad_(False), cfg, classes
+
+
+def _stored_config(values: object, source: Path) -> GanConfig:
+    """The settings a run stored in ``source`` (a checkpoint or options.json), checked like new ones."""
+    cfg = config_from_dict(GanConfig, values, source)
+    try:
+        cfg.validate()
+    except BrushworkError as exc:
+        raise BrushworkError(f"{source}: invalid settings ({exc})") from None
+    return cfg
 
 
 def read_options(run_dir: str | Path) -> tuple[GanConfig, dict]:
@@ -166,11 +172,7 @@ def read_options(run_dir: str | Path) -> tuple[GanConfig, dict]:
         raise BrushworkError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
     if not isinstance(options, dict):
         raise BrushworkError(f"{path}: not a JSON object")
-    cfg = config_from_dict(GanConfig, options.get("config"), path)
-    try:
-        cfg.validate()
-    except BrushworkError as exc:
-        raise BrushworkError(f"{path}: invalid settings ({exc})") from None
+    cfg = _stored_config(options.get("config"), path)
     data = options.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("source"), str):
         raise BrushworkError(f"{path}: its data description is missing")
