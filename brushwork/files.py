@@ -18,7 +18,8 @@ from brushwork.errors import BrushworkError
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash or kill leaves the old file (or none), never a partial one, and no stray temp file.
+    A crash or kill leaves the old file (or none), never a partial one. Python-level failures remove the
+    temp file; one left by a kill -9 is removed by the next write to the same path.
     """
     path = Path(path)
     remove_stale_temps(path)
