@@ -614,13 +614,15 @@ def stylize_video(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     audio_reactive: Sequence[str] | None = None,
     audio: PathLike | None = None,
+    on_stylised: Callable[[Image.Image], None] | None = None,
 ) -> VideoReport:
     """Stylise every frame of ``source`` with a fast or AdaIN ``model`` (AdaIN needs ``styles``) into an
     H.264 ``output`` (.mp4), steadied against flicker, audio copied; the record is the MP4's comment.
 
     ``audio_reactive`` lets the soundtrack (``audio``, else the clip's own) drive the style per frame:
     ``strength`` (loudness and onsets), ``blend`` (brightness -> the second of two AdaIN styles), ``scale``
-    (tempo -> stroke size); see :mod:`brushwork.style.audio`. ``audio`` also replaces the clip's sound."""
+    (tempo -> stroke size); see :mod:`brushwork.style.audio`. ``audio`` also replaces the clip's sound.
+    ``on_stylised`` sees each frame as the engine painted it (before steadying), e.g. for a live preview."""
     from brushwork.style import video
     from brushwork.style.audio import AudioDrive, FrameSettings
 
@@ -659,7 +661,10 @@ def stylize_video(
 
     def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
         settings = settings or FrameSettings()
-        return video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
+        painted = video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
+        if on_stylised is not None:
+            on_stylised(painted)
+        return painted
 
     parameters = {"model_kind": loaded.kind, "stabilize": stabilize, "flow": flow, "crf": crf,
                   "max_frames": max_frames, **options}  # fmt: skip

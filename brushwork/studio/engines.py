@@ -26,6 +26,31 @@ from brushwork.studio.config import Limits
 #: progress(fraction 0..1, make_preview or None) -> None; it raises to stop the job.
 Progress = Callable[[float, Callable[[], Image.Image] | None], None]
 
+
+@dataclass
+class RunContext:
+    """What a worker hands an engine besides the job's inputs and params."""
+
+    progress: Progress
+    device: str
+    max_pixels: int
+    #: A path in outputs/ for a file the engine writes itself (a video), by suffix: named by job and attempt.
+    output: Callable[[str], Path]
+    #: The job's own folder: intermediates to resume from if this attempt dies (kept until the job ends).
+    workdir: Path
+    #: Seconds between intermediates (0: none).
+    intermediate_seconds: float = 0.0
+
+
+@dataclass
+class Written:
+    """A result the engine wrote itself (a video, with its record inside), and a still to show for it."""
+
+    path: Path
+    record: Any
+    poster: Path | None = None
+
+
 # Choice lists the form offers, from the API (the library's own lists).
 _CHOICES = {
     "optimizer": api.OPTIMIZERS,
@@ -56,7 +81,7 @@ _BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_s
 #: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
 _SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
                 "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",
-                "run", "content", "styles", "force", "max_frames"}  # fmt: skip
+                "run", "content", "styles", "force", "on_stylised"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,8 +176,8 @@ def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
     text = str(annotation).replace("typing.", "").replace(" ", "")
     optional = "None" in text or default is None
     for marker, kind in (("list[float]", "floats"), ("list[int]", "ints"), ("list[str]", "names"),
-                         ("Sequence[float]", "floats"), ("Sequence[int]", "ints"), ("bool", "bool"),
-                         ("float", "float"), ("int", "int"), ("str", "str")):  # fmt: skip
+                         ("Sequence[str]", "names"), ("Sequence[float]", "floats"), ("Sequence[int]", "ints"),
+                         ("bool", "bool"), ("float", "float"), ("int", "int"), ("str", "str")):  # fmt: skip
         if marker in text:
             return kind, optional
     for typ, kind in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "floats")):
@@ -186,6 +211,11 @@ class Inputs:
     content: Path | None = None
     styles: list[Path] = field(default_factory=list)
     model: Path | None = None
+    frames: int | None = None  # a clip's frame count, as counted when it was uploaded
+
+
+#: What an engine's run returns: images (the worker saves them with their records) or files it wrote.
+Results = list[Image.Image | Written]
 
 
 @dataclass
@@ -196,9 +226,19 @@ class Engine:
     styles: tuple[int, int]  # how many style images: (min, max)
     needs_model: bool
     controls: Callable[[], list[Control]]
-    run: Callable[[Inputs, dict, Progress, str, int], list[Image.Image]]
+    run: Callable[[Inputs, dict, RunContext], Results]
     check_api: Callable[[dict, int], None] = lambda params, n_styles: None
     available: Callable[[], bool] = lambda: True
+    content_kind: str = "image"  # or "video": the content upload is a clip
+    #: Engines whose models this one applies (the video engine: fast and AdaIN models).
+    model_engines: tuple[str, ...] = ()
+
+    def describe(self) -> dict:
+        """The engine as the page and GET /api/engines show it."""
+        return {"name": self.name, "label": self.label, "needs_content": self.needs_content,
+                "styles": list(self.styles), "needs_model": self.needs_model, "content_kind": self.content_kind,
+                "model_engines": list(self.model_engines or (self.name,)),
+                "controls": [c.to_dict() for c in self.controls()]}  # fmt: skip
 
     def check(self, params: Any, n_styles: int, has_content: bool, has_model: bool, limits: Limits) -> dict:
         """Params as the API takes them, after the API's own validation; BrushworkError if not."""
@@ -234,6 +274,8 @@ def _check_limits(params: dict, limits: Limits) -> None:
             raise BrushworkError(f"{name} above this studio's limit of {limits.max_iterations}")
     if len(params.get("seeds") or []) > limits.max_seeds:
         raise BrushworkError(f"at most {limits.max_seeds} seeds per job")
+    if (params.get("max_frames") or 0) > limits.video_frames:
+        raise BrushworkError(f"max_frames above this studio's limit of {limits.video_frames}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,16 +310,14 @@ def _backbone(name: str, pooling: str):
     return api.load_backbone(name, None, "torchvision", pooling)
 
 
-def _stylize_run(inputs: Inputs, params: dict, progress: Progress, device: str, max_pixels: int) -> list[Image.Image]:
-    from brushwork.media import tensor_to_image
-
+def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
     options = dict(params)
     net = _backbone(options.pop("backbone", "auto"), options.pop("pooling", "max"))
 
     def on_step(step) -> None:
-        progress(step.step / max(1, step.total), lambda: tensor_to_image(step.image))
+        ctx.progress(step.step / max(1, step.total), lambda: api.step_image(step))
 
-    image = api.stylize(inputs.content, inputs.styles, backbone=net, device=device, max_pixels=max_pixels,
+    image = api.stylize(inputs.content, inputs.styles, backbone=net, device=ctx.device, max_pixels=ctx.max_pixels,
                         on_step=on_step, **options)  # fmt: skip
     return [image]
 
@@ -295,11 +335,11 @@ def _guarded(fn_name: str, call: Callable[[Callable, Inputs, dict, str, int], An
         fn = _api_function(fn_name)
         return signature_controls(fn) if fn else []
 
-    def run(inputs: Inputs, params: dict, progress: Progress, device: str, max_pixels: int) -> list[Image.Image]:
+    def run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
         fn = _api_function(fn_name)
         if fn is None:
             raise BrushworkError(f"this brushwork has no {fn_name}")
-        result = call(fn, inputs, params, device, max_pixels)
+        result = call(fn, inputs, params, ctx.device, ctx.max_pixels)
         return list(result) if isinstance(result, Sequence) else [result]
 
     return controls, run
@@ -312,6 +352,54 @@ _adain_controls, _adain_run = _guarded(
     "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
 )
 _gan_controls, _gan_run = _guarded("gan_sample", lambda fn, i, p, dev, mp: fn(i.model, device=dev, **p))
+
+
+# ---------------------------------------------------------------------------------------------
+# video: a fast or AdaIN model on every frame of a clip (brushwork.api.stylize_video)
+
+
+def _video_controls() -> list[Control]:
+    return signature_controls(api.stylize_video)
+
+
+def _video_check(params: dict, n_styles: int) -> None:
+    """The API's own bounds, checked before queueing (the model's kind is checked at submission)."""
+    if not 0 <= params.get("strength", 1.0) <= 1:
+        raise BrushworkError("strength must be between 0 and 1")
+    if not 0 <= params.get("stabilize", 0.0) < 1:
+        raise BrushworkError("stabilize must be in 0..1 (0 = off; 1 would freeze the picture)")
+    if not 0 <= params.get("crf", 18) <= 51:
+        raise BrushworkError("crf must be 0..51 (H.264)")
+    if params.get("max_frames") is not None and params["max_frames"] < 1:
+        raise BrushworkError("max_frames must be at least 1")
+
+
+def _video_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    target = ctx.output(".mp4")
+    frames: dict[str, Image.Image] = {}
+
+    def on_stylised(frame: Image.Image) -> None:
+        frames.setdefault("first", frame)
+        frames["latest"] = frame
+
+    def on_frame(done: int, total: int) -> None:
+        total = total or inputs.frames or 0  # some containers do not say how many frames they hold
+        ctx.progress(done / total if total else 0.0, (lambda: frames["latest"]) if "latest" in frames else None)
+
+    report = api.stylize_video(inputs.content, target, model=inputs.model, styles=inputs.styles or None,
+                               device=ctx.device, max_pixels=ctx.max_pixels, on_frame=on_frame,
+                               on_stylised=on_stylised, **params)  # fmt: skip
+    poster = None
+    if "first" in frames:  # the still the gallery shows before the clip plays, carrying the clip's record
+        poster = api.save(frames["first"], target.with_suffix(".poster.jpg"), report.record)
+    return [Written(target, report.record, poster)]
+
+
+def _video_available() -> bool:
+    import importlib.util
+
+    return _api_function("stylize_video") is not None and importlib.util.find_spec("av") is not None
+
 
 ENGINES: dict[str, Engine] = {
     e.name: e
@@ -346,6 +434,19 @@ ENGINES: dict[str, Engine] = {
             _gan_controls,
             _gan_run,
             available=lambda: _api_function("gan_sample") is not None,
+        ),  # fmt: skip
+        Engine(
+            "video",
+            "Video (a model on every frame)",
+            True,
+            (0, 8),
+            True,
+            _video_controls,
+            _video_run,
+            _video_check,
+            available=_video_available,
+            content_kind="video",
+            model_engines=("fast", "adain"),
         ),  # fmt: skip
     )
 }

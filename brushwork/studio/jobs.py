@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -106,12 +107,20 @@ class Job:
     def public(self) -> dict:
         """What the REST API shows: no claim tokens, no server paths."""
         urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(self.outputs))]
+        posters = [url.replace("/image", "/poster") if media == "video" else None
+                   for url, media in zip(urls, self.media, strict=True)]  # fmt: skip
         return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
                 "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
-                "images": urls, "record": public_record(self.record)}  # fmt: skip
+                "images": urls, "media": self.media, "posters": posters,
+                "record": public_record(self.record)}  # fmt: skip
+
+    @property
+    def media(self) -> list[str]:
+        """``image`` or ``video`` for each output."""
+        return ["video" if name.endswith(".mp4") else "image" for name in self.outputs]
 
 
 def public_record(record: dict | None) -> dict | None:
@@ -363,47 +372,67 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
     """Run a claimed job through the API and publish its outputs; return its final status."""
     from brushwork.api import save
     from brushwork.records import record_of
-    from brushwork.studio.engines import get_engine
+    from brushwork.studio.engines import RunContext, Written, get_engine
     from brushwork.studio.library import resolve_inputs
 
     config = store.config
     written: list[Path] = []
+    # Named by job and attempt: a late duplicate can never overwrite a published output.
+    stem = f"{job.id}-{token[:8]}"
+
+    def output(suffix: str) -> Path:
+        written.append(config.outputs / f"{stem}-0{suffix}")
+        return written[-1]
+
+    def end(status: str, **fields: Any) -> bool:
+        """Finish the job if this attempt still holds it; its working folder goes with it."""
+        if not store.finish(job.id, token, status, **fields):
+            return False
+        shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
+        return True
+
     with _Attempt(store, job, token) as attempt:
         try:
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
-            images = engine.run(inputs, job.params, attempt.progress, device, config.limits.image_pixels)
+            ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
+                             config.intermediate_seconds)  # fmt: skip
+            results = engine.run(inputs, job.params, ctx)
             if attempt.stopped:
                 raise JobStopped(attempt.stopped)
-            records = []
-            for n, image in enumerate(images):
-                record = record_of(image)
+            records, outputs = [], []
+            for n, result in enumerate(results):
+                # A file the engine wrote (a video) has its record inside already; images get the job's id too.
+                record = result.record if isinstance(result, Written) else record_of(result)
                 if record is not None:
                     record.extra["studio_job"] = job.id
                     records.append(record)
-                # Named by job and attempt: a late duplicate can never overwrite a published image.
-                path = config.outputs / f"{job.id}-{token[:8]}-{n}.png"
-                written.append(save(image, path))
+                if isinstance(result, Written):
+                    path = result.path
+                    written += [result.poster] if result.poster else []
+                else:
+                    path = save(result, config.outputs / f"{stem}-{n}.png")
+                    written.append(path)
+                outputs.append(path.name)
             record_json = records[0].to_json() if records else None
-            outputs = json.dumps([p.name for p in written])
-            if store.finish(job.id, token, "done", progress=1.0, eta=0.0, outputs=outputs, record=record_json):
+            if end("done", progress=1.0, eta=0.0, outputs=json.dumps(outputs), record=record_json):
                 return "done"
             _remove(written)
             return "lost"
         except JobStopped as stop:
             _remove(written)
             if str(stop) == "cancelled":
-                store.finish(job.id, token, "cancelled")
+                end("cancelled")
                 return "cancelled"
             return "lost"
         except BrushworkError as exc:
             _remove(written)
-            store.finish(job.id, token, "failed", error=str(exc))
+            end("failed", error=str(exc))
             return "failed"
         except Exception as exc:  # noqa: BLE001 - a worker must outlive any one job; the error goes to the client
             log.exception("job %s failed", job.id)
             _remove(written)
-            store.finish(job.id, token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            end("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             return "failed"
 
 
