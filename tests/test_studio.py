@@ -231,6 +231,31 @@ def test_worker_killed_mid_job_reruns_after_restart(client, config):
     assert len(list(config.outputs.iterdir())) == 1
 
 
+def test_killed_optimisation_resumes_from_its_last_intermediate(client, config):
+    job_id = submit(client, {**FAST, "iterations": 400}).json()["id"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "brushwork", "worker", "--data", str(config.data_dir), "--lease", "1",
+           "--intermediate-seconds", "0.3"]  # fmt: skip
+    worker = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = config.job_dir(job_id)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(kept.glob("step-*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(10)
+    assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+    saved_step = read_record(max(kept.glob("step-*.png"))).extra["step"]  # the newest, if killed mid-replace
+    assert 0 < saved_step < 400
+
+    subprocess.run(cmd + ["--burst"], env=env, check=True, timeout=120, capture_output=True)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["attempts"] == 2
+    assert job["record"]["parameters"]["resumed_from_step"] >= saved_step  # not from the start
+    assert not kept.exists()  # the job's working folder goes when it ends
+
+
 def test_ratings_pairs_and_gallery_filter(client, config):
     ids = [submit(client, {**FAST, "seed": s, "init": "noise"}).json()["id"] for s in range(3)]
     worker = Worker(JobStore(config))

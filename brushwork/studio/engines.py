@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import lru_cache
@@ -313,13 +314,45 @@ def _backbone(name: str, pooling: str):
 def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
     options = dict(params)
     net = _backbone(options.pop("backbone", "auto"), options.pop("pooling", "max"))
+    # A job whose earlier attempt died continues from that attempt's last intermediate (the record says so).
+    start_step, init_image = _latest_intermediate(ctx.workdir)
+    kept = {"at": time.monotonic()}
 
     def on_step(step) -> None:
         ctx.progress(step.step / max(1, step.total), lambda: api.step_image(step))
+        due = ctx.intermediate_seconds and time.monotonic() - kept["at"] >= ctx.intermediate_seconds
+        if due and step.step < step.total:
+            _keep_intermediate(ctx.workdir, inputs, params, step)
+            kept["at"] = time.monotonic()
 
     image = api.stylize(inputs.content, inputs.styles, backbone=net, device=ctx.device, max_pixels=ctx.max_pixels,
-                        on_step=on_step, **options)  # fmt: skip
+                        on_step=on_step, init_image=init_image, start_step=start_step, **options)  # fmt: skip
     return [image]
+
+
+def _keep_intermediate(workdir: Path, inputs: Inputs, params: dict, step) -> None:
+    """The picture so far with its record (settings and step), replacing the previous one: what a later
+    attempt resumes from. A working file: recorded, not watermarked or registered (the result is)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    earlier = list(workdir.glob("step-*.png"))
+    record = api.stylize_record(inputs.content, inputs.styles, step, **params)
+    path = api.save(api.step_image(step), workdir / f"{api.step_name(step.step)}.png", record, force=True,
+                    protection=None)  # fmt: skip
+    for old in earlier:
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+def _latest_intermediate(workdir: Path) -> tuple[int, Path | None]:
+    """(step, file) of the newest readable intermediate in a job's folder, or (0, None) to start afresh."""
+    for path in sorted(workdir.glob("step-*.png"), reverse=True):
+        try:
+            step = api.info(path).extra.get("step")
+        except BrushworkError:  # unreadable: the attempt died while the file was being replaced
+            continue
+        if isinstance(step, int) and step > 0:
+            return step, path
+    return 0, None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ take them with a lease.
 
 A worker claims a job in one UPDATE … RETURNING (so two workers never get the same one) and holds it
 by renewing a lease while it runs. A worker killed mid-job stops renewing; once the lease expires the
-job is claimable again and re-runs from the start (up to ``max_attempts`` times). Every write a worker
+job is claimable again and re-runs (up to ``max_attempts`` times): an optimisation job from the last
+intermediate it kept in its folder (``DATA/jobs/<id>/``), the others from the start. Every write a worker
 makes checks its claim token, so a worker that lost its lease (paused, partitioned) can neither
 report progress nor publish a result: a job never runs twice at once as far as anything visible goes,
 and its output files are named by job and claim, so nothing is ever overwritten.
@@ -235,7 +236,7 @@ class JobStore:
         now, token = time.time(), uuid.uuid4().hex
         only = "AND id = :id" if job_id else ""
         with self.transaction() as db:
-            self._settle_expired(db, now)
+            ended = self._settle_expired(db, now)
             row = db.execute(
                 "UPDATE jobs SET status = 'running', claim = :token, worker = :worker, lease_until = :lease, "
                 "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL "
@@ -244,18 +245,22 @@ class JobStore:
                 "ORDER BY created LIMIT 1) RETURNING *",
                 {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id, "worker": worker},
             ).fetchone()
+        for ended_id in ended:  # their intermediates are no longer needed
+            shutil.rmtree(self.config.job_dir(ended_id), ignore_errors=True)
         return (Job.from_row(row), token) if row else None
 
-    def _settle_expired(self, db: sqlite3.Connection, now: float) -> None:
-        """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running."""
-        db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE status = 'running' AND lease_until < ? "
-                   "AND cancel = 1", (now, now))  # fmt: skip
-        db.execute(
+    def _settle_expired(self, db: sqlite3.Connection, now: float) -> list[str]:
+        """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running.
+        Returns their ids."""
+        rows = db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE status = 'running' AND "
+                          "lease_until < ? AND cancel = 1 RETURNING id", (now, now)).fetchall()  # fmt: skip
+        rows += db.execute(
             "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE status = 'running' AND lease_until < ? "
-            "AND attempts >= ?",
+            "AND attempts >= ? RETURNING id",
             (now, f"interrupted {self.config.max_attempts} times (the worker died each time)", now,
              self.config.max_attempts),
-        )  # fmt: skip
+        ).fetchall()  # fmt: skip
+        return [r["id"] for r in rows]
 
     def renew(self, job_id: str, token: str, **fields: Any) -> bool:
         """Extend the lease (and set progress fields) if ``token`` still holds the job; False if it lost it
