@@ -233,6 +233,8 @@ class Engine:
     content_kind: str = "image"  # or "video": the content upload is a clip
     #: Engines whose models this one applies (the video engine: fast and AdaIN models).
     model_engines: tuple[str, ...] = ()
+    #: Several jobs with the same params, model and styles at once: inputs of each -> results of each.
+    run_batch: Callable[[list[Inputs], dict, str, int], list[Results]] | None = None
 
     def describe(self) -> dict:
         """The engine as the page and GET /api/engines show it."""
@@ -378,9 +380,29 @@ def _guarded(fn_name: str, call: Callable[[Callable, Inputs, dict, str, int], An
     return controls, run
 
 
+@lru_cache(maxsize=4)
+def _fast_model(path: Path, modified: float, device: str):
+    """A worker keeps a fast model between jobs (by file and modification time): loading it costs more
+    than applying it to a small picture."""
+    return api.load_model(path, device=device)
+
+
+def _loaded(path: Path, device: str):
+    return _fast_model(path, path.stat().st_mtime, device)
+
+
 _fast_controls, _fast_run = _guarded(
-    "fast_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, device=dev, max_pixels=mp, **p)
+    "fast_apply", lambda fn, i, p, dev, mp: fn(_loaded(i.model, dev), i.content, device=dev, max_pixels=mp, **p)
 )
+
+
+def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
+    """Jobs with the same model and settings: one forward pass for the pictures of one size."""
+    images = api.fast_apply_many(_loaded(inputs[0].model, device), [i.content for i in inputs], device=device,
+                                 max_pixels=max_pixels, **params)  # fmt: skip
+    return [[image] for image in images]
+
+
 _adain_controls, _adain_run = _guarded(
     "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
 )
@@ -447,6 +469,7 @@ ENGINES: dict[str, Engine] = {
             _fast_controls,
             _fast_run,
             available=lambda: _api_function("fast_apply") is not None,
+            run_batch=_fast_batch,
         ),  # fmt: skip
         Engine(
             "adain",
@@ -483,6 +506,10 @@ ENGINES: dict[str, Engine] = {
         ),  # fmt: skip
     )
 }
+
+
+def batchable_engines() -> tuple[str, ...]:
+    return tuple(name for name, e in ENGINES.items() if e.run_batch is not None)
 
 
 def get_engine(name: str) -> Engine:

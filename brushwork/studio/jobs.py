@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,15 @@ class JobStore:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, engine, params, inputs, labels, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, engine, json.dumps(params), json.dumps(inputs), json.dumps(labels), time.time()),
+                # Keys sorted: jobs with the same settings have the same text, which batching compares.
+                (
+                    job_id,
+                    engine,
+                    json.dumps(params, sort_keys=True),
+                    json.dumps(inputs),
+                    json.dumps(labels),
+                    time.time(),
+                ),  # fmt: skip
             )
         return job_id
 
@@ -233,21 +241,41 @@ class JobStore:
     def claim(self, job_id: str | None = None, worker: str = "") -> tuple[Job, str] | None:
         """Take the oldest claimable job (or ``job_id``): queued, or running with an expired lease.
         Returns the job and this attempt's claim token, or None."""
-        now, token = time.time(), uuid.uuid4().hex
+        claimed = self.claim_batch(job_id, worker)
+        return claimed[0] if claimed else None
+
+    def claim_batch(self, job_id: str | None = None, worker: str = "", limit: int = 1,
+                    batchable: tuple[str, ...] = ()) -> list[tuple[Job, str]]:  # fmt: skip
+        """:meth:`claim`, and when that job's engine is ``batchable``, up to ``limit - 1`` more queued jobs
+        that could run in the same batch (same engine, settings, model and styles), all in one transaction.
+        Each job gets its own claim token: each is finished, renewed or lost on its own."""
+        now = time.time()
+        claim = {"lease": now + self.config.lease_seconds, "now": now, "worker": worker}
+        sets = ("status = 'running', claim = lower(hex(randomblob(16))), worker = :worker, lease_until = :lease, "
+                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL")  # fmt: skip
         only = "AND id = :id" if job_id else ""
         with self.transaction() as db:
             ended = self._settle_expired(db, now)
-            row = db.execute(
-                "UPDATE jobs SET status = 'running', claim = :token, worker = :worker, lease_until = :lease, "
-                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL "
-                "WHERE id = (SELECT id FROM jobs WHERE "
+            rows = db.execute(
+                f"UPDATE jobs SET {sets} WHERE id = (SELECT id FROM jobs WHERE "
                 f"cancel = 0 AND (status = 'queued' OR (status = 'running' AND lease_until < :now)) {only} "
                 "ORDER BY created LIMIT 1) RETURNING *",
-                {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id, "worker": worker},
-            ).fetchone()
+                {**claim, "id": job_id},
+            ).fetchall()
+            if rows and limit > 1 and rows[0]["engine"] in batchable:
+                first = rows[0]
+                rows += db.execute(
+                    f"UPDATE jobs SET {sets} WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND cancel = 0 "
+                    "AND engine = :engine AND params = :params AND id != :id "
+                    "AND json_extract(inputs, '$.model') IS json_extract(:inputs, '$.model') "
+                    "AND json_extract(inputs, '$.styles') IS json_extract(:inputs, '$.styles') "
+                    "ORDER BY created LIMIT :more) RETURNING *",
+                    {**claim, "engine": first["engine"], "params": first["params"], "id": first["id"],
+                     "inputs": first["inputs"], "more": limit - 1},
+                ).fetchall()  # fmt: skip
         for ended_id in ended:  # their intermediates are no longer needed
             shutil.rmtree(self.config.job_dir(ended_id), ignore_errors=True)
-        return (Job.from_row(row), token) if row else None
+        return [(Job.from_row(row), row["claim"]) for row in rows]
 
     def _settle_expired(self, db: sqlite3.Connection, now: float) -> list[str]:
         """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running.
@@ -373,8 +401,9 @@ class _Attempt:
         return {"preview": name, "preview_step": self.preview_step}
 
 
-def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
-    """Run a claimed job through the API and publish its outputs; return its final status."""
+def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results: list | None = None) -> str:
+    """Run a claimed job through the API and publish its outputs; return its final status. ``results``:
+    what a batch (:func:`run_batch`) already made for this job, to publish."""
     from brushwork.api import save
     from brushwork.records import record_of
     from brushwork.studio.engines import RunContext, Written, get_engine
@@ -402,7 +431,10 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
             inputs = resolve_inputs(config, job.engine, job.inputs)
             ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
                              config.intermediate_seconds)  # fmt: skip
-            results = engine.run(inputs, job.params, ctx)
+            if results is None:
+                results = engine.run(inputs, job.params, ctx)
+            else:
+                attempt.progress(1.0)  # was it cancelled while the batch ran?
             if attempt.stopped:
                 raise JobStopped(attempt.stopped)
             records, outputs = [], []
@@ -441,6 +473,29 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
             return "failed"
 
 
+def run_batch(store: JobStore, claims: list[tuple[Job, str]], device: str = "auto") -> list[str]:
+    """Run claimed jobs of one engine with the same settings, model and styles as one batch (one forward
+    pass through the model), then publish each job's results on its own. If the batch fails, each job runs
+    alone, so a bad input fails its own job only."""
+    from brushwork.studio.engines import get_engine
+    from brushwork.studio.library import resolve_inputs
+
+    config = store.config
+    engine = get_engine(claims[0][0].engine)
+    results = None
+    if len(claims) > 1 and engine.run_batch is not None:
+        with ExitStack() as held:  # every job's lease is renewed while the batch runs
+            for job, token in claims:
+                held.enter_context(_Attempt(store, job, token))
+            try:
+                inputs = [resolve_inputs(config, job.engine, job.inputs) for job, _ in claims]
+                results = engine.run_batch(inputs, claims[0][0].params, device, config.limits.image_pixels)
+            except Exception as exc:  # noqa: BLE001 - each job then runs alone and reports its own error
+                log.info("batch of %d %s jobs failed (%s); running them one by one", len(claims), engine.name, exc)
+    return [run_job(store, job, token, device, results[n] if results else None)
+            for n, (job, token) in enumerate(claims)]  # fmt: skip
+
+
 def _remove(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
@@ -457,12 +512,18 @@ class Worker:
         self.stop = threading.Event()
 
     def run_once(self, job_id: str | None = None) -> str | None:
-        claimed = self.store.claim(job_id, self.name)
-        if claimed is None:
+        """Claim and run the oldest job (or ``job_id``), with compatible queued jobs as one batch where its
+        engine allows; return the (first) job's final status, or None when there was nothing to do."""
+        from brushwork.studio.engines import batchable_engines
+
+        limit = self.store.config.batch_size if job_id is None else 1
+        claims = self.store.claim_batch(job_id, self.name, limit, batchable_engines())
+        if not claims:
             return None
-        job, token = claimed
-        log.info("job %s (%s): attempt %d", job.id, job.engine, job.attempts)
-        return run_job(self.store, job, token, self.device)
+        for job, _ in claims:
+            log.info("job %s (%s): attempt %d%s", job.id, job.engine, job.attempts,
+                     f", in a batch of {len(claims)}" if len(claims) > 1 else "")  # fmt: skip
+        return run_batch(self.store, claims, self.device)[0]
 
     def run_until_empty(self) -> int:
         """Run jobs until none is queued or in flight. A job whose worker died counts as in flight until
