@@ -286,6 +286,16 @@ def test_compatible_fast_jobs_run_as_one_batch(client, config, monkeypatch):
         assert np.abs(np.asarray(Image.open(io.BytesIO(got)), np.int16) - by_itself).mean() < 2
 
 
+def test_a_failing_batch_runs_its_jobs_one_by_one(client, config):
+    fast = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
+    good = submit(client, {"strength": 0.5}, content=png_bytes(40, 30), **fast).json()["id"]
+    tiny = submit(client, {"strength": 0.5}, content=png_bytes(6, 4), **fast).json()["id"]
+    assert Worker(JobStore(config)).run_once() == "done"
+    assert client.get(f"/api/jobs/{good}").json()["status"] == "done"
+    failed = client.get(f"/api/jobs/{tiny}").json()
+    assert failed["status"] == "failed" and "too small" in failed["error"]
+
+
 def _saved(config, data: bytes) -> Path:
     path = config.data_dir / "got.png"
     path.write_bytes(data)

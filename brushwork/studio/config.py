@@ -62,6 +62,8 @@ class StudioConfig:
             raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
         if self.lease_seconds <= 0:
             raise BrushworkError("lease must be a positive number of seconds")
+        if not 1 <= self.batch_size <= 256:
+            raise BrushworkError(f"batch size must be 1..256, not {self.batch_size}")
         if not self.intermediate_seconds >= 0:
             raise BrushworkError("intermediate seconds must be 0 (none) or more")
 

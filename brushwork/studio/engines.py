@@ -75,10 +75,13 @@ _HELP = {
     "seed": "same seed, same inputs: the same image",
     "seeds": "one image per seed, e.g. 1,2,3",
     "truncation": "lower: safer, less varied",
+    "stabilize": "against flicker: 0 = off, 0.5 steady",
+    "max_frames": "only the first N frames",
+    "crf": "H.264 quality: lower is better, bigger",
 }
 _BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
           "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",
-          "backbone"}  # fmt: skip
+          "backbone", "stabilize", "max_frames"}  # fmt: skip
 #: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
 _SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
                 "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -401,9 +401,10 @@ class _Attempt:
         return {"preview": name, "preview_step": self.preview_step}
 
 
-def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results: list | None = None) -> str:
-    """Run a claimed job through the API and publish its outputs; return its final status. ``results``:
-    what a batch (:func:`run_batch`) already made for this job, to publish."""
+def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results: list | None = None,
+            attempt: _Attempt | None = None) -> str:  # fmt: skip
+    """Run a claimed job through the API and publish its outputs; return its final status. From
+    :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
     from brushwork.api import save
     from brushwork.records import record_of
     from brushwork.studio.engines import RunContext, Written, get_engine
@@ -425,7 +426,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
         shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
         return True
 
-    with _Attempt(store, job, token) as attempt:
+    with nullcontext(attempt) if attempt else _Attempt(store, job, token) as attempt:
         try:
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
@@ -482,18 +483,18 @@ def run_batch(store: JobStore, claims: list[tuple[Job, str]], device: str = "aut
 
     config = store.config
     engine = get_engine(claims[0][0].engine)
+    if len(claims) == 1 or engine.run_batch is None:
+        return [run_job(store, job, token, device) for job, token in claims]
     results = None
-    if len(claims) > 1 and engine.run_batch is not None:
-        with ExitStack() as held:  # every job's lease is renewed while the batch runs
-            for job, token in claims:
-                held.enter_context(_Attempt(store, job, token))
-            try:
-                inputs = [resolve_inputs(config, job.engine, job.inputs) for job, _ in claims]
-                results = engine.run_batch(inputs, claims[0][0].params, device, config.limits.image_pixels)
-            except Exception as exc:  # noqa: BLE001 - each job then runs alone and reports its own error
-                log.info("batch of %d %s jobs failed (%s); running them one by one", len(claims), engine.name, exc)
-    return [run_job(store, job, token, device, results[n] if results else None)
-            for n, (job, token) in enumerate(claims)]  # fmt: skip
+    with ExitStack() as held:  # every job's lease is renewed until that job is published
+        attempts = [held.enter_context(_Attempt(store, job, token)) for job, token in claims]
+        try:
+            inputs = [resolve_inputs(config, job.engine, job.inputs) for job, _ in claims]
+            results = engine.run_batch(inputs, claims[0][0].params, device, config.limits.image_pixels)
+        except Exception as exc:  # noqa: BLE001 - each job then runs alone and reports its own error
+            log.info("batch of %d %s jobs failed (%s); running them one by one", len(claims), engine.name, exc)
+        return [run_job(store, job, token, device, results[n] if results else None, attempts[n])
+                for n, (job, token) in enumerate(claims)]  # fmt: skip
 
 
 def _remove(paths: list[Path]) -> None:
