@@ -366,7 +366,8 @@ def _stored_defaults(replay: Replay, stored: dict) -> dict:
             continue
         if isinstance(value, list) and action.type not in (float_list, int_list, name_list) and action.nargs is None:
             value = ",".join(map(str, value))  # e.g. GAN seeds, stored as a list, given as text
-        if action.choices is not None and value not in action.choices:
+        given = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+        if action.choices is not None and any(v not in action.choices for v in given):
             continue  # e.g. a backbone recorded as a weights file's own name
         defaults[dest] = value
     return defaults

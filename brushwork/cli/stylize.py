@@ -116,7 +116,8 @@ def register(sub) -> dict:
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
     add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
-                                                    "styles": a.style}))  # fmt: skip
+                                                    "styles": a.style, "style_masks": a.style_mask,
+                                                    "audio": a.audio, "init_image": a.init_image}))  # fmt: skip
 
     p = add_parser(sub, "demo", "stylise the bundled example photo offline (a quick first run)")
     add_output_options(p, "output image", "brushwork-demo.png")
