@@ -408,11 +408,17 @@ def adain_apply(
                "style_size": style_size}  # fmt: skip
     mask = _open(style_mask, max_pixels) if style_mask is not None else None
     result = _adain_frame(loaded, _open(content, max_pixels), [_open(s, max_pixels) for s in styles], mask, options)
+    notes = []
+    if mask is not None:  # as stylize's masks: a style without pixels is an error, a resized mask a note
+        from brushwork.style.masks import region_masks
+
+        notes = region_masks([mask], len(styles), result.size)[1]
     inputs = {"content": describe_input(content), "styles": _described(styles)}
     if style_mask is not None:
         inputs["style_mask"] = describe_input(style_mask)
     parameters = {**options, "backbone": loaded.backbone, "weights": weights}
-    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
+    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device,
+                        extra={"notes": notes} if notes else None)  # fmt: skip
     return attach(result, _note_pick(record, pick).finish())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from brushwork import api
 from brushwork.cli.common import (
@@ -125,4 +126,6 @@ def _run_apply(args: argparse.Namespace) -> int:
             )
         api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
+        for note in api.record_of(result).extra.get("notes", []):
+            print(f"brushwork: note: {note}", file=sys.stderr)
     return 0

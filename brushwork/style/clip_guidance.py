@@ -136,7 +136,7 @@ def load_clip(
         model = open_clip.create_model(name, pretrained=None, device="cpu", force_quick_gelu=quick_gelu)
     finally:
         root.setLevel(level)
-    _load_weights(open_clip, model, path, name)
+    _load_weights(model, path, name)
     return Clip.wrap(model, open_clip.get_tokenizer(name), name, source, identity).to(device)
 
 
@@ -173,14 +173,14 @@ def _reachable(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _load_weights(open_clip, model: torch.nn.Module, path: Path, name: str) -> None:
-    """Weights from a file: safetensors, or a torch file read with weights_only (never unpickled)."""
-    try:
-        state = open_clip.factory.load_state_dict(str(path), weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch, safetensors and zipfile each raise their own
-        raise BrushworkError(f"{path}: not a CLIP weights file brushwork can read safely ({exc})") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BrushworkError(f"{path}: not a CLIP state dict")
+def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Weights from a file: safetensors, or a torch file read with weights_only (never unpickled), by the
+    same reader as the backbones' weights; then they must fit the model exactly."""
+    from brushwork.backbones.weights import load_state_dict_file
+
+    state = load_state_dict_file(path)
+    if next(iter(state), "").startswith("module."):  # saved from a DataParallel/DDP wrapper, as open_clip allows
+        state = {key.removeprefix("module."): value for key, value in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
