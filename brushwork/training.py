@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
@@ -103,6 +104,9 @@ class TrainStep:
     losses: dict[str, float]
 
 
+INTERRUPT_NOTE = "brushwork: finishing this step to save a checkpoint (Ctrl-C again to stop now without it)"
+
+
 class _DeferredInterrupt:
     """While training, Ctrl-C only raises a flag: the step under way finishes, and the loop stops at the
     step boundary, so the checkpoint it saves is a whole step under its own number (exact resume). A
@@ -121,6 +125,8 @@ class _DeferredInterrupt:
         if self.requested:  # the second Ctrl-C: the user means it
             raise KeyboardInterrupt
         self.requested = True
+        # The step under way may take a while on a big model: say why nothing seems to happen.
+        print(f"\n{INTERRUPT_NOTE}", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
