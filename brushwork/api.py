@@ -50,7 +50,7 @@ from brushwork.style import color
 from brushwork.style.adain import AdainConfig
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
-from brushwork.style.gatys import OPTIMIZERS, GatysEngine, Step, StyleConfig
+from brushwork.style.gatys import INITS, OPTIMIZERS, GatysEngine, Step, StyleConfig
 from brushwork.training import TrainStep
 
 ImageSource = str | os.PathLike | Image.Image
@@ -60,7 +60,6 @@ PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-INITS = ("content", "noise")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The engine name each function writes into its records.
 ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
