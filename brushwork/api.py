@@ -48,9 +48,11 @@ from brushwork.output import Protection, save_output
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
+from brushwork.style.clip_guidance import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
+from brushwork.style.clip_guidance import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRETRAINED
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
-from brushwork.style.gatys import OPTIMIZERS, GatysEngine, Step, StyleConfig
+from brushwork.style.gatys import INITS, OPTIMIZERS, GatysEngine, Step, StyleConfig
 from brushwork.style.style_library import StylePick
 from brushwork.training import TrainStep
 
@@ -61,7 +63,6 @@ PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-INITS = ("content", "noise")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The engine name each function writes into its records.
 ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
@@ -479,8 +480,8 @@ def rank_styles(
     *,
     kind: str = "images",
     clip: Clip | None = None,
-    clip_model: str = "ViT-B-32",
-    clip_pretrained: str = "openai",
+    clip_model: str = DEFAULT_CLIP_MODEL,
+    clip_pretrained: str = DEFAULT_CLIP_PRETRAINED,
     clip_weights: PathLike | None = None,
     cache: PathLike | bool = True,
     device: str = "auto",

@@ -7,7 +7,6 @@ import sys
 
 from brushwork import api
 from brushwork.cli.common import (
-    TRAINING_HELP,
     Replay,
     add_backbone_options,
     add_bit_depth,
@@ -46,7 +45,7 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_training_options(p, api.AdainConfig, TRAINING_HELP)
+    add_training_options(p, api.AdainConfig)
 
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")
