@@ -342,6 +342,8 @@ def test_listings_and_page(client):
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}
     assert controls["style_blend_weights"]["flag"] == "--style-blend-weights"
     assert controls["image_size"]["default"] == api.StyleConfig().image_size
+    # Help and choices come from the config's fields, as on the CLI (brushwork.settings).
+    assert controls["optimizer"]["choices"] == list(api.OPTIMIZERS) and "adam" in controls["optimizer"]["help"]
     images = {i["ref"] for i in client.get("/api/images").json()}
     assert {"example:tubingen.jpg", "example:starry_night.jpg"} <= images
     assert client.get("/api/images/example:tubingen.jpg").status_code == 200

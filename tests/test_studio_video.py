@@ -4,6 +4,8 @@ the MP4 carrying its record, the gallery entry with its poster, and the bounds o
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -85,6 +87,10 @@ def test_video_job_runs_frame_by_frame_to_an_mp4_with_its_record(client, config,
     (item,) = client.get("/api/gallery", params={"engine": "video"}).json()
     assert item["media"] == "video" and item["poster"] == job["posters"][0]
     assert "<video" in client.get("/ui/gallery").text
+    # Restore: the stored clip is named by reference (never an image reference, never a path).
+    again = {"engine": "video", "model": "starry_night-fast", "content_ref": job["inputs"]["content"]}
+    assert client.post("/api/jobs", data=again).status_code == 202
+    assert client.post("/api/jobs", data={**again, "content_ref": "example:tubingen.jpg"}).status_code == 400
     # Videos stay out of the still-image ratings.
     assert client.post("/api/ratings", json={"winner": f"{job_id}:0", "loser": f"{job_id}:0"}).status_code == 400
 
@@ -120,3 +126,19 @@ def test_clip_uploads_are_bounded(client, config, tmp_path):
         assert expected[name] in response.json()["detail"], (name, response.json())
         assert "incoming" not in response.json()["detail"], name  # the client's name, not the server's temp file
     assert stored(config) == before
+
+
+def test_cancel_a_running_video_job_leaves_nothing(client, config, tmp_path):
+    config.limits.video_frames, config.limits.video_seconds = 200, 20
+    clip = make_video(tmp_path / "long.mp4", frames=120, size=(66, 50), audio=False).read_bytes()
+    job_id = submit_clip(client, clip, params={"stabilize": 0.5}).json()["id"]
+    worker = threading.Thread(target=Worker(JobStore(config)).run_once)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while client.get(f"/api/jobs/{job_id}").json()["progress"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 200
+    worker.join(60)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "cancelled" and job["progress"] < 1
+    assert not list(config.outputs.iterdir())  # no MP4, no poster, no temporary file

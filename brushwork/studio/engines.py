@@ -52,11 +52,10 @@ class Written:
     poster: Path | None = None
 
 
-# Choice lists the form offers, from the API (the library's own lists).
+# Choice lists and help of the keywords of API functions (the stylize config's fields carry their own,
+# brushwork.settings): the library's own lists.
 _CHOICES = {
-    "optimizer": api.OPTIMIZERS,
     "preserve_colors": api.PRESERVE_COLORS,
-    "init": api.INITS,
     "backbone": api.BACKBONES,
     "pooling": api.POOLINGS,
 }
@@ -64,20 +63,15 @@ _CHOICES = {
 _FLAGS: dict[str, str] = {}
 _HELP = {
     "image_size": "long side of the output in px",
-    "iterations": "optimiser steps at the first scale",
-    "style_weight": "raise for a stronger style",
-    "content_weight": "raise to keep more of the photo",
-    "tv_weight": "smoothness (total variation)",
-    "style_scale": "style image size relative to the output: smaller gives finer strokes",
     "style_blend_weights": "how much of each style, e.g. 3,7",
     "preserve_colors": "keep the photo's colours",
     "strength": "0 = photo, 1 = full style",
-    "seed": "same seed, same inputs: the same image",
     "seeds": "one image per seed, e.g. 1,2,3",
     "truncation": "lower: safer, less varied",
     "stabilize": "against flicker: 0 = off, 0.5 steady",
     "max_frames": "only the first N frames",
     "crf": "H.264 quality: lower is better, bigger",
+    "backbone": "the feature network (auto: VGG-19 if its weights are here, else Lite0)",
 }
 _BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
           "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",
@@ -190,10 +184,15 @@ def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
     return "str", optional
 
 
-def _control(name: str, annotation: Any, default: Any) -> Control:
+def _control(name: str, annotation: Any, default: Any, metadata: Any = None) -> Control:
+    """A control; a config field's ``metadata`` (brushwork.settings) gives its help and choices, as on the CLI."""
     kind, optional = _kind_of(annotation, default)
     default = list(default) if isinstance(default, tuple) else default
-    return Control(name, kind, default, optional, choices=tuple(_CHOICES.get(name, ())), help=_HELP.get(name, ""))
+    metadata = metadata or {}
+    choices = metadata.get("choices") or _CHOICES.get(name, ())
+    return Control(
+        name, kind, default, optional, choices=tuple(choices), help=metadata.get("help") or _HELP.get(name, "")
+    )
 
 
 def signature_controls(fn: Callable) -> list[Control]:
@@ -296,7 +295,7 @@ def _stylize_controls() -> list[Control]:
     controls.append(_control("style_blend_weights", "list[float] | None", None))
     for f in fields(api.StyleConfig):
         if f.name != "style_blend":  # given as style_blend_weights, as in the API and on the CLI
-            controls.append(_control(f.name, f.type, f.default if f.default is not MISSING else None))
+            controls.append(_control(f.name, f.type, f.default if f.default is not MISSING else None, f.metadata))
     return controls
 
 
