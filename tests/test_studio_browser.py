@@ -157,9 +157,10 @@ def test_video_job_in_the_page(studio_url, tmp_path):
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(studio_url + "/")
         page.select_option("#engine", "video")
-        assert page.is_visible(".style-pick")  # an AdaIN model (the first that fits) takes style images
-        page.select_option("#model", "starry_night-fast")  # fast models fit the video engine too
-        assert not page.is_visible(".style-pick")  # and carry their own style
+        # An AdaIN model (the first that fits) takes style images; fast models fit too, with their own style.
+        page.wait_for_selector(".style-pick >> nth=0", state="visible")
+        page.select_option("#model", "starry_night-fast")
+        page.wait_for_selector(".style-pick >> nth=0", state="hidden")
         page.set_input_files("#content-file", str(clip))
         page.click("#submit")
         page.wait_for_selector("#live-status", timeout=10_000)
