@@ -39,9 +39,7 @@ from brushwork.judge.distribution import EXTRACTORS
 from brushwork.media import (
     DEFAULT_MAX_PIXELS,
     high_precision,
-    image_to_tensor,
     load_image,
-    resize_long_side,
     tensor_to_image,
 )
 from brushwork.output import Protection, save_output
@@ -324,37 +322,10 @@ def _fast_frame(model: Model, image: Image.Image, strength: float, preserve_colo
 @torch.no_grad()
 def _fast_frames(model: Model, images: Sequence[Image.Image], strength: float, preserve_colors: str,
                  image_size: int | None) -> list[Image.Image]:  # fmt: skip
-    """Each picture through a feed-forward model; pictures of the same size go through as one batch (one
-    forward pass: what a GPU wants). Instance norm keeps the pictures of a batch apart, so each result
-    equals its own run. The one path for every feed-forward picture, alone, batched or a video frame."""
-    from brushwork.style.feedforward import MIN_SIDE, check_side
+    """The one path for every feed-forward picture, alone, batched or a video frame."""
+    from brushwork.style.feedforward import apply_feedforward
 
-    _check_strength(strength)
-    _check_colors(preserve_colors)
-    check_side(image_size, "image size")
-    photos = [resize_long_side(image, image_size) if image_size else image for image in images]
-    for photo in photos:
-        if min(photo.size) < MIN_SIDE:
-            raise BrushworkError(f"image of {photo.width}x{photo.height} px is too small "
-                                 f"(at least {MIN_SIDE} px a side)")  # fmt: skip
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for n, photo in enumerate(photos):
-        by_size.setdefault(photo.size, []).append(n)
-    results: list[Image.Image | None] = [None] * len(photos)
-    for batch in by_size.values():
-        x = torch.cat([image_to_tensor(photos[n]) for n in batch]).to(model.device)
-        y = model.net(x)
-        if preserve_colors == "luminance":
-            y = color.luminance_transfer(y, x)
-        elif preserve_colors == "histogram":
-            # A trained style has no style image to recolour: the stylised picture takes the photo's colour
-            # statistics instead, before the blend with the photo.
-            y = torch.cat([color.match_color_statistics(y[k : k + 1].cpu(), x[k : k + 1].cpu()).to(y)
-                           for k in range(len(batch))])  # fmt: skip
-        blended = strength * y + (1 - strength) * x
-        for k, n in enumerate(batch):
-            results[n] = tensor_to_image(blended[k : k + 1])
-    return results
+    return apply_feedforward(model.net, images, strength, preserve_colors, image_size, model.device)
 
 
 def fast_apply(
