@@ -375,15 +375,16 @@ def _picked(choice, kind: str) -> tuple[StylePick | None, object]:
     return choice, choice.best.path
 
 
-def _adain_frame(model: Model, content: Image.Image, styles: list[Image.Image], mask: Image.Image | None,
-                 options: dict) -> Image.Image:  # fmt: skip
-    from brushwork.style.adain import apply_adain
+def _adain_frames(model: Model, contents: list[Image.Image], styles: list[Image.Image], mask: Image.Image | None,
+                  options: dict) -> list[Image.Image]:  # fmt: skip
+    """The one path for every AdaIN picture, alone, batched or a video frame."""
+    from brushwork.style.adain import apply_adain_many
 
     _check_strength(options["strength"])
     _check_colors(options["preserve_colors"])
-    return apply_adain(model.net, content, styles, options["style_blend_weights"], options["strength"], mask,
-                       options["preserve_colors"], options["image_size"], options["style_size"],
-                       model.device)  # fmt: skip
+    return apply_adain_many(model.net, contents, styles, options["style_blend_weights"], options["strength"], mask,
+                            options["preserve_colors"], options["image_size"], options["style_size"],
+                            model.device)  # fmt: skip
 
 
 def adain_apply(
@@ -409,6 +410,31 @@ def adain_apply(
     the choice and its score. ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
     second) paints two styles into two regions; ``strength`` 0 gives the photo back, 1 full style.
     """
+    return adain_apply_many(model, [content], styles, style_blend_weights=style_blend_weights, strength=strength,
+                            style_mask=style_mask, preserve_colors=preserve_colors, image_size=image_size,
+                            style_size=style_size, backbone=backbone, weights=weights, weights_layout=weights_layout,
+                            device=device, max_pixels=max_pixels)[0]  # fmt: skip
+
+
+def adain_apply_many(
+    model: Model | PathLike,
+    contents: Sequence[ImageSource],
+    styles: ImageSource | StylePick | Sequence[ImageSource | StylePick],
+    *,
+    style_blend_weights: Sequence[float] | None = None,
+    strength: float = 1.0,
+    style_mask: ImageSource | None = None,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    style_size: int | None = None,
+    backbone: str = "auto",
+    weights: PathLike | None = None,
+    weights_layout: str = "torchvision",
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Image.Image]:
+    """:func:`adain_apply` on several photos with the same styles and settings: those of the same size (after
+    ``image_size``) run as one batch, each result the same as its own run and carrying its own record."""
     loaded = _model(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
                     device=device)  # fmt: skip
     styles = [styles] if isinstance(styles, StylePick) else _as_list(styles)
@@ -421,19 +447,22 @@ def adain_apply(
                "strength": strength, "preserve_colors": preserve_colors, "image_size": image_size,
                "style_size": style_size}  # fmt: skip
     mask = _open(style_mask, max_pixels) if style_mask is not None else None
-    result = _adain_frame(loaded, _open(content, max_pixels), [_open(s, max_pixels) for s in styles], mask, options)
-    notes = []
-    if mask is not None:  # as stylize's masks: a style without pixels is an error, a resized mask a note
-        from brushwork.style.masks import region_masks
-
-        notes = region_masks([mask], len(styles), result.size)[1]
-    inputs = {"content": describe_input(content), "styles": _described(styles)}
-    if style_mask is not None:
-        inputs["style_mask"] = describe_input(style_mask)
+    results = _adain_frames(loaded, [_open(c, max_pixels) for c in contents], [_open(s, max_pixels) for s in styles],
+                            mask, options)  # fmt: skip
     parameters = {**options, "backbone": loaded.backbone, "weights": weights}
-    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device,
-                        extra={"notes": notes} if notes else None)  # fmt: skip
-    return attach(result, _note_pick(record, pick).finish())
+    for content, result in zip(contents, results, strict=True):
+        notes = []
+        if mask is not None:  # as stylize's masks: a style without pixels is an error, a resized mask a note
+            from brushwork.style.masks import region_masks
+
+            notes = region_masks([mask], len(styles), result.size)[1]
+        inputs = {"content": describe_input(content), "styles": _described(styles)}
+        if style_mask is not None:
+            inputs["style_mask"] = describe_input(style_mask)
+        record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described},
+                            device=loaded.device, extra={"notes": notes} if notes else None)  # fmt: skip
+        attach(result, _note_pick(record, pick).finish())
+    return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -718,7 +747,7 @@ def stylize_video(
         def frame_at(frame: Image.Image, settings: FrameSettings) -> Image.Image:
             mix = options["style_blend_weights"] if settings.blend is None else [1 - settings.blend, settings.blend]
             frame_options = {**options, "strength": strength * settings.strength, "style_blend_weights": mix}
-            return _adain_frame(loaded, frame, style_imgs, None, frame_options)
+            return _adain_frames(loaded, [frame], style_imgs, None, frame_options)[0]
     else:
         if styles:
             raise BrushworkError(f"{loaded.path}: a fast model carries its own style; --style is for adain models")
@@ -967,6 +996,7 @@ __all__ = [
     "TrainStep",
     "VideoReport",
     "adain_apply",
+    "adain_apply_many",
     "adain_export",
     "adain_slim",
     "adain_train",

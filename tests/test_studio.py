@@ -257,33 +257,42 @@ def test_killed_optimisation_resumes_from_its_last_intermediate(client, config):
     assert not kept.exists()  # the job's working folder goes when it ends
 
 
-def test_compatible_fast_jobs_run_as_one_batch(client, config, monkeypatch):
+@pytest.mark.parametrize("engine", ["fast", "adain"])
+def test_compatible_jobs_run_as_one_batch(client, config, monkeypatch, engine):
     from brushwork.studio.engines import ENGINES
 
     params = {"strength": 0.7, "image_size": 48}
     # Two picture shapes: the batch makes one forward pass per shape.
     contents = [png_bytes(40, 30, seed=s, kind="noise") for s in range(3)] + [png_bytes(30, 40, seed=9, kind="noise")]
-    fast = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
-    ids = [submit(client, params, content=c, **fast).json()["id"] for c in contents]
-    other = submit(client, {**params, "strength": 0.3}, **fast).json()["id"]  # other settings: another batch
+    if engine == "fast":
+        job = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
+    else:
+        job = {"styles": ("example:shipwreck.jpg",), "engine": "adain", "model": "adain-lite0"}
+    ids = [submit(client, params, content=c, **job).json()["id"] for c in contents]
+    other = submit(client, {**params, "strength": 0.3}, **job).json()["id"]  # other settings: another batch
 
     def alone(*args):
         raise AssertionError("a batched job ran on its own")
 
-    monkeypatch.setattr(ENGINES["fast"], "run", alone)
+    monkeypatch.setattr(ENGINES[engine], "run", alone)
     assert Worker(JobStore(config)).run_once() == "done"  # one pass
     assert client.get(f"/api/jobs/{other}").json()["status"] == "queued"
-    model = api.load_model(ROOT / "brushwork/examples/starry_night-fast.safetensors")
+    model = api.load_model(ROOT / f"brushwork/examples/{job['model']}.safetensors")
     for job_id, content in zip(ids, contents, strict=True):
-        job = client.get(f"/api/jobs/{job_id}").json()
-        assert job["status"] == "done" and job["attempts"] == 1 and job["record"]["parameters"]["strength"] == 0.7
-        got = client.get(job["images"][0]).content
+        done = client.get(f"/api/jobs/{job_id}").json()
+        assert done["status"] == "done" and done["attempts"] == 1 and done["record"]["parameters"]["strength"] == 0.7
+        got = client.get(done["images"][0]).content
         assert (
-            read_record(_saved(config, got)).inputs["content"]["sha256"] == job["record"]["inputs"]["content"]["sha256"]
+            read_record(_saved(config, got)).inputs["content"]["sha256"]
+            == done["record"]["inputs"]["content"]["sha256"]
         )
-        by_itself = np.asarray(api.fast_apply(model, Image.open(io.BytesIO(content)), **params), np.int16)
+        photo = Image.open(io.BytesIO(content))
+        if engine == "fast":
+            by_itself = api.fast_apply(model, photo, **params)
+        else:
+            by_itself = api.adain_apply(model, photo, ROOT / "brushwork/examples/shipwreck.jpg", **params)
         # The same picture as its own run, up to the invisible watermark every output gets.
-        assert np.abs(np.asarray(Image.open(io.BytesIO(got)), np.int16) - by_itself).mean() < 2
+        assert np.abs(np.asarray(Image.open(io.BytesIO(got)), np.int16) - np.asarray(by_itself, np.int16)).mean() < 2
 
 
 def test_a_failing_batch_runs_its_jobs_one_by_one(client, config):
@@ -303,14 +312,27 @@ def _saved(config, data: bytes) -> Path:
 
 
 def test_batched_forward_equals_single_runs():
-    model = api.load_model(ROOT / "brushwork/examples/starry_night-fast.safetensors")
+    fast = api.load_model(ROOT / "brushwork/examples/starry_night-fast.safetensors")
+    adain = api.load_model(ROOT / "brushwork/examples/adain-lite0.safetensors")
+    styles = [ROOT / "brushwork/examples/shipwreck.jpg", ROOT / "brushwork/examples/starry_night.jpg"]
     pictures = [make_image(40, 30, s, "noise") for s in range(3)] + [make_image(30, 40, 5, "stripes")]
-    for colours in ("none", "luminance", "histogram"):
-        batched = api.fast_apply_many(model, pictures, strength=0.8, preserve_colors=colours)
-        for picture, result in zip(pictures, batched, strict=True):
-            single = api.fast_apply(model, picture, strength=0.8, preserve_colors=colours)
-            assert np.abs(np.asarray(result, np.int16) - np.asarray(single, np.int16)).max() <= 1, colours
-            assert api.record_of(result).parameters["preserve_colors"] == colours
+    runs = {
+        "fast": (
+            lambda many, **o: api.fast_apply_many(fast, many, **o),
+            lambda one, **o: api.fast_apply(fast, one, **o),
+        ),
+        "adain": (
+            lambda many, **o: api.adain_apply_many(adain, many, styles, style_blend_weights=[1, 2], **o),
+            lambda one, **o: api.adain_apply(adain, one, styles, style_blend_weights=[1, 2], **o),
+        ),
+    }
+    for engine, (batched_run, single_run) in runs.items():
+        for colours in ("none", "luminance", "histogram"):
+            batched = batched_run(pictures, strength=0.8, preserve_colors=colours)
+            for picture, result in zip(pictures, batched, strict=True):
+                single = single_run(picture, strength=0.8, preserve_colors=colours)
+                assert np.abs(np.asarray(result, np.int16) - np.asarray(single, np.int16)).max() <= 1, (engine, colours)
+                assert api.record_of(result).parameters["preserve_colors"] == colours
 
 
 def test_ratings_pairs_and_gallery_filter(client, config):

@@ -408,6 +408,15 @@ def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int
 _adain_controls, _adain_run = _guarded(
     "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
 )
+
+
+def _adain_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
+    """Jobs with the same model, styles and settings: one forward pass for the photos of one size."""
+    images = api.adain_apply_many(inputs[0].model, [i.content for i in inputs], inputs[0].styles, device=device,
+                                  max_pixels=max_pixels, **params)  # fmt: skip
+    return [[image] for image in images]
+
+
 _gan_controls, _gan_run = _guarded("gan_sample", lambda fn, i, p, dev, mp: fn(i.model, device=dev, **p))
 
 
@@ -482,6 +491,7 @@ ENGINES: dict[str, Engine] = {
             _adain_controls,
             _adain_run,
             available=lambda: _api_function("adain_apply") is not None,
+            run_batch=_adain_batch,
         ),  # fmt: skip
         Engine(
             "gan-sample",

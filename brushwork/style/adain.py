@@ -234,6 +234,24 @@ def apply_adain(
     1 is full style. ``preserve_colors``: ``luminance`` keeps the photo's colours afterwards,
     ``histogram`` gives each style image the photo's colour statistics first.
     """
+    return apply_adain_many(model, [content], styles, weights, alpha, mask, preserve_colors, image_size, style_size,
+                            device)[0]  # fmt: skip
+
+
+def apply_adain_many(
+    model: AdainModel,
+    contents: Sequence[Image.Image],
+    styles: Sequence[Image.Image],
+    weights: Sequence[float] | None = None,
+    alpha: float = 1.0,
+    mask: Image.Image | None = None,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    style_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Image.Image]:
+    """:func:`apply_adain` on several photos with the same styles and settings: photos of one size go
+    through the network as one batch (what a GPU wants), each result the same as its own run."""
     if not styles:
         raise BrushworkError("at least one style image is needed")
     if not 0 <= alpha <= 1:
@@ -252,23 +270,39 @@ def apply_adain(
     check_side(style_size, "style size")
     if style_size is not None and style_size < smallest:
         raise BrushworkError(f"style size must be at least {smallest} px for this model, not {style_size}")
-    if image_size is not None:
-        content = resize_long_side(content, image_size)
-    if min(content.size) < smallest:
-        raise BrushworkError(f"image of {content.width}x{content.height} px is too small for this model")
-    x = image_to_tensor(content).to(device)
+    photos = [resize_long_side(content, image_size) if image_size is not None else content for content in contents]
+    for photo in photos:
+        if min(photo.size) < smallest:
+            raise BrushworkError(f"image of {photo.width}x{photo.height} px is too small for this model")
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for n, photo in enumerate(photos):
+        by_size.setdefault(photo.size, []).append(n)
+    results: list[Image.Image | None] = [None] * len(photos)
+    for batch in by_size.values():
+        x = torch.cat([image_to_tensor(photos[n]) for n in batch]).to(device)
+        y = _adain_batch(model, x, styles, weights, alpha, mask, preserve_colors, style_size, smallest)
+        for k, n in enumerate(batch):
+            results[n] = tensor_to_image(y[k : k + 1])
+    return results
+
+
+def _adain_batch(model: AdainModel, x: torch.Tensor, styles: Sequence[Image.Image], weights: Sequence[float],
+                 alpha: float, mask: Image.Image | None, preserve_colors: str, style_size: int | None,
+                 smallest: int) -> torch.Tensor:  # fmt: skip
+    """Photos of one size (a batch ``x``) painted with the styles; each style is encoded once for the batch
+    (once per photo with ``histogram``, whose style images take each photo's colours)."""
     c = model.encode(x)
     targets = []
     for style in styles:
-        s = resize_long_side(style, style_size or max(content.size))
+        s = resize_long_side(style, style_size or max(x.shape[-2:]))
         if min(s.size) < smallest:
             raise BrushworkError(f"style image of {s.width}x{s.height} px is too small for this model")
-        s = image_to_tensor(s).to(device)
+        s = image_to_tensor(s).to(x.device)
         if preserve_colors == "histogram":
-            s = color.match_color_statistics(s.cpu(), x.cpu()).to(device)
-        targets.append(adain(c, model.encode(s)))
+            s = torch.cat([color.match_color_statistics(s.cpu(), x[k : k + 1].cpu()) for k in range(len(x))]).to(x)
+        targets.append(adain(c, model.encode(s)))  # one style's statistics broadcast over the batch
     if mask is not None:
-        m = image_to_tensor(mask.convert("L").convert("RGB"))[:, :1].to(device)
+        m = image_to_tensor(mask.convert("L").convert("RGB"))[:, :1].to(x.device)
         m = F.interpolate(m, size=c.shape[-2:], mode="bilinear", align_corners=False)
         t = m * targets[0] + (1 - m) * targets[1]
     else:
@@ -278,4 +312,4 @@ def apply_adain(
     y = model.decode(t, x.shape[-2:])
     if preserve_colors == "luminance":
         y = color.luminance_transfer(y, x)
-    return tensor_to_image(y)
+    return y
