@@ -1,10 +1,11 @@
 """Studio batching: jobs/s of a worker that runs compatible feed-forward jobs as one batch, against one at a time.
 
-N ``fast`` jobs with the bundled Starry Night model and the same settings are queued (each its own
+N ``fast`` jobs with the bundled Starry Night model (or ``--engine adain``: the bundled AdaIN decoder with
+Turner's Shipwreck) and the same settings are queued (each its own
 uploaded photo, all of one size); a worker in this process runs the queue with ``batch_size`` 1
 and then B, in fresh data folders. Printed: end-to-end jobs/s (claim, batched forward, saving each
 output with its record and protection, finishing each job) and the forward pass alone (images/s of
-``api.fast_apply_many`` on the same pictures against ``api.fast_apply`` on each), after a warm-up.
+``api.fast_apply_many``/``adain_apply_many`` on the same pictures in batches of 1 and B), after a warm-up.
 
     PYTHONPATH=. python benchmarks/studio_batch.py [--jobs 32] [--batch 8] [--size 256]
 """
@@ -33,7 +34,8 @@ from brushwork.studio.config import StudioConfig  # noqa: E402
 from brushwork.studio.jobs import Worker  # noqa: E402
 from brushwork.studio.service import Studio, Upload  # noqa: E402
 
-MODEL = ROOT / "brushwork/examples/starry_night-fast.safetensors"
+MODELS = {"fast": "starry_night-fast", "adain": "adain-lite0"}
+STYLE = ROOT / "brushwork/examples/shipwreck.jpg"  # the AdaIN jobs' style
 
 
 def photo(seed: int, size: int) -> Image.Image:
@@ -49,14 +51,16 @@ def png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def queue_run(pictures: list[Image.Image], batch: int) -> float:
+def queue_run(engine: str, pictures: list[Image.Image], batch: int) -> float:
     """Seconds for one worker to run the queue of len(pictures) jobs with this batch size."""
     with tempfile.TemporaryDirectory() as data:
         config = StudioConfig(data_dir=Path(data), batch_size=batch)
         studio = Studio(config)
         for n, picture in enumerate(pictures):
-            studio.submit("fast", '{"strength": 0.8}', [Upload("content", f"p{n}.png", png(picture))],
-                          model="starry_night-fast")  # fmt: skip
+            uploads = [Upload("content", f"p{n}.png", png(picture))]
+            if engine == "adain":
+                uploads.append(Upload("style", STYLE.name, STYLE.read_bytes()))
+            studio.submit(engine, '{"strength": 0.8}', uploads, model=MODELS[engine])
         worker = Worker(studio.store, device="cpu")
         start = time.perf_counter()
         worker.run_until_empty()
@@ -70,12 +74,16 @@ def forward_run(model, pictures: list[Image.Image], batch: int) -> float:
     """Seconds for the pictures through the model in batches of ``batch`` (1: one by one)."""
     start = time.perf_counter()
     for n in range(0, len(pictures), batch):
-        api.fast_apply_many(model, pictures[n : n + batch], strength=0.8)
+        if model.kind == "adain":
+            api.adain_apply_many(model, pictures[n : n + batch], STYLE, strength=0.8)
+        else:
+            api.fast_apply_many(model, pictures[n : n + batch], strength=0.8)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=tuple(MODELS), default="fast")
     parser.add_argument("--jobs", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=256, help="long side of each photo in px")
@@ -83,10 +91,10 @@ def main() -> None:
     parser.add_argument("--forward-only", action="store_true", help="skip the studio worker runs")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
-          f"{args.jobs} jobs of {args.size} px, batch {args.batch}")  # fmt: skip
+          f"{args.jobs} {args.engine} jobs of {args.size} px, batch {args.batch}")  # fmt: skip
     pictures = [photo(n, args.size) for n in range(args.jobs)]
 
-    model = api.load_model(MODEL, device="cpu")
+    model = api.load_model(ROOT / f"brushwork/examples/{MODELS[args.engine]}.safetensors", device="cpu")
     forward_run(model, pictures[: args.batch], args.batch)  # warm-up: allocator, first-call costs
     sizes = (1, args.batch)
     # Alternating runs, best of each: the machine's other load hits both alike.
@@ -99,11 +107,11 @@ def main() -> None:
     if args.forward_only:
         return
 
-    queue_run(pictures[:2], 1)  # warm-up: the worker's model cache, imports
+    queue_run(args.engine, pictures[:2], 1)  # warm-up: the worker's model cache, imports
     queue: dict[int, list[float]] = {b: [] for b in sizes}
     for _ in range(args.repeats):
         for b in sizes:
-            queue[b].append(queue_run(pictures, b))
+            queue[b].append(queue_run(args.engine, pictures, b))
     for b in sizes:
         best = min(queue[b])
         print(f"studio worker, batch_size {b}: {args.jobs / best:.2f} jobs/s ({best:.2f} s for {args.jobs})")
