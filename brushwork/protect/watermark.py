@@ -23,6 +23,7 @@ the original had.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -148,12 +149,25 @@ def _resize_channels(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class Strength:
+    """How hard a picture was marked: RivaGAN passes over the working copy, then the residual's gain."""
+
+    passes: int = 1
+    gain: float = GAINS[0]
+
+
+#: The most a picture is ever marked; the last strength the search tries.
+STRONGEST = Strength(PASSES, GAINS[-1])
+
+
 def embed(image: Image.Image, work_id: int) -> Image.Image:
     """``image`` with ``work_id`` marked invisibly (about 40 dB PSNR). Alpha, if any, is kept as it is."""
     return embed_checked(image, work_id)[0]
 
 
-def embed_checked(image: Image.Image, work_id: int) -> tuple[Image.Image, bool]:
+def embed_checked(image: Image.Image, work_id: int,
+                  survive: Callable[[Image.Image], Image.Image] | None = None) -> tuple[Image.Image, bool]:  # fmt: skip
     """:func:`embed`, and whether every bit reads back from the result.
 
     The mark is read back before returning. On some pictures one RivaGAN pass leaves a bit or two
@@ -161,29 +175,77 @@ def embed_checked(image: Image.Image, work_id: int) -> tuple[Image.Image, bool]:
     5 dB); and moving the residual from the working copy to the full image smooths it, so it is
     strengthened step by step (:data:`GAINS`) until the whole payload reads back from the result.
     On a few pictures some payloads never do (1 of the 22 test images for one ID); a caller free to
-    choose the ID tries another (``Protection`` does).
+    choose the ID tries another (``Protection`` does). With ``survive``, the payload must read back
+    from ``survive(result)`` instead: the result as the file format will store it (a clip's frames
+    are compressed, a GIF's quantised to a palette).
+    """
+    marked, ok, _ = embed_hinted(image, work_id, survive=survive)
+    return marked, ok
+
+
+def embed_hinted(
+    image: Image.Image,
+    work_id: int,
+    hint: Strength | None = None,
+    survive: Callable[[Image.Image], Image.Image] | None = None,
+) -> tuple[Image.Image, bool, Strength]:
+    """:func:`embed_checked` that first tries ``hint``, the strength a similar picture needed (the
+    previous frame of a clip), and also returns the strength this one needed.
+
+    When the hinted strength reads back, a picture costs one encoder and one decoder run instead of
+    at least three; when it does not, the usual search follows (reusing what was computed), unless
+    the hint is already :data:`STRONGEST`.
     """
     riva = _models()
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
     rgb = image.convert("RGB")
-    small = np.asarray(rgb.resize(work_size(rgb.size), Image.BICUBIC))
+    small_size = work_size(rgb.size)
+    small = np.asarray(rgb.resize(small_size, Image.BICUBIC))
     bits = payload_bits(work_id)
-    marked = small
-    for _ in range(PASSES):
-        marked = _encode(riva, marked, bits)
-        if _hard_bits(riva, marked) == bits:
-            break
-    residual = _resize_channels(marked.astype(np.float32) - small, rgb.size)
     base = np.asarray(rgb, dtype=np.float32)
-    for gain in GAINS:
-        out = Image.fromarray(np.clip(base + gain * residual, 0, 255).round().astype(np.uint8))
-        ok = _hard_bits(riva, np.asarray(out.resize(work_size(out.size), Image.BICUBIC))) == bits
-        if ok:
-            break
+    stages = [small]  # the working copy after 0, 1, 2 ... passes
+    tried: dict[Strength, tuple[Image.Image, bool]] = {}
+
+    def working(passes: int) -> np.ndarray:
+        while len(stages) <= passes:
+            stages.append(_encode(riva, stages[-1], bits))
+        return stages[passes]
+
+    def attempt(strength: Strength) -> tuple[Image.Image, bool]:
+        if strength not in tried:
+            marked = working(strength.passes)
+            if small_size == rgb.size and strength.gain == 1:  # the working copy is the output
+                out = Image.fromarray(marked)
+            else:
+                residual = _resize_channels(marked.astype(np.float32) - small, rgb.size)
+                out = Image.fromarray(np.clip(base + strength.gain * residual, 0, 255).round().astype(np.uint8))
+            stored = survive(out) if survive is not None else out
+            tried[strength] = out, _hard_bits(riva, np.asarray(stored.resize(small_size, Image.BICUBIC))) == bits
+        return tried[strength]
+
+    def working_reads(passes: int) -> bool:
+        if small_size == rgb.size:  # the same check as the output's at gain 1: run it once
+            return attempt(Strength(passes, 1.0))[1]
+        return _hard_bits(riva, working(passes)) == bits
+
+    def search() -> Strength:
+        if hint is not None and (attempt(hint)[1] or hint == STRONGEST):
+            return hint  # a picture like one that nothing marked fully: the search would be in vain
+        passes = 1
+        while passes < PASSES and not working_reads(passes):
+            passes += 1
+        for gain in GAINS:
+            strength = Strength(passes, gain)
+            if attempt(strength)[1]:
+                break
+        return strength
+
+    strength = search()
+    out, ok = tried[strength]
     if alpha is not None:
         out.putalpha(alpha)
     out.info = dict(image.info)
-    return out, ok
+    return out, ok, strength
 
 
 def _hard_bits(riva, rgb: np.ndarray) -> list[int]:
