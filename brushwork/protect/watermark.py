@@ -141,12 +141,29 @@ def _to_frame(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None, :, None])
 
 
-def _resize_channels(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float HxWxC array channel by channel (Pillow's 'F' mode keeps the sign and fractions)."""
-    return np.stack(
-        [np.asarray(Image.fromarray(array[:, :, c]).resize(size, Image.BICUBIC)) for c in range(array.shape[2])],
-        axis=-1,
-    )
+#: Pixels of the full picture composed at a time: the float copies that adding the mark needs stay a
+#: strip's (48 MB each) instead of the picture's (3 GB each at 16k x 16k); up to this size, one strip.
+STRIP_PIXELS = 1 << 22
+
+
+def _compose(rgb: Image.Image, small: np.ndarray, marked: np.ndarray, gain: float) -> Image.Image:
+    """``rgb`` plus ``gain`` times the working copy's residual (``marked - small``) upscaled to its size.
+
+    Done in horizontal strips: each strip of the residual is upscaled from the matching band of the
+    working copy (Pillow's ``box``, which also reads the rows just outside it, so the strips agree
+    with one whole upscale to 1e-4 of a level)."""
+    width, height = rgb.size
+    residual = [Image.fromarray(marked[:, :, c].astype(np.float32) - small[:, :, c]) for c in range(3)]
+    small_w, small_h = residual[0].size  # Pillow's 'F' mode keeps the sign and the fractions
+    out = Image.new("RGB", rgb.size)
+    rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        box = (0, top * small_h / height, small_w, bottom * small_h / height)
+        strip = np.stack([np.asarray(r.resize((width, bottom - top), Image.BICUBIC, box=box)) for r in residual], -1)
+        base = np.asarray(rgb.crop((0, top, width, bottom)), dtype=np.float32)
+        out.paste(Image.fromarray(np.clip(base + gain * strip, 0, 255).round().astype(np.uint8)), (0, top))
+    return out
 
 
 @dataclass(frozen=True)
@@ -198,50 +215,55 @@ def embed_hinted(
     """
     riva = _models()
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     small_size = work_size(rgb.size)
     small = np.asarray(rgb.resize(small_size, Image.BICUBIC))
     bits = payload_bits(work_id)
-    base = np.asarray(rgb, dtype=np.float32)
     stages = [small]  # the working copy after 0, 1, 2 ... passes
-    tried: dict[Strength, tuple[Image.Image, bool]] = {}
+    reads: dict[Strength, bool] = {}
+    latest: list = [None, None]  # the latest attempt's strength and picture (one full-size picture at a time)
 
     def working(passes: int) -> np.ndarray:
         while len(stages) <= passes:
             stages.append(_encode(riva, stages[-1], bits))
         return stages[passes]
 
-    def attempt(strength: Strength) -> tuple[Image.Image, bool]:
-        if strength not in tried:
+    def output(strength: Strength) -> Image.Image:
+        if latest[0] != strength:
+            latest[1] = None  # let the previous picture go before making the next
             marked = working(strength.passes)
             if small_size == rgb.size and strength.gain == 1:  # the working copy is the output
-                out = Image.fromarray(marked)
+                latest[:] = strength, Image.fromarray(marked)
             else:
-                residual = _resize_channels(marked.astype(np.float32) - small, rgb.size)
-                out = Image.fromarray(np.clip(base + strength.gain * residual, 0, 255).round().astype(np.uint8))
+                latest[:] = strength, _compose(rgb, small, marked, strength.gain)
+        return latest[1]
+
+    def attempt(strength: Strength) -> bool:
+        if strength not in reads:
+            out = output(strength)
             stored = survive(out) if survive is not None else out
-            tried[strength] = out, _hard_bits(riva, np.asarray(stored.resize(small_size, Image.BICUBIC))) == bits
-        return tried[strength]
+            reads[strength] = _hard_bits(riva, np.asarray(stored.resize(small_size, Image.BICUBIC))) == bits
+        return reads[strength]
 
     def working_reads(passes: int) -> bool:
         if small_size == rgb.size:  # the same check as the output's at gain 1: run it once
-            return attempt(Strength(passes, 1.0))[1]
+            return attempt(Strength(passes, 1.0))
         return _hard_bits(riva, working(passes)) == bits
 
     def search() -> Strength:
-        if hint is not None and (attempt(hint)[1] or hint == STRONGEST):
+        if hint is not None and (attempt(hint) or hint == STRONGEST):
             return hint  # a picture like one that nothing marked fully: the search would be in vain
         passes = 1
         while passes < PASSES and not working_reads(passes):
             passes += 1
         for gain in GAINS:
             strength = Strength(passes, gain)
-            if attempt(strength)[1]:
+            if attempt(strength):
                 break
         return strength
 
     strength = search()
-    out, ok = tried[strength]
+    out, ok = output(strength), reads[strength]
     if alpha is not None:
         out.putalpha(alpha)
     out.info = dict(image.info)
