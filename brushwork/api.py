@@ -48,9 +48,12 @@ from brushwork.output import Protection, gif_frame, save_clip, save_output
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
+from brushwork.style.clip_guidance import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
+from brushwork.style.clip_guidance import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRETRAINED
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
-from brushwork.style.gatys import OPTIMIZERS, GatysEngine, Step, StyleConfig
+from brushwork.style.gatys import INITS, OPTIMIZERS, GatysEngine, Step, StyleConfig
+from brushwork.style.style_library import StylePick
 from brushwork.training import TrainStep
 
 ImageSource = str | os.PathLike | Image.Image
@@ -60,7 +63,6 @@ PathLike = str | os.PathLike
 
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
-INITS = ("content", "noise")
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The engine name each function writes into its records.
 ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
@@ -268,6 +270,7 @@ class Model:
     meta: dict
     device: torch.device
     described: dict  # name, path and SHA-256 of the file, for records
+    pick: StylePick | None = None  # the ranking by words that chose this model, if one did
 
     @property
     def backbone(self) -> str | None:
@@ -282,11 +285,13 @@ def model_kind(path: PathLike) -> str:
     return kind
 
 
-def load_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: PathLike | None = None,
                weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
-    """A fast or AdaIN model, ready for :func:`fast_apply`/:func:`adain_apply` (and for several images)."""
+    """A fast or AdaIN model, ready for :func:`fast_apply`/:func:`adain_apply` (and for several images);
+    or the best match of a :func:`rank_styles` ranking of fast models, remembering the ranking for records."""
     from brushwork.style import adain, feedforward
 
+    pick, path = _picked(path, "fast")
     dev = pick_device(device)
     kind = model_kind(path)
     if kind == FAST_KIND:
@@ -295,10 +300,10 @@ def load_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | No
         name = adain.encoder_name(path, backbone, weights)
         encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
         net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
-    return Model(kind, Path(path), net, meta, dev, describe_input(path))
+    return Model(kind, Path(path), net, meta, dev, describe_input(path), pick)
 
 
-def _model(model: Model | PathLike, kind: str, **load) -> Model:
+def _model(model: Model | PathLike | StylePick, kind: str, **load) -> Model:
     loaded = model if isinstance(model, Model) else load_model(model, **load)
     if loaded.kind != kind:
         verb = "fast apply" if kind == FAST_KIND else "adain apply"
@@ -334,7 +339,7 @@ def _fast_frame(model: Model, image: Image.Image, strength: float, preserve_colo
 
 
 def fast_apply(
-    model: Model | PathLike,
+    model: Model | PathLike | StylePick,
     content: ImageSource,
     *,
     strength: float = 1.0,
@@ -343,13 +348,23 @@ def fast_apply(
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
-    """Stylise ``content`` with a trained feed-forward model (a path, or one from :func:`load_model`)."""
+    """Stylise ``content`` with a trained feed-forward model (a path, one from :func:`load_model`, or the
+    best match of :func:`rank_styles` over a library of fast models)."""
     loaded = _model(model, FAST_KIND, device=device)
     result = _fast_frame(loaded, _open(content, max_pixels), strength, preserve_colors, image_size)
     parameters = {"strength": strength, "preserve_colors": preserve_colors, "image_size": image_size}
     inputs = {"content": describe_input(content), "styles": [loaded.meta.get("style") or {}]}
     record = new_record("fast", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
-    return attach(result, record.finish())
+    return attach(result, _note_pick(record, loaded.pick).finish())
+
+
+def _picked(choice, kind: str) -> tuple[StylePick | None, object]:
+    """A :class:`StylePick` stands for its best match (a path); anything else for itself."""
+    if not isinstance(choice, StylePick):
+        return None, choice
+    if choice.kind != kind:
+        raise BrushworkError(f"this style library was ranked for {choice.kind!r}; rank it with kind={kind!r}")
+    return choice, choice.best.path
 
 
 def _adain_frame(model: Model, content: Image.Image, styles: list[Image.Image], mask: Image.Image | None,
@@ -366,7 +381,7 @@ def _adain_frame(model: Model, content: Image.Image, styles: list[Image.Image], 
 def adain_apply(
     model: Model | PathLike,
     content: ImageSource,
-    styles: ImageSource | Sequence[ImageSource],
+    styles: ImageSource | StylePick | Sequence[ImageSource | StylePick],
     *,
     style_blend_weights: Sequence[float] | None = None,
     strength: float = 1.0,
@@ -379,31 +394,38 @@ def adain_apply(
     weights_layout: str = "torchvision",
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    style_text: str | None = None,
 ) -> Image.Image:
     """Stylise ``content`` with any style image(s) through a trained AdaIN decoder.
 
-    ``style_text``, when :func:`pick_styles` chose the style by words, is kept in the record.
-
-    ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
+    A style may be a :func:`rank_styles` result: its best match is used, and the record keeps the text,
+    the choice and its score. ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
     second) paints two styles into two regions; ``strength`` 0 gives the photo back, 1 full style.
     """
     loaded = _model(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
                     device=device)  # fmt: skip
-    styles = _as_list(styles)
+    styles = [styles] if isinstance(styles, StylePick) else _as_list(styles)
+    picks = [s for s in styles if isinstance(s, StylePick)]
+    if len(picks) > 1:
+        raise BrushworkError("one style may be chosen by words; give the others as images")
+    pick = _picked(picks[0], "images")[0] if picks else None
+    styles = [_picked(s, "images")[1] for s in styles]
     options = {"style_blend_weights": list(style_blend_weights) if style_blend_weights is not None else None,
                "strength": strength, "preserve_colors": preserve_colors, "image_size": image_size,
                "style_size": style_size}  # fmt: skip
     mask = _open(style_mask, max_pixels) if style_mask is not None else None
     result = _adain_frame(loaded, _open(content, max_pixels), [_open(s, max_pixels) for s in styles], mask, options)
+    notes = []
+    if mask is not None:  # as stylize's masks: a style without pixels is an error, a resized mask a note
+        from brushwork.style.masks import region_masks
+
+        notes = region_masks([mask], len(styles), result.size)[1]
     inputs = {"content": describe_input(content), "styles": _described(styles)}
     if style_mask is not None:
         inputs["style_mask"] = describe_input(style_mask)
     parameters = {**options, "backbone": loaded.backbone, "weights": weights}
-    if style_text is not None:
-        parameters["style_text"] = style_text
-    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
-    return attach(result, record.finish())
+    record = new_record("adain", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device,
+                        extra={"notes": notes} if notes else None)  # fmt: skip
+    return attach(result, _note_pick(record, pick).finish())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,12 +479,44 @@ def taste_settings(engine: str, content: ImageSource, styles: ImageSource | Sequ
     return {"settings": search.best, "ranked": search.results, "user": user}
 
 
-def pick_styles(text: str, folder: PathLike, *, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
-                clip_weights: PathLike | None = None, device: str = "auto") -> list[tuple[Path, float]]:  # fmt: skip
-    """The style images in ``folder``, best match to ``text`` first, with their CLIP similarity to it."""
-    from brushwork.style.clip_guidance import load_clip, rank_styles
+def rank_styles(
+    text: str,
+    library: PathLike | Sequence[PathLike],
+    *,
+    kind: str = "images",
+    clip: Clip | None = None,
+    clip_model: str = DEFAULT_CLIP_MODEL,
+    clip_pretrained: str = DEFAULT_CLIP_PRETRAINED,
+    clip_weights: PathLike | None = None,
+    cache: PathLike | bool = True,
+    device: str = "auto",
+) -> StylePick:
+    """Rank a style library by CLIP similarity to ``text``, best first: style images (``kind="images"``, for
+    :func:`adain_apply`) or fast models (``kind="fast"``, for :func:`fast_apply`), in a folder (searched
+    recursively) or given as files. Pass the result as ``adain_apply``'s style or ``fast_apply``'s model to
+    use the best match; the record then keeps the text, the choice and its score.
 
-    return rank_styles(load_clip(clip_model, clip_pretrained, clip_weights, pick_device(device)), text, folder)
+    CLIP is ``clip`` if given, else ``clip_model``/``clip_pretrained`` from the Hugging Face cache, or
+    ``clip_weights`` (a file). Image embeddings are cached by SHA-256 in ``cache`` (True: the user's
+    cache folder; False: none), so a big library is embedded once.
+    """
+    from brushwork.style.clip_guidance import load_clip
+    from brushwork.style.style_library import default_cache, rank_library
+
+    dev = pick_device(device)
+    clip = clip.to(dev) if clip is not None else load_clip(clip_model, clip_pretrained, clip_weights, dev)
+    store = default_cache() if cache is True else (cache or None)
+    return rank_library(clip, text, library, kind, store, dev)
+
+
+def _note_pick(record: Record, pick: StylePick | None) -> Record:
+    """Keep a text-chosen style's account (text, choice, score, runners-up) in the record."""
+    if pick is not None:
+        record.extra["style_pick"] = pick.described()
+        record.models["clip"] = pick.clip
+        if pick.notes:
+            record.extra.setdefault("notes", []).extend(pick.notes)
+    return record
 
 
 def _train_backbone(backbone: str, weights, weights_layout: str, pooling: str) -> FeatureExtractor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
@@ -18,6 +19,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, load_image
+from brushwork.settings import setting
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -103,6 +105,9 @@ class TrainStep:
     losses: dict[str, float]
 
 
+INTERRUPT_NOTE = "brushwork: finishing this step to save a checkpoint (Ctrl-C again to stop now without it)"
+
+
 class _DeferredInterrupt:
     """While training, Ctrl-C only raises a flag: the step under way finishes, and the loop stops at the
     step boundary, so the checkpoint it saves is a whole step under its own number (exact resume). A
@@ -121,6 +126,8 @@ class _DeferredInterrupt:
         if self.requested:  # the second Ctrl-C: the user means it
             raise KeyboardInterrupt
         self.requested = True
+        # The step under way may take a while on a big model: say why nothing seems to happen.
+        print(f"\n{INTERRUPT_NOTE}", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._previous is not None:
@@ -179,12 +186,16 @@ def run_training(
 class TrainingConfig:
     """What every trained style engine is set with; each engine's config adds its own fields."""
 
-    image_size: int = 256
-    batch_size: int = 4
-    steps: int = 2000
-    learning_rate: float = 1e-3
-    seed: int = 0
-    checkpoint_every: int = 200
+    image_size: int = setting(256, help="side of the square training crops in px")
+    batch_size: int = setting(4, help="crops per step")
+    steps: int = setting(2000, help="training steps in all (on --resume: raise it to train longer)")
+    learning_rate: float = setting(1e-3, help="Adam's learning rate")
+    seed: int = setting(0, help="seed of the weights and the data order")
+    checkpoint_every: int = setting(200, help="save the model every N steps (and on Ctrl-C, and at the end)")
+    # Chosen by eye on Starry Night: 20 (the Gatys default) washes out the photo in a trained network.
+    content_weight: float = setting(1.0, help="how much of the photos' content to keep")
+    style_weight: float = setting(5.0, help="how strongly to paint in the style")
+    style_layers: list[str] | None = setting(None, help="backbone layers for the style loss (default: the backbone's)")
 
     def check(self, weights: tuple[str, ...], extra: list[tuple[bool, str]]) -> None:
         """The shared checks (sizes, counts, the named loss weights), then the engine's ``extra``."""

@@ -14,6 +14,7 @@ from brushwork.gan.data import load_dataset
 from brushwork.gan.train import train_gan
 from brushwork.style.adain import AdainConfig, train_adain
 from brushwork.style.feedforward import FastConfig, train_feedforward
+from brushwork.training import INTERRUPT_NOTE
 from tests.conftest import make_image
 from tests.test_gan import config_for, write_classes
 
@@ -90,7 +91,7 @@ def interrupt_after_optimizer_steps(monkeypatch, count: int, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["on_step", "signal", "raised"])
-def test_interrupt_then_resume_is_exact(trainer, how, monkeypatch):
+def test_interrupt_then_resume_is_exact(trainer, how, monkeypatch, capsys):
     run, checkpoint = trainer
     run("straight")()
 
@@ -103,6 +104,8 @@ def test_interrupt_then_resume_is_exact(trainer, how, monkeypatch):
             interrupt_after_optimizer_steps(patch, 5, how)  # inside step 5 (fast, adain) or step 3 (gan)
         with pytest.raises(KeyboardInterrupt):
             run("halves")(on_step=stop_at_2 if how == "on_step" else None)
+    if how == "signal":
+        assert INTERRUPT_NOTE in capsys.readouterr().err  # the user learns why the step still runs
     run("halves", resume=True)()
     a, b = load_file(checkpoint("straight")), load_file(checkpoint("halves"))
     assert a.keys() == b.keys()

@@ -239,22 +239,23 @@ def test_sixteen_bit_tiff_from_the_command_line(photos, tmp_path):
 
 
 def test_config_dataclass_to_flags():
-    """Types, help and choices from the dataclass (field metadata first); unset flags stay out of the config."""
-    from dataclasses import dataclass, field
+    """Types, help and choices from the dataclass's field metadata; unset flags stay out of the config."""
+    from dataclasses import dataclass
 
     from brushwork.cli.common import add_config_options, config_values
+    from brushwork.settings import setting
 
     @dataclass
     class Config:
-        size: int = 8
-        rate: float = field(default=0.5, metadata={"help": "how fast"})
-        mode: str = field(default="a", metadata={"choices": ("a", "b")})
+        size: int = setting(8, help="how big")
+        rate: float = setting(0.5, help="how fast")
+        mode: str = setting("a", help="which", choices=("a", "b"))
         layers: list[str] | None = None
         scales: list[int] | None = None
         fancy: bool = False
 
     parser = argparse.ArgumentParser()
-    add_config_options(parser, Config, help={"size": "how big"})
+    add_config_options(parser, Config)
     args = parser.parse_args(["--size", "3", "--mode", "b", "--layers", "x,y", "--scales", "1,2", "--fancy"])
     assert config_values(Config, args) == {"size": 3, "mode": "b", "layers": ["x", "y"], "scales": [1, 2],
                                            "fancy": True}  # fmt: skip
@@ -263,3 +264,18 @@ def test_config_dataclass_to_flags():
     assert "how big (default: 8)" in text and "how fast (default: 0.5)" in text
     with pytest.raises(SystemExit):
         parser.parse_args(["--mode", "c"])
+
+
+def test_every_engine_setting_has_its_help_and_choices_on_the_field():
+    """The CLI and the studio read help and choice lists from the configs: none may be missing there."""
+    from dataclasses import fields
+
+    from brushwork import api
+
+    # Set by the verbs' own options (style images, tiles, a GAN's data) rather than as a flag of their own.
+    not_flags = {"style_blend", "tile", "resolution", "channels", "classes"}
+    for config in (api.StyleConfig, api.FastConfig, api.AdainConfig, api.GanConfig):
+        missing = [f.name for f in fields(config) if f.name not in not_flags and not f.metadata.get("help")]
+        assert not missing, f"{config.__name__}: no help for {missing}"
+    assert dict(api.StyleConfig.__dataclass_fields__["optimizer"].metadata)["choices"] == api.OPTIMIZERS
+    assert api.GanConfig.__dataclass_fields__["loss"].metadata["choices"] == api.GAN_LOSSES

@@ -6,13 +6,13 @@ import argparse
 import signal
 import sys
 
-from brushwork.cli import adain, fast, gan, judge, protect, studio, stylize, video
+from brushwork.cli import adain, fast, gan, judge, protect, studio, styles, stylize, video
 from brushwork.cli.common import missing_sub_verb, parse_with_stored_params
 from brushwork.cli.stylize import EXAMPLES
 from brushwork.errors import BrushworkError
 
 __all__ = ["EXAMPLES", "build_parser", "main"]
-MODULES = (stylize, fast, adain, video, gan, judge, protect, studio)
+MODULES = (stylize, fast, adain, styles, video, gan, judge, protect, studio)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from brushwork import api
 from brushwork.cli.common import (
-    TRAINING_HELP,
     Replay,
     add_backbone_options,
     add_bit_depth,
@@ -32,6 +32,7 @@ from brushwork.cli.common import (
     train_with_progress,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
+from brushwork.cli.styles import add_style_text_options, pick_by_text
 from brushwork.errors import BrushworkError
 
 BACKBONE_GROUP = "backbone (the one the decoder was trained on)"
@@ -44,17 +45,12 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_training_options(p, api.AdainConfig, TRAINING_HELP)
+    add_training_options(p, api.AdainConfig)
 
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")
     p.add_argument("content", nargs="+", help="photos, or folders of them")
-    p.add_argument("--style", nargs="+", default=[], help="one or more style images")
-    p.add_argument("--style-text", help="pick the style from --style-dir by words (CLIP similarity)")
-    p.add_argument("--style-dir", help="a folder of style images for --style-text")
-    p.add_argument("--clip-model", default="ViT-B-32", help="an open_clip model name (for --style-text)")
-    p.add_argument("--clip-pretrained", default="openai", help="its weights' tag in the Hugging Face cache")
-    p.add_argument("--clip-weights", help="a CLIP weights file instead of the cache")
+    p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
     add_bit_depth(p)
@@ -66,6 +62,7 @@ def register(sub) -> dict:
     p.add_argument("--image-size", type=int, help="resize the photo's long side first")
     p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
     add_run_options(p, device=False)
+    add_style_text_options(p, "style image")
     add_taste_options(p)
     add_protection_options(p)
     add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False)
@@ -97,32 +94,26 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
-    if args.style_text:
-        if not args.style_dir:
-            raise BrushworkError("--style-text picks from a folder: give --style-dir")
-        ranked = api.pick_styles(args.style_text, args.style_dir, clip_model=args.clip_model,
-                                 clip_pretrained=args.clip_pretrained, clip_weights=args.clip_weights,
-                                 device=args.device)  # fmt: skip
-        for path, score in ranked[:3]:
-            print(f"  {score:.3f}  {path}")
-        args.style = [str(ranked[0][0]), *args.style]
-    if not args.style:
-        raise BrushworkError("give --style images, or --style-text with --style-dir")
+    if not args.style and not args.style_text:
+        raise BrushworkError("give --style images, or --style-text with --style-library")
     sources = api.image_files(args.content)
-    outputs = outputs_for(sources, args.style[0], args.output, args.out_dir, output_suffix(args))
+    pick = pick_by_text(args, "images")
+    styles = [pick, *args.style] if pick else args.style  # the words' choice comes first (white in a mask)
+    style_paths = [str(pick.best.path), *args.style] if pick else args.style
+    outputs = outputs_for(sources, style_paths[0], args.output, args.out_dir, output_suffix(args))
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,
                            weights_layout=args.weights_layout, device=args.device)  # fmt: skip
     protection = protection_from_args(args)
-    taste = apply_taste(args, "adain", sources[0], args.style, model=model, max_pixels=args.max_pixels,
+    taste = apply_taste(args, "adain", sources[0], style_paths, model=model, max_pixels=args.max_pixels,
                         style_blend_weights=args.style_blend_weights, style_size=args.style_size)  # fmt: skip
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
             result = api.adain_apply(
                 model,
                 src,
-                args.style,
+                styles,
                 style_blend_weights=args.style_blend_weights,
                 strength=args.strength,
                 style_mask=args.style_mask,
@@ -131,8 +122,9 @@ def _run_apply(args: argparse.Namespace) -> int:
                 style_size=args.style_size,
                 weights=args.weights,
                 max_pixels=args.max_pixels,
-                style_text=args.style_text,
             )
         api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
+        for note in api.record_of(result).extra.get("notes", []):
+            print(f"brushwork: note: {note}", file=sys.stderr)
     return 0

@@ -108,25 +108,24 @@ def add_config_options(
     *,
     only: tuple[str, ...] | None = None,
     skip: tuple[str, ...] = (),
-    help: dict[str, str] | None = None,
     choices: dict[str, tuple] | None = None,
     keep_defaults: bool = False,
 ) -> None:
     """A ``--field-name`` flag for each field of a config dataclass.
 
-    Help and choices come from the field's metadata (``field(metadata={"help": …, "choices": …})``),
-    else from ``help``/``choices`` here. With ``keep_defaults`` the flag's default is the field's;
-    otherwise it is None (an unset flag keeps the config's default, and a resumed run its own
-    setting) and the help names the config's default.
+    Help and choices come from the field's metadata (``brushwork.settings.setting``); ``choices``
+    here is for lists only known at run time (a registry of extractors). With ``keep_defaults`` the
+    flag's default is the field's; otherwise it is None (an unset flag keeps the config's default,
+    and a resumed run its own setting) and the help names the config's default.
     """
-    help, choices = help or {}, choices or {}
+    choices = choices or {}
     hints = typing.get_type_hints(config_cls)  # the fields' types, also where annotations are strings
     for f in fields(config_cls):
         if f.name in skip or (only is not None and f.name not in only):
             continue
         kind, is_bool = _flag_type(hints[f.name])
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        text = f.metadata.get("help") or help.get(f.name) or f.name.replace("_", " ")
+        text = f.metadata.get("help") or f.name.replace("_", " ")
         options: dict = {"help": text}
         if is_bool:
             options["action"] = "store_true"
@@ -152,26 +151,6 @@ def config_values(config_cls, args: argparse.Namespace) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # The shared vocabulary
-
-#: Help for the training settings (TrainingConfig's and FastConfig's fields).
-TRAINING_HELP = {
-    "image_size": "side of the square training crops in px",
-    "batch_size": "crops per step",
-    "steps": "training steps in all (on --resume: raise it to train longer)",
-    "learning_rate": "Adam's learning rate",
-    "seed": "seed of the weights and the data order",
-    "checkpoint_every": "save the model every N steps (and on Ctrl-C, and at the end)",
-    "width": "channels of the network's first layer (more: slower, finer)",
-    "residual_blocks": "residual blocks in the middle of the network",
-    "content_weight": "how much of the photos' content to keep",
-    "style_weight": "how strongly to paint in the style",
-    "tv_weight": "smoothness (total variation)",
-    "style_scale": "style image size relative to the crops",
-    "content_layers": "backbone layers for the content loss (default: the backbone's)",
-    "style_layers": "backbone layers for the style loss (default: the backbone's)",
-    "encoder_layer": "backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)",
-    "decoder_width": "channels of the decoder's first layer",
-}
 
 
 def add_output_options(p, what: str, default: str | None = None, *, required: bool = False,
@@ -366,7 +345,8 @@ def _stored_defaults(replay: Replay, stored: dict) -> dict:
             continue
         if isinstance(value, list) and action.type not in (float_list, int_list, name_list) and action.nargs is None:
             value = ",".join(map(str, value))  # e.g. GAN seeds, stored as a list, given as text
-        if action.choices is not None and value not in action.choices:
+        given = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+        if action.choices is not None and any(v not in action.choices for v in given):
             continue  # e.g. a backbone recorded as a weights file's own name
         defaults[dest] = value
     return defaults
@@ -427,12 +407,12 @@ def protection_from_args(args: argparse.Namespace):
                       keys=keys, registry=Registry(args.registry))  # fmt: skip
 
 
-def add_training_options(p, config_cls, help: dict) -> None:
+def add_training_options(p, config_cls) -> None:
     """What a style trainer's verb takes besides its data: the model file, resume, and the config's flags."""
     add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
                        required=True, force="train a new model over an existing one")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
-    add_config_options(g, config_cls, help=help)
+    add_config_options(g, config_cls)
     add_backbone_options(g)

@@ -6,7 +6,6 @@ import argparse
 
 from brushwork import api
 from brushwork.cli.common import (
-    TRAINING_HELP,
     Replay,
     add_bit_depth,
     add_output_options,
@@ -29,6 +28,8 @@ from brushwork.cli.common import (
     protection_from_args,
     train_with_progress,
 )
+from brushwork.cli.styles import add_style_text_options, pick_by_text
+from brushwork.errors import BrushworkError
 
 
 def add_slim(verb_sub, engine: str) -> None:
@@ -59,11 +60,12 @@ def register(sub) -> dict:
     p = add_parser(fast_sub, "train", "train a network for one style on a folder of photos")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
-    add_training_options(p, api.FastConfig, TRAINING_HELP)
+    add_training_options(p, api.FastConfig)
 
     p = add_parser(fast_sub, "apply", "stylise photos (files or folders) with a trained network")
-    p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train'")
-    p.add_argument("images", nargs="+", help="photos, or folders of them")
+    p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train' (with --style-library: the first "
+                   "photo)")  # fmt: skip
+    p.add_argument("images", nargs="*", help="photos, or folders of them")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-MODEL.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
     add_bit_depth(p)
@@ -71,10 +73,10 @@ def register(sub) -> dict:
     add_preserve_colors(p)
     p.add_argument("--image-size", type=int, help="resize the long side first")
     add_run_options(p)
+    add_style_text_options(p, "model")
     add_taste_options(p)
     add_protection_options(p)
-    add_params_from(p, Replay(p, "fast", lambda a: {"content": a.images[0] if len(a.images) == 1 else None,
-                                                   "model": a.model}))  # fmt: skip
+    add_params_from(p, Replay(p, "fast", _replayed_inputs))
 
     p = add_parser(fast_sub, "export", "write a trained network as ONNX, checked against onnxruntime")
     p.add_argument("model", help="MODEL.safetensors")
@@ -98,12 +100,29 @@ def _run_fast_train(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _model_and_images(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """With --style-library the model is picked by words, so every positional argument is a photo."""
+    if args.style_library:
+        return None, [args.model, *args.images]
+    if not args.images:
+        raise BrushworkError("give a MODEL and photos (or --style-text with --style-library, and photos)")
+    return args.model, args.images
+
+
+def _replayed_inputs(args: argparse.Namespace) -> dict:
+    model, images = _model_and_images(args)
+    return {"content": images[0] if len(images) == 1 else None, "model": model}
+
+
 def _run_fast_apply(args: argparse.Namespace) -> int:
-    sources = api.image_files(args.images)
-    outputs = outputs_for(sources, args.model, args.output, args.out_dir, output_suffix(args))
+    model_path, images = _model_and_images(args)
+    sources = api.image_files(images)
+    pick = pick_by_text(args, "fast")
+    model_path = str(pick.best.path) if pick else model_path
+    outputs = outputs_for(sources, model_path, args.output, args.out_dir, output_suffix(args))
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
-    model = api.load_model(args.model, device=args.device)
+    model = api.load_model(pick or model_path, device=args.device)
     protection = protection_from_args(args)
     taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
     for src, dst in zip(sources, outputs, strict=True):

@@ -22,30 +22,6 @@ from brushwork.cli.common import (
 )
 from brushwork.errors import BrushworkError
 
-#: Help for GanConfig's fields (the config lives in the engine; its choice lists come through api).
-GAN_HELP = {
-    "latent": "size of the latent vector z",
-    "g_width": "generator width (channels at the finest layer, capped at 512)",
-    "d_width": "discriminator width",
-    "upsample": "the generator's upsampling: resize-convolution or transposed convolution",
-    "conditioning": "how G and D see the class",
-    "loss": "adversarial loss",
-    "batch_size": "images per step (split among processes under torchrun)",
-    "steps": "training steps in all (on --resume: raise it to train longer)",
-    "lr_g": "generator learning rate (Adam)",
-    "lr_d": "discriminator learning rate (Adam)",
-    "ema": "decay of the generator's moving average used for sampling",
-    "augment": "DiffAugment, for small datasets",
-    "seed": "seed of the weights, data order and latents",
-    "checkpoint_every": "save the run every N steps (and on Ctrl-C, and at the end)",
-    "sample_every": "write a sample grid every N steps",
-    "precision": "auto: bf16 autocast on CUDA, fp32 elsewhere",
-    "eval_every": "log FID/KID of the EMA generator every N steps; 0 = never",
-    "eval_samples": "images compared in each FID/KID evaluation",
-    "eval_extractor": "FID/KID features: lite0 (offline) or inception (as in papers)",
-    "eval_extractor_weights": "a local weights file for those features",
-}
-
 
 def register(sub) -> dict:
     """Add this capability's verbs to ``sub``; return {verb: handler}."""
@@ -62,9 +38,8 @@ def register(sub) -> dict:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no settings printed")
     g = p.add_argument_group("training")
-    choices = {"loss": api.GAN_LOSSES, "upsample": api.GAN_UPSAMPLES, "conditioning": api.GAN_CONDITIONING,
-               "precision": api.GAN_PRECISIONS, "eval_extractor": tuple(api.EXTRACTORS)}  # fmt: skip
-    add_config_options(g, api.GanConfig, skip=("resolution", "channels", "classes"), help=GAN_HELP, choices=choices)
+    add_config_options(g, api.GanConfig, skip=("resolution", "channels", "classes"),
+                       choices={"eval_extractor": tuple(api.EXTRACTORS)})  # fmt: skip
     p.epilog = (
         "--eval-every N (default 1000; 0 = never) logs FID/KID of the EMA generator against the training images "
         "to RUN/log.jsonl, by default on features of the offline Lite0 backbone: labelled fid_lite0/kid_lite0, "

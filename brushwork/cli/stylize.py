@@ -32,34 +32,6 @@ from brushwork.errors import BrushworkError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-#: Help for StyleConfig's fields (the config lives in the engine; its choice lists come through api).
-STYLE_HELP = {
-    "image_size": "long side of the output in px",
-    "iterations": "iterations at the first scale",
-    "content_weight": "how much of the photo's content to keep",
-    "style_weight": "how strongly to paint in the style",
-    "tv_weight": "smoothness (total variation)",
-    "style_scale": "style image size relative to the output: smaller gives finer strokes",
-    "preserve_colors": "keep the photo's colours: luminance transfer, or the style recoloured first",
-    "init": "where the optimisation starts",
-    "seed": "same seed, same inputs, same machine: the same image",
-    "optimizer": "lbfgs converges in fewer steps; adam uses less memory",
-    "learning_rate": "adam only",
-    "scales": "coarse-to-fine sizes, e.g. 512,1024,2048 (default: halve down to 512-1023 px)",
-    "fine_iterations": "iterations at each finer scale (default: half of --iterations)",
-    "content_layers": "e.g. relu4_2",
-    "style_layers": "e.g. relu1_1,relu2_1,relu3_1",
-    "lbfgs_history": "L-BFGS pairs kept (fewer if short of memory)",
-    "style_mask_feather": "blur the --style-mask edges by N px",
-    "style_text": 'the style in words, e.g. "a watercolour with warm, loose strokes" (CLIP), alone or with --style',
-    "clip_model": "an open_clip model name",
-    "clip_pretrained": "its weights' tag in the Hugging Face cache",
-    "clip_weight": "directional CLIP loss on the whole image",
-    "clip_patch_weight": "the same on random augmented crops",
-    "clip_crops": "random crops per step",
-    "clip_crop_fraction": "crop side / the image's short side",
-    "clip_threshold": "crops whose CLIP loss is below this are left alone",
-}
 GUIDED = ("style_mask_feather", "style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight",
           "clip_crops", "clip_crop_fraction", "clip_threshold")  # fmt: skip
 LOOK = ("image_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_scale", "preserve_colors",
@@ -71,8 +43,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", help="folder for the outputs of several photos (default: here)")
     add_bit_depth(p)
     g = p.add_argument_group("look")
-    choices = {"preserve_colors": api.PRESERVE_COLORS, "init": api.INITS, "optimizer": api.OPTIMIZERS}
-    add_config_options(g, api.StyleConfig, only=LOOK, help=STYLE_HELP, choices=choices, keep_defaults=True)
+    add_config_options(g, api.StyleConfig, only=LOOK, keep_defaults=True)
     add_style_blend_weights(g)
     g.add_argument("--original-colors", action="store_true", help="same as --preserve-colors luminance")
     g.add_argument("--init-image", help="start from this image instead")
@@ -82,10 +53,9 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", help="a sound file whose mood sets the style weight and scale (and the mix of two "
                    "styles): a creative mapping, kept in the record")  # fmt: skip
     g.add_argument("--clip-weights", help="a CLIP weights file (.safetensors or state dict) instead of the cache")
-    add_config_options(g, api.StyleConfig, only=GUIDED, help=STYLE_HELP, keep_defaults=True)
+    add_config_options(g, api.StyleConfig, only=GUIDED, keep_defaults=True)
     g = p.add_argument_group("engine")
-    add_config_options(g, api.StyleConfig, skip=(*LOOK, *GUIDED, "style_blend", "tile"), help=STYLE_HELP,
-                       choices=choices, keep_defaults=True)  # fmt: skip
+    add_config_options(g, api.StyleConfig, skip=(*LOOK, *GUIDED, "style_blend", "tile"), keep_defaults=True)
     g.add_argument("--tile", type=_tile_option, default=None,
                    help="tile side in px for scales too big for memory: auto (default), off, or a size; exact, "
                    "no seams")  # fmt: skip
@@ -116,7 +86,8 @@ def register(sub) -> dict:
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
     add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
-                                                    "styles": a.style}))  # fmt: skip
+                                                    "styles": a.style, "style_masks": a.style_mask,
+                                                    "audio": a.audio, "init_image": a.init_image}))  # fmt: skip
 
     p = add_parser(sub, "demo", "stylise the bundled example photo offline (a quick first run)")
     add_output_options(p, "output image", "brushwork-demo.png")

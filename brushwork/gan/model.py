@@ -16,6 +16,7 @@ from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError, require, seed_check
 from brushwork.gan.losses import LOSSES
 from brushwork.gan.nets import CONDITIONING, RESOLUTIONS, Discriminator, Generator
+from brushwork.settings import setting
 from brushwork.training import config_from_dict
 
 KIND = "gan"
@@ -34,26 +35,28 @@ class GanConfig:
     resolution: int = 32
     channels: int = 1
     classes: int = 0  # 0 = unconditional
-    latent: int = 128
-    g_width: int = 64
-    d_width: int = 64
-    upsample: str = "resize"
-    conditioning: str = "projection"
-    loss: str = "hinge"
-    batch_size: int = 64
-    steps: int = 10000
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    ema: float = 0.999
-    augment: bool = False
-    seed: int = 0
-    checkpoint_every: int = 1000
-    sample_every: int = 500
-    precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
-    eval_every: int = 1000  # FID/KID of the EMA generator; 0 = never
-    eval_samples: int = 1000
-    eval_extractor: str = "lite0"  # or "inception" (pytorch-fid's weights: downloaded, or a local file)
-    eval_extractor_weights: str | None = None
+    latent: int = setting(128, help="size of the latent vector z")
+    g_width: int = setting(64, help="generator width (channels at the finest layer, capped at 512)")
+    d_width: int = setting(64, help="discriminator width")
+    upsample: str = setting(
+        "resize", help="the generator's upsampling: resize-convolution or transposed convolution", choices=UPSAMPLING
+    )
+    conditioning: str = setting("projection", help="how G and D see the class", choices=CONDITIONING)
+    loss: str = setting("hinge", help="adversarial loss", choices=LOSSES)
+    batch_size: int = setting(64, help="images per step (split among processes under torchrun)")
+    steps: int = setting(10000, help="training steps in all (on --resume: raise it to train longer)")
+    lr_g: float = setting(2e-4, help="generator learning rate (Adam)")
+    lr_d: float = setting(2e-4, help="discriminator learning rate (Adam)")
+    ema: float = setting(0.999, help="decay of the generator's moving average used for sampling")
+    augment: bool = setting(False, help="DiffAugment, for small datasets")
+    seed: int = setting(0, help="seed of the weights, data order and latents")
+    checkpoint_every: int = setting(1000, help="save the run every N steps (and on Ctrl-C, and at the end)")
+    sample_every: int = setting(500, help="write a sample grid every N steps")
+    precision: str = setting("auto", help="auto: bf16 autocast on CUDA, fp32 elsewhere", choices=PRECISIONS)
+    eval_every: int = setting(1000, help="log FID/KID of the EMA generator every N steps; 0 = never")
+    eval_samples: int = setting(1000, help="images compared in each FID/KID evaluation")
+    eval_extractor: str = setting("lite0", help="FID/KID features: lite0 (offline) or inception (as in papers)")
+    eval_extractor_weights: str | None = setting(None, help="a local weights file for those features")
 
     def validate(self) -> None:
         finite = all(math.isfinite(v) for v in (self.lr_g, self.lr_d, self.ema))

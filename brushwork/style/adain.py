@@ -23,6 +23,7 @@ from brushwork.backbones.base import FeatureExtractor
 from brushwork.checkpoints import load_checkpoint, load_meta, module_state
 from brushwork.errors import BrushworkError, finite_weights
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.settings import help_of, setting
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer, check_side
 from brushwork.style.losses import channel_mean_std, mean_std_loss, relative_mse
@@ -70,13 +71,12 @@ class Decoder(nn.Module):
 
 @dataclass
 class AdainConfig(TrainingConfig):
-    steps: int = 4000
-    learning_rate: float = 1e-4  # the paper's
-    encoder_layer: str | None = None
-    decoder_width: int = 256
-    content_weight: float = 1.0
-    style_weight: float = 5.0
-    style_layers: list[str] | None = None
+    steps: int = setting(4000, help=help_of(TrainingConfig, "steps"))
+    learning_rate: float = setting(1e-4, help=help_of(TrainingConfig, "learning_rate"))  # the paper's
+    encoder_layer: str | None = setting(
+        None, help="backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)"
+    )
+    decoder_width: int = setting(256, help="channels of the decoder's first layer")
 
     def validate(self) -> None:
         extra = [(16 <= self.decoder_width <= 1024, "decoder width must be 16..1024")]

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from brushwork.errors import BrushworkError
+from brushwork.records import sha256_file
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -59,16 +60,18 @@ class Clip:
     image_size: int
     mean: torch.Tensor
     std: torch.Tensor
+    #: Names these exact weights (model and tag, or the weights file's hash) for caches; None: do not cache.
+    identity: str | None = None
 
     @classmethod
-    def wrap(cls, model: torch.nn.Module, tokenizer, name: str, pretrained: str) -> Clip:
+    def wrap(cls, model: torch.nn.Module, tokenizer, name: str, pretrained: str, identity: str | None = None) -> Clip:
         model = model.eval().requires_grad_(False)
         size = model.visual.image_size
         size = size[0] if isinstance(size, (tuple, list)) else size
         cfg = getattr(model.visual, "preprocess_cfg", None) or {}
         mean = torch.tensor(cfg.get("mean", CLIP_MEAN)).view(1, 3, 1, 1)
         std = torch.tensor(cfg.get("std", CLIP_STD)).view(1, 3, 1, 1)
-        return cls(model, tokenizer, name, pretrained, int(size), mean, std)
+        return cls(model, tokenizer, name, pretrained, int(size), mean, std, identity)
 
     def to(self, device: torch.device | str) -> Clip:
         self.model, self.mean, self.std = self.model.to(device), self.mean.to(device), self.std.to(device)
@@ -116,14 +119,14 @@ def load_clip(
         path = Path(weights)
         if not path.is_file():
             raise BrushworkError(f"{path}: no such CLIP weights file")
-        source = path.name
+        source, identity = path.name, f"{name}@{sha256_file(path)}"
     else:
         if not tag_cfg:
             raise BrushworkError(
                 f"open_clip has no weights tagged {pretrained!r} for {name}; see open_clip.list_pretrained()"
             )
         path = _cached_or_downloaded(open_clip, tag_cfg, name, pretrained)
-        source = pretrained
+        source, identity = pretrained, f"{name}/{pretrained}"
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # open_clip warns on the root logger that the model starts random: we load next
@@ -133,8 +136,8 @@ def load_clip(
         model = open_clip.create_model(name, pretrained=None, device="cpu", force_quick_gelu=quick_gelu)
     finally:
         root.setLevel(level)
-    _load_weights(open_clip, model, path, name)
-    return Clip.wrap(model, open_clip.get_tokenizer(name), name, source).to(device)
+    _load_weights(model, path, name)
+    return Clip.wrap(model, open_clip.get_tokenizer(name), name, source, identity).to(device)
 
 
 def _cached_or_downloaded(open_clip, tag_cfg: dict, name: str, pretrained: str) -> Path:
@@ -170,14 +173,14 @@ def _reachable(host: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _load_weights(open_clip, model: torch.nn.Module, path: Path, name: str) -> None:
-    """Weights from a file: safetensors, or a torch file read with weights_only (never unpickled)."""
-    try:
-        state = open_clip.factory.load_state_dict(str(path), weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch, safetensors and zipfile each raise their own
-        raise BrushworkError(f"{path}: not a CLIP weights file brushwork can read safely ({exc})") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BrushworkError(f"{path}: not a CLIP state dict")
+def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Weights from a file: safetensors, or a torch file read with weights_only (never unpickled), by the
+    same reader as the backbones' weights; then they must fit the model exactly."""
+    from brushwork.backbones.weights import load_state_dict_file
+
+    state = load_state_dict_file(path)
+    if next(iter(state), "").startswith("module."):  # saved from a DataParallel/DDP wrapper, as open_clip allows
+        state = {key.removeprefix("module."): value for key, value in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -269,31 +272,3 @@ def _random_affines(n: int, generator: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin + shear
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
     return theta
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-MAX_LIBRARY = 5000  # style images ranked at most: a library, not a dataset
-
-
-@torch.no_grad()
-def rank_styles(clip: Clip, text: str, folder: str | os.PathLike) -> list[tuple[Path, float]]:
-    """The style images in ``folder`` (searched recursively), best match to ``text`` first, with their CLIP
-    cosine similarity to it. Unreadable files are skipped."""
-    from brushwork.media import image_to_tensor, load_image
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise BrushworkError(f"{folder}: not a folder of style images")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:MAX_LIBRARY]
-    text_embedding = clip.encode_text(text)
-    scored = []
-    for path in paths:
-        try:
-            image = load_image(path)
-        except BrushworkError:
-            continue
-        embedding = clip.encode_images(image_to_tensor(image).to(clip.mean.device))
-        scored.append((path, float((embedding * text_embedding).sum())))
-    if not scored:
-        raise BrushworkError(f"{folder}: no readable style images")
-    return sorted(scored, key=lambda item: -item[1])

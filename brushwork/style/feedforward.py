@@ -22,6 +22,7 @@ from brushwork.backbones.base import FeatureExtractor
 from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.settings import setting
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
 from brushwork.training import (
@@ -111,15 +112,13 @@ class TransformerNet(nn.Module):
 class FastConfig(TrainingConfig):
     """Training settings, stored beside the weights so apply and resume rebuild the same network."""
 
-    width: int = 32
-    residual_blocks: int = 5
-    content_weight: float = 1.0
-    # Chosen by eye on Starry Night: 20 (the Gatys default) washes out the photo in a trained network.
-    style_weight: float = 5.0
-    tv_weight: float = 5.0
-    style_scale: float = 1.0
-    content_layers: list[str] | None = None
-    style_layers: list[str] | None = None
+    width: int = setting(32, help="channels of the network's first layer (more: slower, finer)")
+    residual_blocks: int = setting(5, help="residual blocks in the middle of the network")
+    tv_weight: float = setting(5.0, help="smoothness (total variation)")
+    style_scale: float = setting(1.0, help="style image size relative to the crops")
+    content_layers: list[str] | None = setting(
+        None, help="backbone layers for the content loss (default: the backbone's)"
+    )
 
     def validate(self) -> None:
         extra = [

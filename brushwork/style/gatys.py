@@ -20,6 +20,7 @@ from PIL import Image
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, finite_weights, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.settings import setting
 from brushwork.style import color, masks
 from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
 from brushwork.style.lbfgs import DeviceLBFGS
@@ -41,6 +42,7 @@ from brushwork.style.tiling import (
 )
 
 OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise")
 LBFGS_HISTORY = 100  # stored pairs, as neural-style's default
 MIN_LBFGS_HISTORY = 5
 #: Shares of the free memory that the L-BFGS history, then the network's activations, may take.
@@ -54,40 +56,42 @@ MAX_SIZE = 16384
 class StyleConfig:
     """Every knob of a run; written into the output so the run can be repeated."""
 
-    image_size: int = 512
-    iterations: int = 300
-    content_weight: float = 1.0
-    style_weight: float = 20.0
-    tv_weight: float = 1.0
-    style_scale: float = 1.0
+    image_size: int = setting(512, help="long side of the output in px")
+    iterations: int = setting(300, help="iterations at the first scale")
+    content_weight: float = setting(1.0, help="how much of the photo's content to keep")
+    style_weight: float = setting(20.0, help="how strongly to paint in the style")
+    tv_weight: float = setting(1.0, help="smoothness (total variation)")
+    style_scale: float = setting(1.0, help="style image size relative to the output: smaller gives finer strokes")
     style_blend: list[float] | None = None
-    optimizer: str = "lbfgs"
-    learning_rate: float = 0.02
-    init: str = "content"
-    seed: int = 0
-    preserve_colors: str = "none"
-    content_layers: list[str] | None = None
-    style_layers: list[str] | None = None
-    #: Sizes of the coarse-to-fine pyramid, ending at image_size; None picks them (see plan_scales).
-    scales: list[int] | None = None
-    #: Iterations at each scale after the first (None: half of ``iterations``).
-    fine_iterations: int | None = None
+    optimizer: str = setting("lbfgs", help="lbfgs converges in fewer steps; adam uses less memory", choices=OPTIMIZERS)
+    learning_rate: float = setting(0.02, help="adam only")
+    init: str = setting("content", help="where the optimisation starts", choices=INITS)
+    seed: int = setting(0, help="same seed, same inputs, same machine: the same image")
+    preserve_colors: str = setting(
+        "none", help="keep the photo's colours: luminance transfer, or the style recoloured first", choices=color.MODES
+    )
+    content_layers: list[str] | None = setting(None, help="e.g. relu4_2")
+    style_layers: list[str] | None = setting(None, help="e.g. relu1_1,relu2_1,relu3_1")
+    scales: list[int] | None = setting(
+        None, help="coarse-to-fine sizes, e.g. 512,1024,2048 (default: halve down to 512-1023 px)"
+    )
+    fine_iterations: int | None = setting(None, help="iterations at each finer scale (default: half of --iterations)")
     #: Tile side in px for scales that do not fit in memory whole: None picks by the free memory,
     #: 0 never tiles. Tiles are exact (the whole image's loss and gradient), so this trades speed for memory.
     tile: int | None = None
     #: L-BFGS pairs kept (neural-style's -lbfgs_num_correction); fewer are kept if memory is short.
-    lbfgs_history: int = LBFGS_HISTORY
-    #: With style masks: blur their edges by this many px (Gaussian radius, at image_size) for soft seams.
-    style_mask_feather: float = 0.0
-    #: Words for the style (a CLIP objective, clip_guidance.py), alone or beside style images.
-    style_text: str | None = None
-    clip_model: str = "ViT-B-32"
-    clip_pretrained: str = "openai"
-    clip_weight: float = 5.0  # directional CLIP loss on the whole image
-    clip_patch_weight: float = 20.0  # the same on random augmented crops
-    clip_crops: int = 8
-    clip_crop_fraction: float = 0.4  # crop side / short side of the image
-    clip_threshold: float = 0.7  # crops whose loss is below this are left alone
+    lbfgs_history: int = setting(LBFGS_HISTORY, help="L-BFGS pairs kept (fewer if short of memory)")
+    style_mask_feather: float = setting(0.0, help="blur the --style-mask edges by N px")
+    style_text: str | None = setting(
+        None, help='the style in words, e.g. "a watercolour with warm, loose strokes" (CLIP), alone or with --style'
+    )
+    clip_model: str = setting("ViT-B-32", help="an open_clip model name")
+    clip_pretrained: str = setting("openai", help="its weights' tag in the Hugging Face cache")
+    clip_weight: float = setting(5.0, help="directional CLIP loss on the whole image")
+    clip_patch_weight: float = setting(20.0, help="the same on random augmented crops")
+    clip_crops: int = setting(8, help="random crops per step")
+    clip_crop_fraction: float = setting(0.4, help="crop side / the image's short side")
+    clip_threshold: float = setting(0.7, help="crops whose CLIP loss is below this are left alone")
 
     def validate(self, n_styles: int) -> None:
         if not MIN_SIZE <= self.image_size <= MAX_SIZE:
@@ -209,7 +213,7 @@ class GatysEngine:
         content_layers = list(cfg.content_layers or self.backbone.content_layers)
         style_layers = list(cfg.style_layers or self.backbone.style_layers)
         self.backbone.check_layers(content_layers + style_layers)
-        if (start_step > 0 or cfg.init not in ("content", "noise")) and init_image is None:
+        if (start_step > 0 or cfg.init not in INITS) and init_image is None:
             raise BrushworkError("continuing a run, or init 'image', needs an init image")
         self.notes = []
         regions = None
