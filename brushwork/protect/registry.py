@@ -22,7 +22,7 @@ from PIL import Image
 from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.protect.clips import detect_clip
-from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID, detect
+from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS works (
@@ -152,11 +152,8 @@ class Registry:
         carry, the hash of the middle one (as registered)."""
         frames = image if isinstance(image, list) else [image]
         phash = perceptual_hash(frames[len(frames) // 2])
-        work_id = None
-        if use_watermark and len(frames) > 1:
-            work_id = detect_clip(frames, crop_guesses=CROP_GUESSES).work_id
-        elif use_watermark:
-            work_id = detect(frames[0], crop_guesses=CROP_GUESSES).work_id
+        # One frame reads as ``detect`` reads it; several must agree (see ``clips``).
+        work_id = detect_clip(frames, crop_guesses=CROP_GUESSES).work_id if use_watermark else None
         if work_id is not None:
             work = self.get(work_id)
             if work is not None and work.state == "registered":
