@@ -281,16 +281,16 @@ def test_one_protection_serves_a_batch(home):
 def test_a_payload_the_picture_will_not_carry_gets_a_fresh_id(home, monkeypatch):
     from brushwork.protect import watermark
 
-    real, refused = watermark.embed_checked, []
+    real, refused = watermark.embed_hinted, []
 
-    def first_refused(image, work_id, survive=None):
-        marked, ok = real(image, work_id, survive)
+    def first_refused(image, work_id, hint=None, survive=None):
+        marked, ok, strength = real(image, work_id, hint, survive)
         if not refused:
             refused.append(work_id)
-            return marked, False
-        return marked, ok
+            return marked, False, strength
+        return marked, ok, strength
 
-    monkeypatch.setattr(watermark, "embed_checked", first_refused)
+    monkeypatch.setattr(watermark, "embed_hinted", first_refused)
     image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240))
     path = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
     note = read_record(path).extra["protection"]

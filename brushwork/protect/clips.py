@@ -29,6 +29,8 @@ from brushwork.protect import watermark
 FRAMES_READ = 7
 #: Frames that must name the same ID before it is reported (fewer when the clip is shorter).
 MIN_AGREEING_FRAMES = 2
+#: A clip's frames search for their strength afresh this often (else they start from the last one's).
+RESEARCH_EVERY = 8
 
 
 def is_clip(path: str | os.PathLike) -> bool:
@@ -56,19 +58,39 @@ def _jpeg_round_trip(image: Image.Image) -> Image.Image:
 @dataclass
 class ClipMarker:
     """Marks the frames of one clip with ``work_id``, counting those whose payload reads back from the
-    frame as ``survive`` says the format stores it."""
+    frame as ``survive`` says the format stores it.
+
+    ``first`` and ``first_marked``: the first frame as the ID was chosen on it, and its marked copy,
+    handed out again when the writer brings that same frame (no second marking). Each frame starts
+    from the strength the previous one needed; every :data:`RESEARCH_EVERY` frames the search starts
+    afresh from the gentlest, so that one hard frame does not keep the rest of the clip marked hard.
+    """
 
     work_id: int
     survive: Callable[[Image.Image], Image.Image] | None = None
+    first: Image.Image | None = field(default=None, repr=False)
+    first_marked: Image.Image | None = field(default=None, repr=False)
     frames: int = 0
     read_back: int = 0
     _hint: watermark.Strength | None = field(default=None, repr=False)
+    _first_reading: tuple[bool, watermark.Strength] | None = field(default=None, repr=False)
 
     def __call__(self, frame: Image.Image) -> Image.Image:
-        marked, ok, self._hint = watermark.embed_hinted(frame, self.work_id, self._hint, self.survive)
+        if self.first is not None and self.frames == 0 and frame.tobytes() == self.first.tobytes():
+            marked, ok, self._hint = self.first_marked, *self._first_reading
+        else:
+            if self.frames % RESEARCH_EVERY == 0:
+                self._hint = None
+            marked, ok, self._hint = watermark.embed_hinted(frame, self.work_id, self._hint, self.survive)
+        self.first = self.first_marked = None
         self.frames += 1
         self.read_back += ok
         return marked
+
+    def starting_with(self, first: Image.Image, marked: Image.Image, ok: bool, strength: watermark.Strength):
+        """This marker, knowing that ``first`` marked as ``marked`` (``ok``, at ``strength``)."""
+        self.first, self.first_marked, self._first_reading = first, marked, (ok, strength)
+        return self
 
 
 def frame_count(path: str | os.PathLike) -> int:

@@ -52,7 +52,7 @@ class Protection:
 
     def before_write(self, image: Image.Image, record: Record) -> Image.Image:
         note = self._begin(record, image.size)
-        return self._mark_choosing_id(image, note) if note["watermark"] else image
+        return self._mark_choosing_id(image, note)[0] if note["watermark"] else image
 
     def start_clip(self, record: Record, first_frame: Image.Image, path: Path) -> ClipMarker | None:
         """Protect a clip (MP4, GIF) to be written to ``path`` that starts with ``first_frame``: note it
@@ -66,27 +66,29 @@ class Protection:
         self.last_clip = None
         if note["watermark"]:
             survive = as_stored(path)
-            self._mark_choosing_id(first_frame, note, survive)
+            marked, strength = self._mark_choosing_id(first_frame, note, survive)
             note["watermark_frames"] = "every frame"
-            self.last_clip = ClipMarker(note["work_id"], survive)
+            marker = ClipMarker(note["work_id"], survive)
+            self.last_clip = marker.starting_with(first_frame, marked, note["watermark_reads_back"], strength)
         return self.last_clip
 
-    def _mark_choosing_id(self, image: Image.Image, note: dict, survive=None) -> Image.Image:
-        """``image`` marked with the noted work ID; when it will not carry that one and the ID is ours
-        to choose, with a fresh one (a few pictures will not carry some payloads; another usually
-        does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``."""
+    def _mark_choosing_id(self, image: Image.Image, note: dict,
+                          survive=None) -> tuple[Image.Image, watermark.Strength]:  # fmt: skip
+        """``image`` marked with the noted work ID, and how hard; when it will not carry that one and the
+        ID is ours to choose, with a fresh one (a few pictures will not carry some payloads; another
+        usually does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``."""
         work_id = note["work_id"]
-        marked, ok = watermark.embed_checked(image, work_id, survive)
+        marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
         for _ in range(ID_RETRIES if self.work_id is None else 0):
             if ok:
                 break
             if self.register:
                 self.registry.release(work_id)
             work_id = self.registry.reserve() if self.register else _random_id()
-            marked, ok = watermark.embed_checked(image, work_id, survive)
+            marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
         note.update(work_id=work_id, watermark_reads_back=ok)
         self.last_work_id = work_id
-        return marked
+        return marked, strength
 
     def _begin(self, record: Record, size: tuple[int, int]) -> dict:
         """Reserve the work ID and write into ``record`` what this output will carry; ``opted_out``
