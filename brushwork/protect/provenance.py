@@ -21,6 +21,7 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
+from brushwork.output import CLIP_SUFFIXES
 from brushwork.records import IMAGE_SUFFIXES, Record
 
 SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -29,7 +30,7 @@ MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "T
               "MP4": "video/mp4", "GIF": "image/gif"}  # fmt: skip
 #: The clips brushwork writes: signed like images, but Exiv2 writes no XMP into them (the manifest
 #: states the digital source type instead).
-CLIP_FORMATS = {".mp4": "MP4", ".gif": "GIF"}
+CLIP_FORMATS = {suffix: suffix[1:].upper() for suffix in CLIP_SUFFIXES}  # .mp4 -> MP4, .gif -> GIF
 #: Our own assertion in the manifest: the work ID and the record's hash.
 BRUSHWORK_ASSERTION = "org.brushwork.work"
 CA_FILE, CHAIN_FILE, KEY_FILE, CA_KEY_FILE = "ca.pem", "signer-chain.pem", "signer-key.pem", "ca-key.pem"
