@@ -39,9 +39,7 @@ from brushwork.judge.distribution import EXTRACTORS
 from brushwork.media import (
     DEFAULT_MAX_PIXELS,
     high_precision,
-    image_to_tensor,
     load_image,
-    resize_long_side,
     tensor_to_image,
 )
 from brushwork.output import Protection, gif_frame, save_clip, save_output
@@ -86,7 +84,9 @@ def save(image: Image.Image, path: PathLike, record: Record | None = None, *, fo
 
 
 def _protection(protection: Protection | str | None) -> Protection | None:
-    if protection == DEFAULT_PROTECTION:
+    if isinstance(protection, str):
+        if protection != DEFAULT_PROTECTION:
+            raise BrushworkError(f"protection is {DEFAULT_PROTECTION!r}, None or a brushwork.protect.Protection")
         from brushwork.protect import Protection as Protect
 
         return Protect()
@@ -323,19 +323,16 @@ def _check_colors(mode: str) -> None:
 
 def _fast_frame(model: Model, image: Image.Image, strength: float, preserve_colors: str,
                 image_size: int | None) -> Image.Image:  # fmt: skip
+    return _fast_frames(model, [image], strength, preserve_colors, image_size)[0]
+
+
+@torch.no_grad()
+def _fast_frames(model: Model, images: Sequence[Image.Image], strength: float, preserve_colors: str,
+                 image_size: int | None) -> list[Image.Image]:  # fmt: skip
+    """The one path for every feed-forward picture, alone, batched or a video frame."""
     from brushwork.style.feedforward import apply_feedforward
 
-    _check_strength(strength)
-    _check_colors(preserve_colors)
-    if preserve_colors != "histogram":
-        return apply_feedforward(model.net, [image], strength, preserve_colors, image_size, model.device)[0]
-    # A trained style has no style image to recolour: the stylised picture takes the photo's colour
-    # statistics instead, before the blend with the photo.
-    photo = resize_long_side(image, image_size) if image_size else image
-    (styled,) = apply_feedforward(model.net, [photo], 1.0, "none", None, model.device)
-    x = image_to_tensor(photo)
-    y = color.match_color_statistics(image_to_tensor(styled), x)
-    return tensor_to_image(strength * y + (1 - strength) * x)
+    return apply_feedforward(model.net, images, strength, preserve_colors, image_size, model.device)
 
 
 def fast_apply(
@@ -350,12 +347,30 @@ def fast_apply(
 ) -> Image.Image:
     """Stylise ``content`` with a trained feed-forward model (a path, one from :func:`load_model`, or the
     best match of :func:`rank_styles` over a library of fast models)."""
+    return fast_apply_many(model, [content], strength=strength, preserve_colors=preserve_colors,
+                           image_size=image_size, device=device, max_pixels=max_pixels)[0]  # fmt: skip
+
+
+def fast_apply_many(
+    model: Model | PathLike | StylePick,
+    contents: Sequence[ImageSource],
+    *,
+    strength: float = 1.0,
+    preserve_colors: str = "none",
+    image_size: int | None = None,
+    device: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Image.Image]:
+    """:func:`fast_apply` on several pictures at once: those of the same size (after ``image_size``) run as
+    one batch, each result the same as its own run and carrying its own record."""
     loaded = _model(model, FAST_KIND, device=device)
-    result = _fast_frame(loaded, _open(content, max_pixels), strength, preserve_colors, image_size)
+    results = _fast_frames(loaded, [_open(c, max_pixels) for c in contents], strength, preserve_colors, image_size)
     parameters = {"strength": strength, "preserve_colors": preserve_colors, "image_size": image_size}
-    inputs = {"content": describe_input(content), "styles": [loaded.meta.get("style") or {}]}
-    record = new_record("fast", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
-    return attach(result, _note_pick(record, loaded.pick).finish())
+    for content, result in zip(contents, results, strict=True):
+        inputs = {"content": describe_input(content), "styles": [loaded.meta.get("style") or {}]}
+        record = new_record("fast", parameters, inputs=inputs, models={"model": loaded.described}, device=loaded.device)
+        attach(result, _note_pick(record, loaded.pick).finish())
+    return results
 
 
 def _picked(choice, kind: str) -> tuple[StylePick | None, object]:
@@ -673,6 +688,7 @@ def stylize_video(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     audio_reactive: Sequence[str] | None = None,
     audio: PathLike | None = None,
+    on_stylised: Callable[[Image.Image], None] | None = None,
     protection: Protection | str | None = DEFAULT_PROTECTION,
 ) -> VideoReport:
     """Stylise every frame of ``source`` with a fast or AdaIN ``model`` (AdaIN needs ``styles``) into an
@@ -682,7 +698,8 @@ def stylize_video(
 
     ``audio_reactive`` lets the soundtrack (``audio``, else the clip's own) drive the style per frame:
     ``strength`` (loudness and onsets), ``blend`` (brightness -> the second of two AdaIN styles), ``scale``
-    (tempo -> stroke size); see :mod:`brushwork.style.audio`. ``audio`` also replaces the clip's sound."""
+    (tempo -> stroke size); see :mod:`brushwork.style.audio`. ``audio`` also replaces the clip's sound.
+    ``on_stylised`` sees each frame as the engine painted it (before steadying), e.g. for a live preview."""
     from brushwork.style import video
     from brushwork.style.audio import AudioDrive, FrameSettings
 
@@ -719,9 +736,15 @@ def stylize_video(
         def frame_at(frame: Image.Image, settings: FrameSettings) -> Image.Image:
             return _fast_frame(loaded, frame, strength * settings.strength, preserve_colors, None)
 
-    def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
+    def paint(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
         settings = settings or FrameSettings()
         return video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
+
+    def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
+        painted = paint(frame, settings)
+        if on_stylised is not None:
+            on_stylised(painted)
+        return painted
 
     parameters = {"model_kind": loaded.kind, "stabilize": stabilize, "flow": flow, "crf": crf,
                   "max_frames": max_frames, **options}  # fmt: skip
@@ -746,7 +769,7 @@ def stylize_video(
     first = None
     if protection is not None:
         picture = video.first_frame(source)
-        first = stylise(picture, drive.at(0.0) if drive is not None else None)
+        first = paint(picture, drive.at(0.0) if drive is not None else None)
     report = save_clip(output, record, first, write, force=force, protection=protection, suffixes=(".mp4",))
     return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record,
                        report.notes + _clip_notes(protection))  # fmt: skip
@@ -988,6 +1011,7 @@ __all__ = [
     "check_output_path",
     "describe_input",
     "fast_apply",
+    "fast_apply_many",
     "fast_export",
     "fast_slim",
     "fast_train",

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
@@ -231,6 +232,87 @@ def test_worker_killed_mid_job_reruns_after_restart(client, config):
     assert len(list(config.outputs.iterdir())) == 1
 
 
+def test_killed_optimisation_resumes_from_its_last_intermediate(client, config):
+    job_id = submit(client, {**FAST, "iterations": 400}).json()["id"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "brushwork", "worker", "--data", str(config.data_dir), "--lease", "1",
+           "--intermediate-seconds", "0.3"]  # fmt: skip
+    worker = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = config.job_dir(job_id)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(kept.glob("step-*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(10)
+    assert client.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+    saved_step = read_record(max(kept.glob("step-*.png"))).extra["step"]  # the newest, if killed mid-replace
+    assert 0 < saved_step < 400
+
+    subprocess.run(cmd + ["--burst"], env=env, check=True, timeout=120, capture_output=True)
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["attempts"] == 2
+    assert job["record"]["parameters"]["resumed_from_step"] >= saved_step  # not from the start
+    assert not kept.exists()  # the job's working folder goes when it ends
+
+
+def test_compatible_fast_jobs_run_as_one_batch(client, config, monkeypatch):
+    from brushwork.studio.engines import ENGINES
+
+    params = {"strength": 0.7, "image_size": 48}
+    # Two picture shapes: the batch makes one forward pass per shape.
+    contents = [png_bytes(40, 30, seed=s, kind="noise") for s in range(3)] + [png_bytes(30, 40, seed=9, kind="noise")]
+    fast = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
+    ids = [submit(client, params, content=c, **fast).json()["id"] for c in contents]
+    other = submit(client, {**params, "strength": 0.3}, **fast).json()["id"]  # other settings: another batch
+
+    def alone(*args):
+        raise AssertionError("a batched job ran on its own")
+
+    monkeypatch.setattr(ENGINES["fast"], "run", alone)
+    assert Worker(JobStore(config)).run_once() == "done"  # one pass
+    assert client.get(f"/api/jobs/{other}").json()["status"] == "queued"
+    model = api.load_model(ROOT / "brushwork/examples/starry_night-fast.safetensors")
+    for job_id, content in zip(ids, contents, strict=True):
+        job = client.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] == "done" and job["attempts"] == 1 and job["record"]["parameters"]["strength"] == 0.7
+        got = client.get(job["images"][0]).content
+        assert (
+            read_record(_saved(config, got)).inputs["content"]["sha256"] == job["record"]["inputs"]["content"]["sha256"]
+        )
+        by_itself = np.asarray(api.fast_apply(model, Image.open(io.BytesIO(content)), **params), np.int16)
+        # The same picture as its own run, up to the invisible watermark every output gets.
+        assert np.abs(np.asarray(Image.open(io.BytesIO(got)), np.int16) - by_itself).mean() < 2
+
+
+def test_a_failing_batch_runs_its_jobs_one_by_one(client, config):
+    fast = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
+    good = submit(client, {"strength": 0.5}, content=png_bytes(40, 30), **fast).json()["id"]
+    tiny = submit(client, {"strength": 0.5}, content=png_bytes(6, 4), **fast).json()["id"]
+    assert Worker(JobStore(config)).run_once() == "done"
+    assert client.get(f"/api/jobs/{good}").json()["status"] == "done"
+    failed = client.get(f"/api/jobs/{tiny}").json()
+    assert failed["status"] == "failed" and "too small" in failed["error"]
+
+
+def _saved(config, data: bytes) -> Path:
+    path = config.data_dir / "got.png"
+    path.write_bytes(data)
+    return path
+
+
+def test_batched_forward_equals_single_runs():
+    model = api.load_model(ROOT / "brushwork/examples/starry_night-fast.safetensors")
+    pictures = [make_image(40, 30, s, "noise") for s in range(3)] + [make_image(30, 40, 5, "stripes")]
+    for colours in ("none", "luminance", "histogram"):
+        batched = api.fast_apply_many(model, pictures, strength=0.8, preserve_colors=colours)
+        for picture, result in zip(pictures, batched, strict=True):
+            single = api.fast_apply(model, picture, strength=0.8, preserve_colors=colours)
+            assert np.abs(np.asarray(result, np.int16) - np.asarray(single, np.int16)).max() <= 1, colours
+            assert api.record_of(result).parameters["preserve_colors"] == colours
+
+
 def test_ratings_pairs_and_gallery_filter(client, config):
     ids = [submit(client, {**FAST, "seed": s, "init": "noise"}).json()["id"] for s in range(3)]
     worker = Worker(JobStore(config))
@@ -260,6 +342,8 @@ def test_listings_and_page(client):
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}
     assert controls["style_blend_weights"]["flag"] == "--style-blend-weights"
     assert controls["image_size"]["default"] == api.StyleConfig().image_size
+    # Help and choices come from the config's fields, as on the CLI (brushwork.settings).
+    assert controls["optimizer"]["choices"] == list(api.OPTIMIZERS) and "adam" in controls["optimizer"]["help"]
     images = {i["ref"] for i in client.get("/api/images").json()}
     assert {"example:tubingen.jpg", "example:starry_night.jpg"} <= images
     assert client.get("/api/images/example:tubingen.jpg").status_code == 200

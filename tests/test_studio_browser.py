@@ -142,3 +142,36 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         shot(page, "queue")
         assert not errors, errors
         browser.close()
+
+
+def test_video_job_in_the_page(studio_url, tmp_path):
+    """The video engine from the page: upload a clip, watch it paint frame by frame, play it in the gallery."""
+    pytest.importorskip("av")
+    from tests.test_video import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", frames=8, size=(96, 64))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(studio_url + "/")
+        page.select_option("#engine", "video")
+        # An AdaIN model (the first that fits) takes style images; fast models fit too, with their own style.
+        page.wait_for_selector(".style-pick >> nth=0", state="visible")
+        page.select_option("#model", "starry_night-fast")
+        page.wait_for_selector(".style-pick >> nth=0", state="hidden")
+        page.set_input_files("#content-file", str(clip))
+        page.click("#submit")
+        page.wait_for_selector("#live-status", timeout=10_000)
+        page.wait_for_function("document.querySelector('#live-status').textContent === 'done'", timeout=120_000)
+        assert page.get_attribute("#live-video", "src").endswith("/image")
+        assert page.get_attribute("#live-video", "poster").endswith("/poster")
+
+        key(page, "3")
+        page.wait_for_selector(".card video")
+        assert page.evaluate("document.querySelector('.card video').poster").endswith("/poster")
+        assert '"engine": "video"' in page.locator(".card pre").first.text_content()
+        shot(page, "gallery-video")
+        assert not errors, errors
+        browser.close()

@@ -17,6 +17,12 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lease", type=float, default=30.0, help="seconds before a silent worker's job re-runs (default 30)"
     )
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="compatible feed-forward jobs (same model, settings and styles) run as one batch (default 8; "
+                        "1 = one at a time)")  # fmt: skip
+    p.add_argument("--intermediate-seconds", type=float, default=15.0,
+                   help="seconds between the intermediates an optimisation job keeps to resume from if its worker "
+                        "dies (default 15; 0 = none: it re-runs from the start)")  # fmt: skip
 
 
 def register(sub) -> dict:
@@ -42,7 +48,8 @@ def _config(args: argparse.Namespace, token: str | None = None):
     from brushwork.studio.config import StudioConfig, default_data_dir
 
     return StudioConfig(data_dir=args.data or default_data_dir(), device=args.device, queue_url=args.queue,
-                        lease_seconds=args.lease, token=token)  # fmt: skip
+                        lease_seconds=args.lease, token=token,
+                        intermediate_seconds=args.intermediate_seconds, batch_size=args.batch_size)  # fmt: skip
 
 
 def _is_loopback(host: str) -> bool:

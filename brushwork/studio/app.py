@@ -38,6 +38,8 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}:\d{1,3}")
 #: How long one event stream stays open (a browser reconnects by itself).
 SSE_MAX_SECONDS = 3600
+#: Media types of the outputs by suffix.
+MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4"}
 
 
 class BodyTooLarge(Exception):
@@ -132,9 +134,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def page(request: Request):
-        engines = [{"name": e.name, "label": e.label, "needs_content": e.needs_content, "styles": e.styles,
-                    "needs_model": e.needs_model, "controls": [c.to_dict() for c in e.controls()]}
-                   for e in available_engines()]  # fmt: skip
+        engines = [e.describe() for e in available_engines()]
         return templates.TemplateResponse(
             request, "index.html", {"engines": engines, "engines_json": json.dumps(engines)}
         )
@@ -155,9 +155,9 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
 
     @app.post("/api/jobs", status_code=202, summary="Queue a job")
     def submit(
-        engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample (see GET /api/engines)")],
+        engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample, video (see GET /api/engines)")],
         params: Annotated[str, Form(description='JSON of the Python API\'s keywords, e.g. {"image_size": 512}')] = "{}",
-        content: Annotated[UploadFile | None, File(description="the content image")] = None,
+        content: Annotated[UploadFile | None, File(description="the content image (video: the clip)")] = None,
         style: Annotated[list[UploadFile] | None, File(description="style images (repeat the field)")] = None,
         content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,
         style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
@@ -170,7 +170,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
                 if not data and not upload.filename:
                     continue  # an empty file field of a browser form
                 if len(data) > config.limits.upload_bytes:
-                    raise HTTPException(413, f"{role} image larger than the upload limit")
+                    raise HTTPException(413, f"{role} file larger than the upload limit")
                 uploads.append(Upload(role, upload.filename, data))
         job_id = studio.submit(
             engine, params, uploads, content_ref or None, [r for r in style_ref or [] if r], model or None
@@ -194,14 +194,26 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         except BrushworkError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @app.get("/api/jobs/{job_id}/image", summary="The result, a PNG carrying its full record")
-    def image(job_id: str, n: int = Query(0, ge=0, le=999)):
+    def output_file(job_id: str, n: int) -> Path:
         job = job_or_404(job_id)
         if job.status != "done" or n >= len(job.outputs):
-            raise HTTPException(404, f"job {job_id} has no image {n} (status {job.status})")
-        return FileResponse(config.outputs / job.outputs[n], media_type="image/png",
-                            filename=f"brushwork-{job.engine}-{job_id[:8]}-{n}.png",
+            raise HTTPException(404, f"job {job_id} has no output {n} (status {job.status})")
+        return config.outputs / job.outputs[n]
+
+    @app.get("/api/jobs/{job_id}/image", summary="The result, carrying its full record: a PNG, or a video's MP4")
+    @app.get("/api/jobs/{job_id}/result", summary="The same as /image, by a name that fits videos")
+    def image(job_id: str, n: int = Query(0, ge=0, le=999)):
+        path = output_file(job_id, n)
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                            filename=f"brushwork-{job_id[:8]}-{n}{path.suffix}",
                             content_disposition_type="inline")  # fmt: skip
+
+    @app.get("/api/jobs/{job_id}/poster", summary="A video result's first frame (a JPEG with the video's record)")
+    def poster(job_id: str, n: int = Query(0, ge=0, le=999)):
+        path = output_file(job_id, n).with_suffix(".poster.jpg")
+        if not path.is_file():
+            raise HTTPException(404, f"job {job_id} output {n} has no poster")
+        return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/api/jobs/{job_id}/preview", summary="The latest preview while the job runs")
     def preview(job_id: str):
@@ -238,9 +250,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
 
     @app.get("/api/engines", summary="Engines and their parameters (the API's names, the CLI's flags)")
     def engines():
-        return [{"name": e.name, "label": e.label, "content": e.needs_content, "styles": list(e.styles),
-                 "model": e.needs_model, "controls": [c.to_dict() for c in e.controls()]}
-                for e in available_engines()]  # fmt: skip
+        return [e.describe() for e in available_engines()]
 
     @app.get("/api/models", summary="Models the studio can apply (bundled, and DATA/models)")
     def models():

@@ -30,6 +30,10 @@ class Limits:
     max_image_size: int = 4096
     max_iterations: int = 5000
     max_seeds: int = 16
+    #: Each uploaded clip (the video engine): frames, seconds and pixels per frame.
+    video_frames: int = 3000
+    video_seconds: float = 300.0
+    video_pixels: int = 3840 * 2160
 
 
 @dataclass
@@ -42,7 +46,13 @@ class StudioConfig:
     max_attempts: int = 3
     #: Seconds between live preview images of a running job.
     preview_seconds: float = 1.0
+    #: Seconds between the intermediates an optimisation job keeps, to resume from after a worker dies
+    #: (0: none; the job then re-runs from the start).
+    intermediate_seconds: float = 15.0
     device: str = "auto"
+    #: Compatible feed-forward jobs (same engine, model, styles and settings) a worker takes at once and
+    #: runs as one batch (1: one job at a time).
+    batch_size: int = 8
     queue_url: str | None = None  # redis://… : jobs go through RQ on Redis as well as SQLite
     token: str | None = None
 
@@ -52,10 +62,14 @@ class StudioConfig:
             raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
         if self.lease_seconds <= 0:
             raise BrushworkError("lease must be a positive number of seconds")
+        if not 1 <= self.batch_size <= 256:
+            raise BrushworkError(f"batch size must be 1..256, not {self.batch_size}")
+        if not self.intermediate_seconds >= 0:
+            raise BrushworkError("intermediate seconds must be 0 (none) or more")
 
     def prepare(self) -> StudioConfig:
         """Create the data folder and its sub-folders (private to the user)."""
-        for sub in ("", "uploads", "outputs", "previews", "models"):
+        for sub in ("", "uploads", "outputs", "previews", "models", "jobs"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
 
@@ -78,6 +92,10 @@ class StudioConfig:
     @property
     def models(self) -> Path:
         return self.data_dir / "models"
+
+    def job_dir(self, job_id: str) -> Path:
+        """A job's working folder (its intermediates), removed when the job ends."""
+        return self.data_dir / "jobs" / job_id
 
 
 def env_token() -> str | None:

@@ -3,7 +3,8 @@ take them with a lease.
 
 A worker claims a job in one UPDATE … RETURNING (so two workers never get the same one) and holds it
 by renewing a lease while it runs. A worker killed mid-job stops renewing; once the lease expires the
-job is claimable again and re-runs from the start (up to ``max_attempts`` times). Every write a worker
+job is claimable again and re-runs (up to ``max_attempts`` times): an optimisation job from the last
+intermediate it kept in its folder (``DATA/jobs/<id>/``), the others from the start. Every write a worker
 makes checks its claim token, so a worker that lost its lease (paused, partitioned) can neither
 report progress nor publish a result: a job never runs twice at once as far as anything visible goes,
 and its output files are named by job and claim, so nothing is ever overwritten.
@@ -14,13 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,12 +108,20 @@ class Job:
     def public(self) -> dict:
         """What the REST API shows: no claim tokens, no server paths."""
         urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(self.outputs))]
+        posters = [url.replace("/image", "/poster") if media == "video" else None
+                   for url, media in zip(urls, self.media, strict=True)]  # fmt: skip
         return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
                 "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
-                "images": urls, "record": public_record(self.record)}  # fmt: skip
+                "images": urls, "media": self.media, "posters": posters,
+                "record": public_record(self.record)}  # fmt: skip
+
+    @property
+    def media(self) -> list[str]:
+        """``image`` or ``video`` for each output."""
+        return ["video" if name.endswith(".mp4") else "image" for name in self.outputs]
 
 
 def public_record(record: dict | None) -> dict | None:
@@ -165,7 +175,15 @@ class JobStore:
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO jobs (id, engine, params, inputs, labels, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, engine, json.dumps(params), json.dumps(inputs), json.dumps(labels), time.time()),
+                # Keys sorted: jobs with the same settings have the same text, which batching compares.
+                (
+                    job_id,
+                    engine,
+                    json.dumps(params, sort_keys=True),
+                    json.dumps(inputs),
+                    json.dumps(labels),
+                    time.time(),
+                ),  # fmt: skip
             )
         return job_id
 
@@ -223,30 +241,54 @@ class JobStore:
     def claim(self, job_id: str | None = None, worker: str = "") -> tuple[Job, str] | None:
         """Take the oldest claimable job (or ``job_id``): queued, or running with an expired lease.
         Returns the job and this attempt's claim token, or None."""
-        now, token = time.time(), uuid.uuid4().hex
+        claimed = self.claim_batch(job_id, worker)
+        return claimed[0] if claimed else None
+
+    def claim_batch(self, job_id: str | None = None, worker: str = "", limit: int = 1,
+                    batchable: tuple[str, ...] = ()) -> list[tuple[Job, str]]:  # fmt: skip
+        """:meth:`claim`, and when that job's engine is ``batchable``, up to ``limit - 1`` more queued jobs
+        that could run in the same batch (same engine, settings, model and styles), all in one transaction.
+        Each job gets its own claim token: each is finished, renewed or lost on its own."""
+        now = time.time()
+        claim = {"lease": now + self.config.lease_seconds, "now": now, "worker": worker}
+        sets = ("status = 'running', claim = lower(hex(randomblob(16))), worker = :worker, lease_until = :lease, "
+                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL")  # fmt: skip
         only = "AND id = :id" if job_id else ""
         with self.transaction() as db:
-            self._settle_expired(db, now)
-            row = db.execute(
-                "UPDATE jobs SET status = 'running', claim = :token, worker = :worker, lease_until = :lease, "
-                "attempts = attempts + 1, started = :now, progress = 0, eta = NULL, error = NULL "
-                "WHERE id = (SELECT id FROM jobs WHERE "
+            ended = self._settle_expired(db, now)
+            rows = db.execute(
+                f"UPDATE jobs SET {sets} WHERE id = (SELECT id FROM jobs WHERE "
                 f"cancel = 0 AND (status = 'queued' OR (status = 'running' AND lease_until < :now)) {only} "
                 "ORDER BY created LIMIT 1) RETURNING *",
-                {"token": token, "lease": now + self.config.lease_seconds, "now": now, "id": job_id, "worker": worker},
-            ).fetchone()
-        return (Job.from_row(row), token) if row else None
+                {**claim, "id": job_id},
+            ).fetchall()
+            if rows and limit > 1 and rows[0]["engine"] in batchable:
+                first = rows[0]
+                rows += db.execute(
+                    f"UPDATE jobs SET {sets} WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND cancel = 0 "
+                    "AND engine = :engine AND params = :params AND id != :id "
+                    "AND json_extract(inputs, '$.model') IS json_extract(:inputs, '$.model') "
+                    "AND json_extract(inputs, '$.styles') IS json_extract(:inputs, '$.styles') "
+                    "ORDER BY created LIMIT :more) RETURNING *",
+                    {**claim, "engine": first["engine"], "params": first["params"], "id": first["id"],
+                     "inputs": first["inputs"], "more": limit - 1},
+                ).fetchall()  # fmt: skip
+        for ended_id in ended:  # their intermediates are no longer needed
+            shutil.rmtree(self.config.job_dir(ended_id), ignore_errors=True)
+        return [(Job.from_row(row), row["claim"]) for row in rows]
 
-    def _settle_expired(self, db: sqlite3.Connection, now: float) -> None:
-        """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running."""
-        db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE status = 'running' AND lease_until < ? "
-                   "AND cancel = 1", (now, now))  # fmt: skip
-        db.execute(
+    def _settle_expired(self, db: sqlite3.Connection, now: float) -> list[str]:
+        """Interrupted jobs that were cancelled, or interrupted too often, end instead of re-running.
+        Returns their ids."""
+        rows = db.execute("UPDATE jobs SET status = 'cancelled', finished = ? WHERE status = 'running' AND "
+                          "lease_until < ? AND cancel = 1 RETURNING id", (now, now)).fetchall()  # fmt: skip
+        rows += db.execute(
             "UPDATE jobs SET status = 'failed', finished = ?, error = ? WHERE status = 'running' AND lease_until < ? "
-            "AND attempts >= ?",
+            "AND attempts >= ? RETURNING id",
             (now, f"interrupted {self.config.max_attempts} times (the worker died each time)", now,
              self.config.max_attempts),
-        )  # fmt: skip
+        ).fetchall()  # fmt: skip
+        return [r["id"] for r in rows]
 
     def renew(self, job_id: str, token: str, **fields: Any) -> bool:
         """Extend the lease (and set progress fields) if ``token`` still holds the job; False if it lost it
@@ -359,52 +401,100 @@ class _Attempt:
         return {"preview": name, "preview_step": self.preview_step}
 
 
-def run_job(store: JobStore, job: Job, token: str, device: str = "auto") -> str:
-    """Run a claimed job through the API and publish its outputs; return its final status."""
+def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results: list | None = None,
+            attempt: _Attempt | None = None) -> str:  # fmt: skip
+    """Run a claimed job through the API and publish its outputs; return its final status. From
+    :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
     from brushwork.api import save
     from brushwork.records import record_of
-    from brushwork.studio.engines import get_engine
+    from brushwork.studio.engines import RunContext, Written, get_engine
     from brushwork.studio.library import resolve_inputs
 
     config = store.config
     written: list[Path] = []
-    with _Attempt(store, job, token) as attempt:
+    # Named by job and attempt: a late duplicate can never overwrite a published output.
+    stem = f"{job.id}-{token[:8]}"
+
+    def output(suffix: str) -> Path:
+        written.append(config.outputs / f"{stem}-0{suffix}")
+        return written[-1]
+
+    def end(status: str, **fields: Any) -> bool:
+        """Finish the job if this attempt still holds it; its working folder goes with it."""
+        if not store.finish(job.id, token, status, **fields):
+            return False
+        shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
+        return True
+
+    with nullcontext(attempt) if attempt else _Attempt(store, job, token) as attempt:
         try:
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
-            images = engine.run(inputs, job.params, attempt.progress, device, config.limits.image_pixels)
+            ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
+                             config.intermediate_seconds)  # fmt: skip
+            if results is None:
+                results = engine.run(inputs, job.params, ctx)
+            else:
+                attempt.progress(1.0)  # was it cancelled while the batch ran?
             if attempt.stopped:
                 raise JobStopped(attempt.stopped)
-            records = []
-            for n, image in enumerate(images):
-                record = record_of(image)
+            records, outputs = [], []
+            for n, result in enumerate(results):
+                # A file the engine wrote (a video) has its record inside already; images get the job's id too.
+                record = result.record if isinstance(result, Written) else record_of(result)
                 if record is not None:
                     record.extra["studio_job"] = job.id
                     records.append(record)
-                # Named by job and attempt: a late duplicate can never overwrite a published image.
-                path = config.outputs / f"{job.id}-{token[:8]}-{n}.png"
-                written.append(save(image, path))
+                if isinstance(result, Written):
+                    path = result.path
+                    written += [result.poster] if result.poster else []
+                else:
+                    path = save(result, config.outputs / f"{stem}-{n}.png")
+                    written.append(path)
+                outputs.append(path.name)
             record_json = records[0].to_json() if records else None
-            outputs = json.dumps([p.name for p in written])
-            if store.finish(job.id, token, "done", progress=1.0, eta=0.0, outputs=outputs, record=record_json):
+            if end("done", progress=1.0, eta=0.0, outputs=json.dumps(outputs), record=record_json):
                 return "done"
             _remove(written)
             return "lost"
         except JobStopped as stop:
             _remove(written)
             if str(stop) == "cancelled":
-                store.finish(job.id, token, "cancelled")
+                end("cancelled")
                 return "cancelled"
             return "lost"
         except BrushworkError as exc:
             _remove(written)
-            store.finish(job.id, token, "failed", error=str(exc))
+            end("failed", error=str(exc))
             return "failed"
         except Exception as exc:  # noqa: BLE001 - a worker must outlive any one job; the error goes to the client
             log.exception("job %s failed", job.id)
             _remove(written)
-            store.finish(job.id, token, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            end("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
             return "failed"
+
+
+def run_batch(store: JobStore, claims: list[tuple[Job, str]], device: str = "auto") -> list[str]:
+    """Run claimed jobs of one engine with the same settings, model and styles as one batch (one forward
+    pass through the model), then publish each job's results on its own. If the batch fails, each job runs
+    alone, so a bad input fails its own job only."""
+    from brushwork.studio.engines import get_engine
+    from brushwork.studio.library import resolve_inputs
+
+    config = store.config
+    engine = get_engine(claims[0][0].engine)
+    if len(claims) == 1 or engine.run_batch is None:
+        return [run_job(store, job, token, device) for job, token in claims]
+    results = None
+    with ExitStack() as held:  # every job's lease is renewed until that job is published
+        attempts = [held.enter_context(_Attempt(store, job, token)) for job, token in claims]
+        try:
+            inputs = [resolve_inputs(config, job.engine, job.inputs) for job, _ in claims]
+            results = engine.run_batch(inputs, claims[0][0].params, device, config.limits.image_pixels)
+        except Exception as exc:  # noqa: BLE001 - each job then runs alone and reports its own error
+            log.info("batch of %d %s jobs failed (%s); running them one by one", len(claims), engine.name, exc)
+        return [run_job(store, job, token, device, results[n] if results else None, attempts[n])
+                for n, (job, token) in enumerate(claims)]  # fmt: skip
 
 
 def _remove(paths: list[Path]) -> None:
@@ -423,12 +513,18 @@ class Worker:
         self.stop = threading.Event()
 
     def run_once(self, job_id: str | None = None) -> str | None:
-        claimed = self.store.claim(job_id, self.name)
-        if claimed is None:
+        """Claim and run the oldest job (or ``job_id``), with compatible queued jobs as one batch where its
+        engine allows; return the (first) job's final status, or None when there was nothing to do."""
+        from brushwork.studio.engines import batchable_engines
+
+        limit = self.store.config.batch_size if job_id is None else 1
+        claims = self.store.claim_batch(job_id, self.name, limit, batchable_engines())
+        if not claims:
             return None
-        job, token = claimed
-        log.info("job %s (%s): attempt %d", job.id, job.engine, job.attempts)
-        return run_job(self.store, job, token, self.device)
+        for job, _ in claims:
+            log.info("job %s (%s): attempt %d%s", job.id, job.engine, job.attempts,
+                     f", in a batch of {len(claims)}" if len(claims) > 1 else "")  # fmt: skip
+        return run_batch(self.store, claims, self.device)[0]
 
     def run_until_empty(self) -> int:
         """Run jobs until none is queued or in flight. A job whose worker died counts as in flight until

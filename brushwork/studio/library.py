@@ -16,16 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
-from brushwork.media import load_image
-from brushwork.studio.config import StudioConfig
+from brushwork.media import load_image, require_av
+from brushwork.studio.config import Limits, StudioConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IMAGE_EXTS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
 _UPLOAD_REF = re.compile(r"upload:([0-9a-f]{64})(\.(?:jpg|png|webp|tif|bmp|gif))")
+#: Clip containers the video engine takes (PyAV's format names) -> the suffix a stored clip gets.
+VIDEO_FORMATS = {"mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "avi": ".avi"}
+_VIDEO_REF = re.compile(r"upload:([0-9a-f]{64})(\.(?:mp4|mkv|avi))")
 _EXAMPLE_REF = re.compile(r"example:([A-Za-z0-9][A-Za-z0-9_-]{0,100}\.(?:jpg|png))")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 #: Model kinds (the "kind" in a model's JSON) -> the studio engine that applies them.
 MODEL_ENGINES = {"fast-style": "fast", "adain": "adain", "gan": "gan-sample"}
+#: Engines that apply models of other engines (the video engine runs fast and AdaIN models on each frame).
+ENGINE_MODELS = {"video": ("fast", "adain")}
 _MAX_MODEL_JSON = 1024 * 1024
 
 
@@ -44,6 +49,7 @@ class StagedUpload:
     tmp: Path
     final: Path
     label: str
+    frames: int | None = None  # a clip's frame count
 
     @property
     def ref(self) -> str:
@@ -59,43 +65,94 @@ class StagedUpload:
         self.tmp.unlink(missing_ok=True)
 
 
-def stage_upload(config: StudioConfig, data: bytes, filename: str | None) -> StagedUpload:
-    """Check that ``data`` is an image within the pixel limit; keep it in a temporary file until committed."""
+def stage_upload(config: StudioConfig, data: bytes, filename: str | None, video: bool = False) -> StagedUpload:
+    """Check that ``data`` is an image within the pixel limit (or a clip within the video limits); keep it
+    in a temporary file until committed."""
     label = check_client_filename(filename)
     fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=config.uploads)
     tmp_path = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        image = load_image(tmp_path, config.limits.image_pixels)  # refuses non-images and bombs
-        image.close()
-        from PIL import Image
-
-        with Image.open(tmp_path) as probe:
-            ext = IMAGE_EXTS.get(probe.format or "")
-        if ext is None:
-            raise BrushworkError(f"{label}: image format not accepted (use JPEG, PNG, WebP, TIFF, BMP or GIF)")
+        clip = probe_video(tmp_path, config.limits) if video else None
+        ext = clip["suffix"] if clip else _check_image(tmp_path, config, label)
     except BrushworkError as exc:
         tmp_path.unlink(missing_ok=True)
-        # load_image names the temporary path; the client knows its file by its own name.
+        # The checks name the temporary path; the client knows its file by its own name.
         raise BrushworkError(str(exc).replace(str(tmp_path), label)) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
     digest = hashlib.sha256(data).hexdigest()
-    return StagedUpload(tmp_path, config.uploads / f"{digest}{ext}", label)
+    return StagedUpload(tmp_path, config.uploads / f"{digest}{ext}", label, clip["frames"] if clip else None)
 
 
-def resolve_image(config: StudioConfig, ref: str) -> Path:
-    """The file behind an image reference, or a BrushworkError."""
-    if m := _UPLOAD_REF.fullmatch(ref):
+def _check_image(path: Path, config: StudioConfig, label: str) -> str:
+    image = load_image(path, config.limits.image_pixels)  # refuses non-images and bombs
+    image.close()
+    from PIL import Image
+
+    with Image.open(path) as probe:
+        ext = IMAGE_EXTS.get(probe.format or "")
+    if ext is None:
+        raise BrushworkError(f"{label}: image format not accepted (use JPEG, PNG, WebP, TIFF, BMP or GIF)")
+    return ext
+
+
+def probe_video(path: Path, limits: Limits) -> dict:
+    """Check a clip against the studio's limits without decoding a frame: its container, frame size (from
+    the stream header), duration, and frames (its video packets, counted up to the limit).
+    Returns {"frames", "seconds", "width", "height", "suffix"}; a BrushworkError names what is wrong."""
+    av = require_av()
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise BrushworkError(f"{path}: not a video brushwork can read ({type(exc).__name__})") from None
+    with container:
+        suffix = VIDEO_FORMATS.get(container.format.name)
+        if suffix is None:
+            raise BrushworkError(f"{path}: clip format {container.format.name!r} not accepted (use MP4, MOV, WebM "
+                                 "or AVI)")  # fmt: skip
+        if not container.streams.video:
+            raise BrushworkError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not width or not height:
+            raise BrushworkError(f"{path}: the video stream has no frame size")
+        if width * height > limits.video_pixels:
+            raise BrushworkError(f"{path}: frames of {width}x{height} px are over this studio's limit of "
+                                 f"{limits.video_pixels} pixels")  # fmt: skip
+        seconds = container.duration / 1_000_000 if container.duration else 0.0  # AV_TIME_BASE
+        if seconds > limits.video_seconds:
+            raise BrushworkError(f"{path}: {seconds:.0f} s long, over this studio's limit of "
+                                 f"{limits.video_seconds:.0f} s")  # fmt: skip
+        frames = 0
+        try:
+            for packet in container.demux(stream):
+                frames += packet.size > 0  # the demuxer ends with an empty packet
+                if frames > limits.video_frames:
+                    raise BrushworkError(f"{path}: more than this studio's limit of {limits.video_frames} frames")
+        except av.FFmpegError as exc:
+            raise BrushworkError(f"{path}: the video could not be read ({type(exc).__name__})") from None
+    if not frames:
+        raise BrushworkError(f"{path}: the video has no frames")
+    return {"frames": frames, "seconds": seconds, "width": width, "height": height, "suffix": suffix}
+
+
+def resolve_image(config: StudioConfig, ref: str, video: bool = False) -> Path:
+    """The file behind an image reference (or, with ``video``, a clip's), or a BrushworkError."""
+    if video:
+        if not (m := _VIDEO_REF.fullmatch(ref)):
+            raise BrushworkError(f"unknown clip reference {ref[:80]!r} (expected upload:<sha256>.mp4, .mkv or .avi)")
+        path = config.uploads / (m.group(1) + m.group(2))
+    elif m := _UPLOAD_REF.fullmatch(ref):
         path = config.uploads / (m.group(1) + m.group(2))
     elif m := _EXAMPLE_REF.fullmatch(ref):
         path = EXAMPLES / m.group(1)
     else:
         raise BrushworkError(f"unknown image reference {ref[:80]!r} (expected upload:<sha256>.<ext> or example:<name>)")
     if not path.is_file():
-        raise BrushworkError(f"{ref}: no such image in the studio")
+        raise BrushworkError(f"{ref}: no such {'clip' if video else 'image'} in the studio")
     return path
 
 
@@ -136,13 +193,22 @@ def list_models(config: StudioConfig) -> list[dict]:
 
 
 def resolve_model(config: StudioConfig, name: str, engine: str) -> Path:
+    return _find_model(config, name, engine)["path"]
+
+
+def model_engine(config: StudioConfig, name: str, engine: str) -> str:
+    """The engine a model belongs to (``fast`` or ``adain`` for a model the video engine applies)."""
+    return _find_model(config, name, engine)["engine"]
+
+
+def _find_model(config: StudioConfig, name: str, engine: str) -> dict:
     if not _MODEL_NAME.fullmatch(name or ""):
         raise BrushworkError(f"model name {str(name)[:80]!r} is not valid")
     for model in list_models(config):
         if model["name"] == name:
-            if model["engine"] != engine:
+            if model["engine"] not in ENGINE_MODELS.get(engine, (engine,)):
                 raise BrushworkError(f"model {name!r} is for the {model['engine']} engine, not {engine}")
-            return model["path"]
+            return model
     raise BrushworkError(f"no model named {name!r} (see GET /api/models)")
 
 
@@ -152,7 +218,8 @@ def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
 
     content = inputs.get("content")
     return Inputs(
-        content=resolve_image(config, content) if content else None,
+        content=resolve_image(config, content, video=engine == "video") if content else None,
         styles=[resolve_image(config, ref) for ref in inputs.get("styles") or []],
         model=resolve_model(config, inputs["model"], engine) if inputs.get("model") else None,
+        frames=inputs.get("frames"),
     )

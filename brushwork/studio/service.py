@@ -16,7 +16,7 @@ from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
 from brushwork.studio.jobs import JobStore, Worker, public_record
-from brushwork.studio.library import StagedUpload, resolve_image, resolve_model, stage_upload
+from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
 from brushwork.studio.ratings import JudgeRatings, RatingsStore, StudioRatings, next_pair, score
 
 log = logging.getLogger("brushwork.studio")
@@ -117,20 +117,32 @@ class Studio:
         if len(uploads) + len(style_refs) > limits.files_per_job:
             raise BrushworkError(f"at most {limits.files_per_job} images per job")
         has_content = bool(contents or content_ref)
-        params = engine.check(params, len(styles) + len(style_refs), has_content, bool(model), limits)
-        for ref in ([content_ref] if content_ref else []) + style_refs:
+        n_styles = len(styles) + len(style_refs)
+        params = engine.check(params, n_styles, has_content, bool(model), limits)
+        clip = engine.content_kind == "video"
+        if content_ref:
+            resolve_image(self.config, content_ref, video=clip)
+        for ref in style_refs:
             resolve_image(self.config, ref)
-        if model:
+        if model and clip:  # a fast model carries its style; an AdaIN model needs style images
+            kind = model_engine(self.config, model, engine.name)
+            if (kind == "adain") != (n_styles > 0):
+                raise BrushworkError(f"{engine.name}: an adain model needs style images; a fast model takes none "
+                                     f"(model {model!r} is {kind})")  # fmt: skip
+        elif model:
             resolve_model(self.config, model, engine.name)
 
         staged: list[StagedUpload] = []
         try:
             for upload in uploads:
-                staged.append(stage_upload(self.config, upload.data, upload.filename))
+                is_clip = clip and upload.role == "content"
+                staged.append(stage_upload(self.config, upload.data, upload.filename, is_clip))
             content_stage = [s for s, u in zip(staged, uploads, strict=True) if u.role == "content"]
             style_stage = [s for s, u in zip(staged, uploads, strict=True) if u.role == "style"]
             inputs = {"content": content_stage[0].ref if content_stage else content_ref,
                       "styles": [s.ref for s in style_stage] + style_refs, "model": model}  # fmt: skip
+            if content_stage and content_stage[0].frames:
+                inputs["frames"] = content_stage[0].frames
             labels = {"content": content_stage[0].label if content_stage else _ref_label(content_ref),
                       "styles": [s.label for s in style_stage] + [_ref_label(r) for r in style_refs],
                       "model": model}  # fmt: skip
@@ -154,6 +166,7 @@ class Studio:
         tallies = self.ratings.tallies()
         items = []
         for job in self.store.list(("done",), limit=limit):
+            public = job.public()
             for n in range(len(job.outputs)):
                 image_id = f"{job.id}:{n}"
                 tally = tallies.get(image_id)
@@ -162,7 +175,9 @@ class Studio:
                         "id": image_id,
                         "job": job.id,
                         "engine": job.engine,
-                        "url": f"/api/jobs/{job.id}/image" + (f"?n={n}" if n else ""),
+                        "url": public["images"][n],
+                        "media": public["media"][n],
+                        "poster": public["posters"][n],
                         "labels": job.labels,
                         "params": job.params,
                         "inputs": job.inputs,
@@ -194,13 +209,14 @@ class Studio:
 
     def rate(self, winner: str, loser: str, rater: str = "studio") -> None:
         for image_id in (winner, loser):
-            self.image_file(image_id)  # a finished image of this studio
+            if self.image_file(image_id).suffix == ".mp4":  # a finished output of this studio, and a still
+                raise BrushworkError(f"{image_id}: videos are not rated (the judge compares stills)")
         if winner == loser:
             raise BrushworkError("an image cannot be rated against itself")
         self.ratings.add(winner, loser, rater.strip()[:64] or "studio")
 
     def pair(self) -> list[dict] | None:
-        items = {item["id"]: item for item in self.images(limit=200)}
+        items = {item["id"]: item for item in self.images(limit=200) if item["media"] == "image"}
         pair = next_pair(list(items), self.ratings)
         return [items[pair[0]], items[pair[1]]] if pair else None
 

@@ -29,12 +29,24 @@ function studio(engines) {
       await this.loadLibrary();
     },
     current() {
-      return this.engines.find((e) => e.name === this.engine) || { controls: [], styles: [0, 0] };
+      return this.engines.find((e) => e.name === this.engine) || { controls: [], styles: [0, 0], model_engines: [] };
+    },
+    // A fast model carries its own style: the video engine takes style images only with an AdaIN model.
+    wantsStyles() {
+      const model = this.models.find((m) => m.name === this.model);
+      return this.current().styles[1] > 0 && !(this.clip() && model && model.engine === "fast");
+    },
+    clip() {
+      return this.current().content_kind === "video";
+    },
+    // The video engine applies fast and AdaIN models; the others their own kind.
+    fittingModels() {
+      return this.models.filter((m) => this.current().model_engines.includes(m.engine));
     },
     async loadLibrary() {
       this.library = await (await fetch("/api/images")).json();
       this.models = await (await fetch("/api/models")).json();
-      const fits = this.models.filter((m) => m.engine === this.engine);
+      const fits = this.fittingModels();
       if (fits.length && !fits.some((m) => m.name === this.model)) this.model = fits[0].name;
     },
     resetParams(values = {}) {
@@ -44,7 +56,7 @@ function studio(engines) {
         params[c.name] = Array.isArray(v) ? v.join(",") : v === null || v === undefined ? "" : v;
       }
       this.params = params;
-      const fits = this.models.filter((m) => m.engine === this.engine);
+      const fits = this.fittingModels();
       if (fits.length && !fits.some((m) => m.name === this.model)) this.model = fits[0].name;
     },
     show(id) {
@@ -85,10 +97,10 @@ function studio(engines) {
       form.append("params", this.paramsJson());
       if (e.needs_content) {
         const file = this.$refs.contentFile.files[0];
-        if (file && !this.contentRef) form.append("content", file);
-        else if (this.contentRef) form.append("content_ref", this.contentRef);
+        if (file && (this.clip() || !this.contentRef)) form.append("content", file);
+        else if (this.contentRef) form.append("content_ref", this.contentRef);  // a clip: restored from a job
       }
-      if (e.styles[1] > 0) {
+      if (this.wantsStyles()) {
         for (const file of this.$refs.styleFiles.files) form.append("style", file);
         for (const ref of this.styleRefs) form.append("style_ref", ref);
       }
@@ -109,8 +121,10 @@ function studio(engines) {
       this.source = source;
       const update = (event) => {
         const job = JSON.parse(event.data);
+        const video = job.media.length && job.media[0] === "video";
         this.live = { id, status: job.status, progress: job.progress, eta: job.eta, error: job.error,
-                      preview: job.preview, image: job.images.length ? job.images[0] : null };
+                      preview: job.preview, image: job.images.length && !video ? job.images[0] : null,
+                      video: video ? job.images[0] : null, poster: video ? job.posters[0] : null };
       };
       source.addEventListener("progress", update);
       for (const end of ["done", "failed", "cancelled"]) {
