@@ -42,7 +42,7 @@ from brushwork.media import (
     load_image,
     tensor_to_image,
 )
-from brushwork.output import Protection, save_output
+from brushwork.output import Protection, gif_frame, save_clip, save_output
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
@@ -79,11 +79,18 @@ def save(image: Image.Image, path: PathLike, record: Record | None = None, *, fo
     """Write an output with its record through the one exit, protected: an invisible watermark, the
     IPTC AI-source tag and (once ``brushwork keys init`` made keys) a C2PA signature, and a registry
     entry. ``protection=None`` writes it unprotected; a ``brushwork.protect.Protection`` chooses."""
-    if protection == DEFAULT_PROTECTION:
+    return save_output(image, path, record, force=force, protection=_protection(protection), quality=quality,
+                       bit_depth=bit_depth)  # fmt: skip
+
+
+def _protection(protection: Protection | str | None) -> Protection | None:
+    if isinstance(protection, str):
+        if protection != DEFAULT_PROTECTION:
+            raise BrushworkError(f"protection is {DEFAULT_PROTECTION!r}, None or a brushwork.protect.Protection")
         from brushwork.protect import Protection as Protect
 
-        protection = Protect()
-    return save_output(image, path, record, force=force, protection=protection, quality=quality, bit_depth=bit_depth)
+        return Protect()
+    return protection
 
 
 def _open(source: ImageSource, max_pixels: int) -> Image.Image:
@@ -711,9 +718,12 @@ def stylize_video(
     audio_reactive: Sequence[str] | None = None,
     audio: PathLike | None = None,
     on_stylised: Callable[[Image.Image], None] | None = None,
+    protection: Protection | str | None = DEFAULT_PROTECTION,
 ) -> VideoReport:
     """Stylise every frame of ``source`` with a fast or AdaIN ``model`` (AdaIN needs ``styles``) into an
     H.264 ``output`` (.mp4), steadied against flicker, audio copied; the record is the MP4's comment.
+    Protected as :func:`save` protects an image: every frame watermarked with the clip's one work ID,
+    the file signed (C2PA, once keys exist) and registered; ``protection=None`` opts out.
 
     ``audio_reactive`` lets the soundtrack (``audio``, else the clip's own) drive the style per frame:
     ``strength`` (loudness and onsets), ``blend`` (brightness -> the second of two AdaIN styles), ``scale``
@@ -755,9 +765,12 @@ def stylize_video(
         def frame_at(frame: Image.Image, settings: FrameSettings) -> Image.Image:
             return _fast_frame(loaded, frame, strength * settings.strength, preserve_colors, None)
 
-    def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
+    def paint(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
         settings = settings or FrameSettings()
-        painted = video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
+        return video.at_stroke_scale(frame, settings.scale, lambda small: frame_at(small, settings), MIN_FRAME_SIDE)
+
+    def stylise(frame: Image.Image, settings: FrameSettings | None = None) -> Image.Image:
+        painted = paint(frame, settings)
         if on_stylised is not None:
             on_stylised(painted)
         return painted
@@ -773,13 +786,31 @@ def stylize_video(
         parameters["audio_analysis"] = drive.describe()
     if audio is not None:
         inputs["audio"] = describe_input(audio)
-    # The comment is written with the file's header, before the frames: its ``finished`` is the start.
     record = new_record("video", parameters, inputs=inputs, models={"model": loaded.described},
-                        device=loaded.device).finish()  # fmt: skip
-    report = video.stylize_video(source, output, stylise, stabilize, flow, max_frames, crf, on_frame, drive, audio,
-                                 comment=record.to_json())  # fmt: skip
+                        device=loaded.device)  # fmt: skip
+    protection = _protection(protection)
+
+    def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> video.VideoReport:
+        return video.stylize_video(source, path, stylise, stabilize, flow, max_frames, crf, on_frame, drive, audio,
+                                   comment=comment, mark_frame=mark)  # fmt: skip
+
+    # The protection chooses the clip's work ID on its first frame: stylised here, as it will be written.
+    first = None
+    if protection is not None:
+        picture = video.first_frame(source)
+        first = paint(picture, drive.at(0.0) if drive is not None else None)
+    report = save_clip(output, record, first, write, force=force, protection=protection, suffixes=(".mp4",))
     return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record,
-                       report.notes)  # fmt: skip
+                       report.notes + _clip_notes(protection))  # fmt: skip
+
+
+def _clip_notes(protection: Protection | None) -> list[str]:
+    """A note when some frames of the clip just written did not carry the whole payload at write time."""
+    marker = getattr(protection, "last_clip", None)
+    if marker is None or marker.read_back == marker.frames:
+        return []
+    return [f"the watermark read back from {marker.read_back} of {marker.frames} frames as written "
+            "(verify reads the ID most frames carry)"]  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -860,9 +891,10 @@ def gan_interpolate(
     class_name: str | None = None,
     truncation: float | None = None,
     force: bool = False,
+    protection: Protection | str | None = DEFAULT_PROTECTION,
 ) -> Path:
     """A latent walk through ``seeds`` (and back) as a GIF or MP4, ``frames`` per leg; the record is
-    the file's comment."""
+    the file's comment. Protected as :func:`stylize_video`'s clips are (``protection=None`` opts out)."""
     from brushwork.gan import sample as gs
 
     out = check_output_path(output, force, (".gif", ".mp4"))
@@ -875,15 +907,20 @@ def gan_interpolate(
     scale = max(1, 256 // cfg.resolution)
     images = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in images]
     parameters = {"seeds": seed_list, "class_name": class_name, "truncation": truncation, "frames": frames}
-    comment = _gan_record("gan-interpolate", run, parameters).finish().to_json()
-    if out.suffix.lower() == ".mp4":
-        from brushwork.style.video import write_frames
+    record = _gan_record("gan-interpolate", run, parameters)
 
-        write_frames(images, out, fps=25, comment=comment)
-    else:
-        atomic_write(out, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                                                     duration=40, loop=0, comment=comment))  # fmt: skip
-    return out
+    def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> Path:
+        if path.suffix.lower() == ".mp4":
+            from brushwork.style.video import write_frames
+
+            write_frames(images, path, fps=25, comment=comment, mark_frame=mark)
+            return path
+        shown = [gif_frame(mark(image) if mark else image) for image in images]
+        return atomic_write(path, lambda tmp: shown[0].save(tmp, format="GIF", save_all=True,
+                                                            append_images=shown[1:], duration=40, loop=0,
+                                                            comment=comment))  # fmt: skip
+
+    return save_clip(out, record, images[0], write, force=force, protection=_protection(protection))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The one exit: every image the product writes for a user leaves through :func:`save_output`.
+"""The one exit: every image the product writes for a user leaves through :func:`save_output`, every
+clip (MP4, GIF) through :func:`save_clip`.
 
 It checks the path (right kind of file, the folder exists, no overwrite without ``force``), lets
 the protection mark the pixels, writes atomically with the record embedded (``records``), then lets
@@ -9,8 +10,9 @@ with their record by ``records.write_image`` directly: they are logs of a run, n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from PIL import Image
 
@@ -19,6 +21,12 @@ from brushwork.files import check_output_path
 from brushwork.media import carry_high_precision
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, record_of, write_image
 
+#: The moving formats that leave through :func:`save_clip`.
+CLIP_SUFFIXES = (".mp4", ".gif")
+#: A last touch on every frame of a clip before it is encoded (the watermark).
+FrameMark = Callable[[Image.Image], Image.Image]
+Written = TypeVar("Written")
+
 
 class Protection(Protocol):
     """What the output exit asks of a protection scheme (``brushwork.protect`` provides one)."""
@@ -26,8 +34,12 @@ class Protection(Protocol):
     def before_write(self, image: Image.Image, record: Record) -> Image.Image:
         """Mark the pixels (e.g. an invisible watermark) and note it in ``record.extra``."""
 
+    def start_clip(self, record: Record, first_frame: Image.Image, path: Path) -> FrameMark | None:
+        """Note in ``record.extra`` what a clip written to ``path`` and starting with ``first_frame`` will
+        carry; return what marks each frame."""
+
     def after_write(self, path: Path, record: Record) -> None:
-        """Act on the written file (e.g. XMP/IPTC source type, a C2PA signature, a registry entry)."""
+        """Act on the written file, image or clip (e.g. XMP/IPTC source type, a C2PA signature, a registry entry)."""
 
 
 def save_output(image: Image.Image, path: str | os.PathLike, record: Record | None = None, *, force: bool = False,
@@ -51,3 +63,29 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
         protection.after_write(written, record)
     attach(image, record)
     return written
+
+
+def save_clip(path: str | os.PathLike, record: Record, first_frame: Image.Image | None,
+              write: Callable[[Path, str, FrameMark | None], Written], *, force: bool = False,
+              protection: Protection | None = None, suffixes: tuple[str, ...] = CLIP_SUFFIXES) -> Written:  # fmt: skip
+    """Write a clip through the exit: ``write(path, comment, mark)`` writes the file (atomically) with
+    ``comment`` (the record, as JSON) in its metadata, passing every frame through ``mark`` (when not
+    None) just before encoding it; then the protection signs and registers the file. ``first_frame``
+    is the clip's first frame as it will be written (the protection chooses the work ID on it; only
+    needed with a protection).
+    Returns what ``write`` returns. The record is final before the first frame: its ``finished`` is
+    the start."""
+    path = check_output_path(path, force, suffixes)
+    mark = protection.start_clip(record, first_frame, path) if protection is not None else None
+    if record.finished is None:
+        record.finish()
+    result = write(path, record.to_json(), mark)
+    if protection is not None:
+        protection.after_write(path, record)
+    return result
+
+
+def gif_frame(image: Image.Image) -> Image.Image:
+    """A frame as a GIF stores it: quantised to its own adaptive palette (what Pillow does to RGB);
+    GIF writers use this, so that the watermark's write-time check sees exactly what is stored."""
+    return image.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)

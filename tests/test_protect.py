@@ -9,6 +9,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -280,19 +281,32 @@ def test_one_protection_serves_a_batch(home):
 def test_a_payload_the_picture_will_not_carry_gets_a_fresh_id(home, monkeypatch):
     from brushwork.protect import watermark
 
-    real, refused = watermark.embed_checked, []
+    real, refused = watermark.embed_hinted, []
 
-    def first_refused(image, work_id):
-        marked, ok = real(image, work_id)
+    def first_refused(image, work_id, hint=None, survive=None):
+        marked, ok, strength = real(image, work_id, hint, survive)
         if not refused:
             refused.append(work_id)
-            return marked, False
-        return marked, ok
+            return marked, False, strength
+        return marked, ok, strength
 
-    monkeypatch.setattr(watermark, "embed_checked", first_refused)
+    monkeypatch.setattr(watermark, "embed_hinted", first_refused)
     image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240))
     path = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
     note = read_record(path).extra["protection"]
     assert note["work_id"] != refused[0] and note["watermark_reads_back"]
     assert Registry().get(refused[0]) is None  # the refused ID went back
     assert verify(path).watermark["work_id"] == note["work_id"]
+
+
+def test_the_mark_is_laid_on_in_strips_without_changing_it(monkeypatch):
+    """Big pictures get the mark strip by strip (no full-size float copies); the strips agree with one pass."""
+    from brushwork.protect import watermark
+
+    image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240), Image.BICUBIC)
+    whole = watermark.embed(image, 0x2B5E7)
+    monkeypatch.setattr(watermark, "STRIP_PIXELS", 320 * 17)  # 15 strips, the last one short
+    strips = watermark.embed(image, 0x2B5E7)
+    diff = np.abs(np.asarray(whole, np.int16) - np.asarray(strips, np.int16))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    assert watermark.detect(strips).work_id == 0x2B5E7

@@ -78,6 +78,7 @@ def register(sub) -> dict:
             p.add_argument("--grid", action="store_true", help="one image grid instead of a folder of PNGs")
             p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
         else:
+            add_protection_options(p)
             p.add_argument("--frames", type=int, default=24, help="frames between two seeds")
         add_params_from(p, Replay(p, api.ENGINES["gan_" + verb], lambda a: {"model": _checkpoint(a.run)}))
     return {"gan": _run_gan}
@@ -95,7 +96,8 @@ def _run_gan(args: argparse.Namespace) -> int:
 def _run_walk(args: argparse.Namespace) -> int:
     out = args.output or f"{Path(args.run).resolve().name}-walk.gif"
     print(api.gan_interpolate(args.run, out, seeds=args.seeds, frames=args.frames, class_name=args.class_name,
-                              truncation=args.truncation, force=args.force))  # fmt: skip
+                              truncation=args.truncation, force=args.force,
+                              protection=protection_from_args(args)))  # fmt: skip
     return 0
 
 

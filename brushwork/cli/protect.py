@@ -22,7 +22,8 @@ def register(sub) -> dict:
     add_protection_options(p)
 
     v = add_parser(sub, "verify", "is this an intact brushwork output, a modified one, or unknown?")
-    v.add_argument("files", nargs="*", help="images to check (with --self-test: images to test the watermark on)")
+    v.add_argument("files", nargs="*", help="images or MP4/GIF clips to check (with --self-test: images to test "
+                   "the watermark on)")  # fmt: skip
     v.add_argument("--json", action="store_true", help="everything found, as JSON")
     v.add_argument("--trust", action="append", default=[], help="an extra trusted CA certificate (PEM); repeatable")
     v.add_argument("--registry", help="registry file (default: in the user data folder)")
@@ -47,7 +48,7 @@ def register(sub) -> dict:
     re_.add_argument("-o", "--output", required=True, help="BUNDLE.json")
     re_.add_argument("--force", action="store_true", help="overwrite an existing bundle")
     rf = add_parser(rsub, "find", "the work an image (maybe modified) came from: watermark, then perceptual hash")
-    rf.add_argument("image")
+    rf.add_argument("image", help="an image, or an MP4/GIF clip")
     rf.add_argument("--json", action="store_true", help="the matching entry, as JSON")
     for q in (re_, rf):
         q.add_argument("--registry", help="registry file (default: in the user data folder)")
@@ -143,12 +144,13 @@ def _keys(args: argparse.Namespace) -> int:
 def _registry(args: argparse.Namespace) -> int:
     from brushwork.media import load_image
     from brushwork.protect import Registry, export_bundle
+    from brushwork.protect.clips import is_clip, sample_frames
 
     registry = Registry(args.registry)
     if args.registry_verb == "export":
         print(f"wrote {export_bundle(registry, args.work_id, args.output, args.force)}")
         return 0
-    image = load_image(args.image)
+    image = sample_frames(args.image) if is_clip(args.image) else load_image(args.image)
     work, how, distance = registry.find(image)
     if args.json:
         print(json.dumps({"work": work.to_dict() if work else None, "found_by": how, "hash_distance": distance}))

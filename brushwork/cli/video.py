@@ -13,11 +13,13 @@ from brushwork.cli.common import (
     add_params_from,
     add_parser,
     add_preserve_colors,
+    add_protection_options,
     add_run_options,
     add_strength,
     add_style_blend_weights,
     default_output,
     progress_bar,
+    protection_from_args,
 )
 
 
@@ -42,6 +44,7 @@ def register(sub) -> dict:
     p.add_argument("--max-frames", type=int, help="stop after N frames")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality, 0..51: lower is better and larger")
     add_run_options(p, device=False)
+    add_protection_options(p)
     add_backbone_options(p.add_argument_group("backbone (adain models)"), pooling=False)
     add_params_from(p, Replay(p, "video", lambda a: {"content": a.input, "styles": a.style, "model": a.model}))
     return {"video": _run_video}
@@ -65,11 +68,14 @@ def _run_video(args: argparse.Namespace) -> int:
             preserve_colors=args.preserve_colors, style_size=args.style_size, backbone=args.backbone,
             weights=args.weights, weights_layout=args.weights_layout, device=args.device,
             max_pixels=args.max_pixels, audio_reactive=args.audio_reactive, audio=args.audio,
+            protection=protection_from_args(args),
         )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
+    work_id = report.record.extra.get("protection", {}).get("work_id")
     print(f"{report.path}  ({report.frames} frames, {report.audio_streams} audio stream(s) kept, "
+          + (f"work {work_id}, " if work_id is not None else "") +
           f"{report.frames / report.seconds:.1f} frames/s, flicker {report.flicker:.2f}x the source's)")  # fmt: skip
     reactive = report.record.parameters.get("audio_analysis")
     if reactive:

@@ -1,9 +1,10 @@
 """What the output exit calls: mark the pixels before writing, add provenance and register after.
 
 ``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write`
-and :meth:`Protection.after_write`. The watermark is on by default; the IPTC tag and the C2PA
-signature come once keys exist (``brushwork keys init``); every choice, opt-outs included, is
-written into the record's ``extra["protection"]``.
+and :meth:`Protection.after_write`; ``brushwork.output.save_clip`` (MP4, GIF) runs
+:meth:`Protection.start_clip`, whose marker marks every frame, and the same ``after_write``. The
+watermark is on by default; the IPTC tag and the C2PA signature come once keys exist (``brushwork
+keys init``); every choice, opt-outs included, is written into the record's ``extra["protection"]``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from brushwork.protect import provenance, watermark
+from brushwork.protect.clips import ClipMarker, as_stored, is_clip, representative_frame
 from brushwork.protect.registry import Registry, perceptual_hash
 from brushwork.records import Record, sha256_file
 
@@ -31,7 +33,8 @@ class Protection:
     """Protection settings; one object serves any number of outputs (each gets its own work ID).
 
     ``keys``: None = the local keys if ``keys init`` made them. ``work_id``: None = a fresh
-    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's.
+    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's;
+    ``last_clip``: the latest clip's frame marker (frames marked, frames whose payload read back).
     """
 
     watermark: bool = True
@@ -41,33 +44,65 @@ class Protection:
     registry: Registry = field(default_factory=Registry)
     work_id: int | None = None
     last_work_id: int | None = field(default=None, init=False)
+    last_clip: ClipMarker | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.provenance and self.keys is None:
             self.keys = provenance.find_keys()
 
     def before_write(self, image: Image.Image, record: Record) -> Image.Image:
-        # What this output carries; ``opted_out`` lists only the user's choices (no keys is not a choice).
+        note = self._begin(record, image.size)
+        return self._mark_choosing_id(image, note)[0] if note["watermark"] else image
+
+    def start_clip(self, record: Record, first_frame: Image.Image, path: Path) -> ClipMarker | None:
+        """Protect a clip (MP4, GIF) to be written to ``path`` that starts with ``first_frame``: note it
+        in ``record`` and return what marks every frame with the clip's one work ID (None when the
+        clip is not marked). The ID is chosen as a still's is, on the first frame; every frame must
+        carry it as the format will store it (:func:`clips.as_stored`), and how many did is in
+        :attr:`last_clip`. The C2PA manifest states the IPTC source type (MP4 and GIF hold no XMP here)."""
+        note = self._begin(record, first_frame.size)
+        note["iptc"] = False
+        note["source_type_in"] = "c2pa" if note["c2pa"] else None
+        self.last_clip = None
+        if note["watermark"]:
+            survive = as_stored(path)
+            marked, strength = self._mark_choosing_id(first_frame, note, survive)
+            note["watermark_frames"] = "every frame"
+            marker = ClipMarker(note["work_id"], survive)
+            self.last_clip = marker.starting_with(first_frame, marked, note["watermark_reads_back"], strength)
+        return self.last_clip
+
+    def _mark_choosing_id(self, image: Image.Image, note: dict,
+                          survive=None) -> tuple[Image.Image, watermark.Strength]:  # fmt: skip
+        """``image`` marked with the noted work ID, and how hard; when it will not carry that one and the
+        ID is ours to choose, with a fresh one (a few pictures will not carry some payloads; another
+        usually does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``."""
+        work_id = note["work_id"]
+        marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
+        for _ in range(ID_RETRIES if self.work_id is None else 0):
+            if ok:
+                break
+            if self.register:
+                self.registry.release(work_id)
+            work_id = self.registry.reserve() if self.register else _random_id()
+            marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
+        note.update(work_id=work_id, watermark_reads_back=ok)
+        self.last_work_id = work_id
+        return marked, strength
+
+    def _begin(self, record: Record, size: tuple[int, int]) -> dict:
+        """Reserve the work ID and write into ``record`` what this output will carry; ``opted_out``
+        lists only the user's choices (no keys is not a choice)."""
         note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.provenance and self.keys),
                       "registered": self.register, "opted_out": []}  # fmt: skip
         work_id = self.work_id
         if self.register:  # registered even unmarked: the perceptual hash still finds it
             work_id = self.registry.reserve(work_id)
-        if self.watermark and min(image.size) < MIN_MARK_SIDE:
+        if self.watermark and min(size) < MIN_MARK_SIDE:
             note["watermark_skipped"] = f"too small to carry a watermark (under {MIN_MARK_SIDE} px)"
         elif self.watermark:
             work_id = work_id if work_id is not None else _random_id()
-            marked, ok = watermark.embed_checked(image, work_id)
-            # A few pictures will not carry some payloads; a fresh ID usually does.
-            for _ in range(ID_RETRIES if self.work_id is None else 0):
-                if ok:
-                    break
-                if self.register:
-                    self.registry.release(work_id)
-                work_id = self.registry.reserve() if self.register else _random_id()
-                marked, ok = watermark.embed_checked(image, work_id)
-            image = marked
-            note.update(watermark=WATERMARK_SCHEME, original_size=list(image.size), watermark_reads_back=ok)
+            note.update(watermark=WATERMARK_SCHEME, original_size=list(size))
         else:
             note["opted_out"].append("watermark")
         note["work_id"] = self.last_work_id = work_id
@@ -76,14 +111,18 @@ class Protection:
         if not self.register:
             note["opted_out"].append("registry")
         record.extra["protection"] = note
-        return image
+        return note
 
     def after_write(self, path: Path, record: Record) -> None:
+        """Sign (and tag) the written file and register it: an image, or a clip that :meth:`start_clip` began."""
         if self.provenance:
             provenance.add_provenance(path, record, self.keys, source_type=True)
         if self.register:
-            with Image.open(path) as written:
-                phash = perceptual_hash(written)
+            if is_clip(path):
+                phash = perceptual_hash(representative_frame(path))
+            else:
+                with Image.open(path) as written:
+                    phash = perceptual_hash(written)
             manifest = provenance.manifest_store(path) if self.keys else None
             work_id = record.extra["protection"]["work_id"]
             self.registry.register(work_id, path, sha256_file(path), phash, record.to_dict(), manifest)

@@ -21,11 +21,16 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
+from brushwork.output import CLIP_SUFFIXES
 from brushwork.records import IMAGE_SUFFIXES, Record
 
 SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 XMP_SOURCE_TYPE_KEY = "Xmp.iptcExt.DigitalSourceType"
-MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff"}
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff",
+              "MP4": "video/mp4", "GIF": "image/gif"}  # fmt: skip
+#: The clips brushwork writes: signed like images, but Exiv2 writes no XMP into them (the manifest
+#: states the digital source type instead).
+CLIP_FORMATS = {suffix: suffix[1:].upper() for suffix in CLIP_SUFFIXES}  # .mp4 -> MP4, .gif -> GIF
 #: Our own assertion in the manifest: the work ID and the record's hash.
 BRUSHWORK_ASSERTION = "org.brushwork.work"
 CA_FILE, CHAIN_FILE, KEY_FILE, CA_KEY_FILE = "ca.pem", "signer-chain.pem", "signer-key.pem", "ca-key.pem"
@@ -174,9 +179,10 @@ def trust_anchors(extra: list[str | os.PathLike] | None = None) -> list[Path]:
 
 
 def _format(path: Path) -> str:
-    fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
+    fmt = IMAGE_SUFFIXES.get(path.suffix.lower()) or CLIP_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise BrushworkError(f"{path}: provenance is written into {', '.join(sorted(IMAGE_SUFFIXES))} files only")
+        kinds = ", ".join(sorted([*IMAGE_SUFFIXES, *CLIP_FORMATS]))
+        raise BrushworkError(f"{path}: provenance is written into {kinds} files only")
     return fmt
 
 
@@ -272,11 +278,15 @@ def sign_bytes(data: bytes, fmt: str, record: Record, keys: Keys, title: str) ->
 
 
 def add_provenance(path: str | os.PathLike, record: Record, keys: Keys | None, source_type: bool = True) -> Path:
-    """Add the IPTC source type and (with ``keys``) a signed C2PA manifest to a written image, atomically."""
+    """Add the IPTC source type and (with ``keys``) a signed C2PA manifest to a written image or clip,
+    atomically. Clips get no XMP (``source_type`` is ignored): their manifest states the source type."""
     path = Path(path)
     fmt = _format(path)
+    tag = source_type and fmt not in CLIP_FORMATS.values()
+    if not tag and keys is None:
+        return path
     data = path.read_bytes()
-    if source_type:
+    if tag:
         data = with_source_type(data)  # before signing: the signature covers it
     if keys is not None:
         data = sign_bytes(data, fmt, record, keys, path.name)
@@ -298,6 +308,7 @@ class ManifestCheck:
     engine: str | None = None
     record_sha256: str | None = None
     signer: str | None = None
+    source_type: str | None = None  # the digital source type the manifest's actions state
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -343,6 +354,10 @@ def check_manifest(path: str | os.PathLike, anchors: list[Path] | None = None) -
     work = next(
         (a.get("data", {}) for a in manifest.get("assertions", []) if a.get("label") == BRUSHWORK_ASSERTION), {}
     )
+    actions = next(
+        (a.get("data", {}) for a in manifest.get("assertions", []) if a.get("label", "").startswith("c2pa.actions")), {}
+    )
+    source_type = next((a["digitalSourceType"] for a in actions.get("actions", []) if "digitalSourceType" in a), None)
     only_trust = failures and all(f.startswith("signingCredential.untrusted") for f in failures)
     if state == "Trusted":
         verdict = "trusted"
@@ -351,7 +366,8 @@ def check_manifest(path: str | os.PathLike, anchors: list[Path] | None = None) -
     else:
         verdict = "tampered"
     signer = (manifest.get("signature_info") or {}).get("issuer")
-    return ManifestCheck(verdict, failures, work.get("work_id"), work.get("engine"), work.get("record_sha256"), signer)
+    return ManifestCheck(verdict, failures, work.get("work_id"), work.get("engine"), work.get("record_sha256"), signer,
+                         source_type)  # fmt: skip
 
 
 def manifest_store(path: str | os.PathLike) -> dict | None:

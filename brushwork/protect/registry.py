@@ -21,7 +21,8 @@ from PIL import Image
 
 from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
-from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID, detect
+from brushwork.protect.clips import detect_clip
+from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS works (
@@ -143,11 +144,16 @@ class Registry:
             row = db.execute("SELECT * FROM works WHERE id = ?", (work_id,)).fetchone()
         return _work(row) if row else None
 
-    def find(self, image: Image.Image, use_watermark: bool = True) -> tuple[Work | None, str, int | None]:
+    def find(self, image: Image.Image | list[Image.Image],
+             use_watermark: bool = True) -> tuple[Work | None, str, int | None]:  # fmt: skip
         """The work ``image`` came from: by its watermark's ID if known here, else the nearest
-        perceptual hash within :data:`PHASH_MATCH_BITS`. Returns (work, how, hash distance)."""
-        phash = perceptual_hash(image)
-        work_id = detect(image, crop_guesses=CROP_GUESSES).work_id if use_watermark else None
+        perceptual hash within :data:`PHASH_MATCH_BITS`. Returns (work, how, hash distance).
+        ``image`` may be a clip's sampled frames (:func:`clips.sample_frames`): the ID most of them
+        carry, the hash of the middle one (as registered)."""
+        frames = image if isinstance(image, list) else [image]
+        phash = perceptual_hash(frames[len(frames) // 2])
+        # One frame reads as ``detect`` reads it; several must agree (see ``clips``).
+        work_id = detect_clip(frames, crop_guesses=CROP_GUESSES).work_id if use_watermark else None
         if work_id is not None:
             work = self.get(work_id)
             if work is not None and work.state == "registered":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from brushwork.errors import BrushworkError
 from brushwork.media import load_image
-from brushwork.protect import provenance, watermark
+from brushwork.protect import clips, provenance, watermark
 from brushwork.protect.registry import Registry
 from brushwork.records import read_record, sha256_file
 
@@ -44,19 +44,24 @@ class Report:
 
 def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = None,
            registry: Registry | None = None) -> Report:  # fmt: skip
+    """Everything ``path`` (an image, or an MP4/GIF clip) carries, and the verdict. A clip's watermark is
+    read from a few frames spread over it (:func:`clips.detect_clip`: the ID most of them carry)."""
     path = Path(path)
-    image = load_image(path)
+    clip = clips.is_clip(path)
+    frames = clips.sample_frames(path) if clip else [load_image(path)]
     registry = registry or Registry()
     try:
         record = read_record(path)
     except BrushworkError:
         record = None
     note = (record.extra.get("protection") or {}) if record else {}
-    original_size = note.get("original_size")
-    if original_size:
-        reading = watermark.detect(image, tuple(original_size))
-    else:  # a copy stripped of its record: guess the usual crops
-        reading = watermark.detect(image, crop_guesses=watermark.CROP_GUESSES)
+    original_size = tuple(note["original_size"]) if note.get("original_size") else None
+    # A copy stripped of its record has lost the original size: guess the usual crops instead.
+    guesses = () if original_size else watermark.CROP_GUESSES
+    if clip:
+        reading = clips.detect_clip(frames, original_size, guesses)
+    else:
+        reading = watermark.detect(frames[0], original_size, guesses)
     check = provenance.check_manifest(path, provenance.trust_anchors(anchors))
     work_id = reading.work_id if reading.work_id is not None else check.work_id
     work = registry.get(work_id) if work_id is not None else None
@@ -66,7 +71,7 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
         watermark=reading.to_dict(),
         manifest=check.to_dict(),
         registry=work.to_dict() if work else None,
-        source_type=provenance.read_source_type(path),
+        source_type=provenance.read_source_type(path) or check.source_type,
         record=record.to_dict() if record else None,
     )
     reasons = report.reasons
@@ -77,7 +82,8 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
     elif check.state == "tampered":
         reasons.append("C2PA manifest does not match the file: changed after signing")
     if reading.work_id is not None:
-        reasons.append(f"watermark reads work {reading.work_id}")
+        frames_note = f" in {reading.frames_agreeing} of {reading.frames_read} frames read" if clip else ""
+        reasons.append(f"watermark reads work {reading.work_id}{frames_note}")
         if check.work_id is not None and check.work_id != reading.work_id:
             reasons.append(f"but the manifest names work {check.work_id}")
     same_bytes = work is not None and sha256_file(path) in (work.sha256, work.preview_sha256)

@@ -23,6 +23,7 @@ the original had.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -140,12 +141,41 @@ def _to_frame(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None, :, None])
 
 
-def _resize_channels(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float HxWxC array channel by channel (Pillow's 'F' mode keeps the sign and fractions)."""
-    return np.stack(
-        [np.asarray(Image.fromarray(array[:, :, c]).resize(size, Image.BICUBIC)) for c in range(array.shape[2])],
-        axis=-1,
-    )
+#: Pixels of the full picture composed at a time: the float copies that adding the mark needs stay a
+#: strip's (48 MB each) instead of the picture's (3 GB each at 16k x 16k); up to this size, one strip.
+STRIP_PIXELS = 1 << 22
+
+
+def _compose(rgb: Image.Image, small: np.ndarray, marked: np.ndarray, gain: float) -> Image.Image:
+    """``rgb`` plus ``gain`` times the working copy's residual (``marked - small``) upscaled to its size.
+
+    Done in horizontal strips: each strip of the residual is upscaled from the matching band of the
+    working copy (Pillow's ``box``, which also reads the rows just outside it, so the strips agree
+    with one whole upscale to 1e-4 of a level)."""
+    width, height = rgb.size
+    residual = [Image.fromarray(marked[:, :, c].astype(np.float32) - small[:, :, c]) for c in range(3)]
+    small_w, small_h = residual[0].size  # Pillow's 'F' mode keeps the sign and the fractions
+    out = Image.new("RGB", rgb.size)
+    rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        box = (0, top * small_h / height, small_w, bottom * small_h / height)
+        strip = np.stack([np.asarray(r.resize((width, bottom - top), Image.BICUBIC, box=box)) for r in residual], -1)
+        base = np.asarray(rgb.crop((0, top, width, bottom)), dtype=np.float32)
+        out.paste(Image.fromarray(np.clip(base + gain * strip, 0, 255).round().astype(np.uint8)), (0, top))
+    return out
+
+
+@dataclass(frozen=True)
+class Strength:
+    """How hard a picture was marked: RivaGAN passes over the working copy, then the residual's gain."""
+
+    passes: int = 1
+    gain: float = GAINS[0]
+
+
+#: The most a picture is ever marked; the last strength the search tries.
+STRONGEST = Strength(PASSES, GAINS[-1])
 
 
 def embed(image: Image.Image, work_id: int) -> Image.Image:
@@ -153,7 +183,8 @@ def embed(image: Image.Image, work_id: int) -> Image.Image:
     return embed_checked(image, work_id)[0]
 
 
-def embed_checked(image: Image.Image, work_id: int) -> tuple[Image.Image, bool]:
+def embed_checked(image: Image.Image, work_id: int,
+                  survive: Callable[[Image.Image], Image.Image] | None = None) -> tuple[Image.Image, bool]:  # fmt: skip
     """:func:`embed`, and whether every bit reads back from the result.
 
     The mark is read back before returning. On some pictures one RivaGAN pass leaves a bit or two
@@ -161,29 +192,82 @@ def embed_checked(image: Image.Image, work_id: int) -> tuple[Image.Image, bool]:
     5 dB); and moving the residual from the working copy to the full image smooths it, so it is
     strengthened step by step (:data:`GAINS`) until the whole payload reads back from the result.
     On a few pictures some payloads never do (1 of the 22 test images for one ID); a caller free to
-    choose the ID tries another (``Protection`` does).
+    choose the ID tries another (``Protection`` does). With ``survive``, the payload must read back
+    from ``survive(result)`` instead: the result as the file format will store it (a clip's frames
+    are compressed, a GIF's quantised to a palette).
+    """
+    marked, ok, _ = embed_hinted(image, work_id, survive=survive)
+    return marked, ok
+
+
+def embed_hinted(
+    image: Image.Image,
+    work_id: int,
+    hint: Strength | None = None,
+    survive: Callable[[Image.Image], Image.Image] | None = None,
+) -> tuple[Image.Image, bool, Strength]:
+    """:func:`embed_checked` that first tries ``hint``, the strength a similar picture needed (the
+    previous frame of a clip), and also returns the strength this one needed.
+
+    When the hinted strength reads back, a picture costs one encoder and one decoder run instead of
+    at least three; when it does not, the usual search follows (reusing what was computed), unless
+    the hint is already :data:`STRONGEST`.
     """
     riva = _models()
     alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-    rgb = image.convert("RGB")
-    small = np.asarray(rgb.resize(work_size(rgb.size), Image.BICUBIC))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    small_size = work_size(rgb.size)
+    small = np.asarray(rgb.resize(small_size, Image.BICUBIC))
     bits = payload_bits(work_id)
-    marked = small
-    for _ in range(PASSES):
-        marked = _encode(riva, marked, bits)
-        if _hard_bits(riva, marked) == bits:
-            break
-    residual = _resize_channels(marked.astype(np.float32) - small, rgb.size)
-    base = np.asarray(rgb, dtype=np.float32)
-    for gain in GAINS:
-        out = Image.fromarray(np.clip(base + gain * residual, 0, 255).round().astype(np.uint8))
-        ok = _hard_bits(riva, np.asarray(out.resize(work_size(out.size), Image.BICUBIC))) == bits
-        if ok:
-            break
+    stages = [small]  # the working copy after 0, 1, 2 ... passes
+    reads: dict[Strength, bool] = {}
+    latest: list = [None, None]  # the latest attempt's strength and picture (one full-size picture at a time)
+
+    def working(passes: int) -> np.ndarray:
+        while len(stages) <= passes:
+            stages.append(_encode(riva, stages[-1], bits))
+        return stages[passes]
+
+    def output(strength: Strength) -> Image.Image:
+        if latest[0] != strength:
+            latest[1] = None  # let the previous picture go before making the next
+            marked = working(strength.passes)
+            if small_size == rgb.size and strength.gain == 1:  # the working copy is the output
+                latest[:] = strength, Image.fromarray(marked)
+            else:
+                latest[:] = strength, _compose(rgb, small, marked, strength.gain)
+        return latest[1]
+
+    def attempt(strength: Strength) -> bool:
+        if strength not in reads:
+            out = output(strength)
+            stored = survive(out) if survive is not None else out
+            reads[strength] = _hard_bits(riva, np.asarray(stored.resize(small_size, Image.BICUBIC))) == bits
+        return reads[strength]
+
+    def working_reads(passes: int) -> bool:
+        if small_size == rgb.size:  # the same check as the output's at gain 1: run it once
+            return attempt(Strength(passes, 1.0))
+        return _hard_bits(riva, working(passes)) == bits
+
+    def search() -> Strength:
+        if hint is not None and (attempt(hint) or hint == STRONGEST):
+            return hint  # a picture like one that nothing marked fully: the search would be in vain
+        passes = 1
+        while passes < PASSES and not working_reads(passes):
+            passes += 1
+        for gain in GAINS:
+            strength = Strength(passes, gain)
+            if attempt(strength):
+                break
+        return strength
+
+    strength = search()
+    out, ok = output(strength), reads[strength]
     if alpha is not None:
         out.putalpha(alpha)
     out.info = dict(image.info)
-    return out, ok
+    return out, ok, strength
 
 
 def _hard_bits(riva, rgb: np.ndarray) -> list[int]:

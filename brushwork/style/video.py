@@ -128,9 +128,11 @@ def stylize_video(
     drive: AudioDrive | None = None,
     audio: str | os.PathLike | None = None,
     comment: str = "",
+    mark_frame: Callable[[Image.Image], Image.Image] | None = None,
 ) -> VideoReport:
     """Stylise every frame of ``source`` with ``stylise`` into ``output`` (.mp4, H.264), copying audio;
-    ``comment`` (the run's record) goes into the file's metadata.
+    ``comment`` (the run's record) goes into the file's metadata; ``mark_frame`` (the watermark) is the
+    last touch on every output frame, after stabilisation, before encoding.
 
     With ``drive`` (audio-reactive), ``stylise`` is called as ``stylise(picture, FrameSettings)`` with the
     settings the music asks for at that frame's time. With ``audio``, that file's sound replaces the
@@ -151,7 +153,7 @@ def stylize_video(
             nonlocal report
             try:
                 report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf,
-                                    on_frame, comment, drive, audio)  # fmt: skip
+                                    on_frame, comment, drive, audio, mark_frame)  # fmt: skip
             except av.FFmpegError as exc:
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                     raise
@@ -163,7 +165,7 @@ def stylize_video(
 
 
 def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="", drive=None,
-               audio=None) -> VideoReport:  # fmt: skip
+               audio=None, mark_frame=None) -> VideoReport:  # fmt: skip
     import time
 
     start = time.perf_counter()
@@ -206,11 +208,9 @@ def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_f
                 result = stabiliser(src, result)
                 meter.add(src, result)
                 image = tensor_to_image(result)
-                if image.size != (v_out.width, v_out.height):
-                    padded = Image.new("RGB", (v_out.width, v_out.height))
-                    padded.paste(image)
-                    image = padded
-                new = av.VideoFrame.from_image(image)
+                if mark_frame is not None:
+                    image = mark_frame(image)
+                new = av.VideoFrame.from_image(_even_sided(image, v_out))
                 new.pts, new.time_base = frame.pts, frame.time_base
                 out.mux(v_out.encode(new))
                 frames += 1
@@ -287,9 +287,19 @@ def _h264_stream(out, rate, width: int, height: int, crf: int):
     return stream
 
 
-def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int = 25, crf: int = 18,
-                 comment: str = "") -> None:  # fmt: skip
-    """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata."""
+def _even_sided(image: Image.Image, stream) -> Image.Image:
+    """``image`` on a canvas of the stream's (even) size: padded by a pixel where a side is odd."""
+    if image.size == (stream.width, stream.height) and image.mode == "RGB":
+        return image
+    canvas = Image.new("RGB", (stream.width, stream.height))
+    canvas.paste(image.convert("RGB"))
+    return canvas
+
+
+def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int = 25, crf: int = 18, comment: str = "",
+                 mark_frame: Callable[[Image.Image], Image.Image] | None = None) -> None:  # fmt: skip
+    """Images (all one size) as an H.264 MP4, written atomically; ``comment`` goes into its metadata and
+    ``mark_frame`` (the watermark) touches every frame last."""
     av = require_av()
     check_crf(crf)
     if not frames:
@@ -302,14 +312,27 @@ def write_frames(frames: list[Image.Image], output: str | os.PathLike, fps: int 
                 out.metadata["comment"] = comment
             stream = _h264_stream(out, fps, width, height, crf)
             for i, image in enumerate(frames):
-                canvas = Image.new("RGB", (stream.width, stream.height))
-                canvas.paste(image.convert("RGB"))
-                frame = av.VideoFrame.from_image(canvas)
+                frame = av.VideoFrame.from_image(_even_sided(mark_frame(image) if mark_frame else image, stream))
                 frame.pts, frame.time_base = i, Fraction(1, fps)
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
 
     atomic_write(output, write)
+
+
+def first_frame(path: str | os.PathLike) -> Image.Image:
+    """The first frame of a video (its first video stream), as an RGB image."""
+    av = require_av()
+    path = readable_file(path, "video file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise BrushworkError(f"{path}: has no video stream")
+            for frame in container.decode(container.streams.video[0]):
+                return frame.to_image()
+    except av.FFmpegError as exc:
+        raise BrushworkError(f"{path}: not a video brushwork can read ({exc})") from exc
+    raise BrushworkError("the video has no frames")
 
 
 def read_frames(path: str | os.PathLike) -> list[Image.Image]:
