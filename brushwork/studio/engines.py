@@ -79,7 +79,7 @@ _BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_s
 #: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
 _SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
                 "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",
-                "run", "content", "styles", "force", "on_stylised"}  # fmt: skip
+                "run", "content", "styles", "force", "on_stylised", "protection"}  # fmt: skip
 
 
 @dataclass(frozen=True)
