@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from brushwork import api  # noqa: E402
+from brushwork.errors import BrushworkError  # noqa: E402
 from brushwork.records import read_record  # noqa: E402
 from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
@@ -261,6 +262,8 @@ def test_killed_optimisation_resumes_from_its_last_intermediate(client, config):
 def test_compatible_jobs_run_as_one_batch(client, config, monkeypatch, engine):
     from brushwork.studio.engines import ENGINES
 
+    config.batch_size = 8  # the CPU's default is one at a time
+
     params = {"strength": 0.7, "image_size": 48}
     # Two picture shapes: the batch makes one forward pass per shape.
     contents = [png_bytes(40, 30, seed=s, kind="noise") for s in range(3)] + [png_bytes(30, 40, seed=9, kind="noise")]
@@ -296,6 +299,7 @@ def test_compatible_jobs_run_as_one_batch(client, config, monkeypatch, engine):
 
 
 def test_a_failing_batch_runs_its_jobs_one_by_one(client, config):
+    config.batch_size = 8
     fast = {"styles": (), "engine": "fast", "model": "starry_night-fast"}
     good = submit(client, {"strength": 0.5}, content=png_bytes(40, 30), **fast).json()["id"]
     tiny = submit(client, {"strength": 0.5}, content=png_bytes(6, 4), **fast).json()["id"]
@@ -303,6 +307,13 @@ def test_a_failing_batch_runs_its_jobs_one_by_one(client, config):
     assert client.get(f"/api/jobs/{good}").json()["status"] == "done"
     failed = client.get(f"/api/jobs/{tiny}").json()
     assert failed["status"] == "failed" and "too small" in failed["error"]
+
+
+def test_batch_size_defaults_to_one_job_at_a_time_on_the_cpu(tmp_path):
+    assert StudioConfig(data_dir=tmp_path).batch_for("cpu") == 1  # measured faster there at 256 px
+    assert StudioConfig(data_dir=tmp_path, batch_size=4).batch_for("cpu") == 4
+    with pytest.raises(BrushworkError, match="batch size"):
+        StudioConfig(data_dir=tmp_path, batch_size=0)
 
 
 def _saved(config, data: bytes) -> Path:

@@ -17,9 +17,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lease", type=float, default=30.0, help="seconds before a silent worker's job re-runs (default 30)"
     )
-    p.add_argument("--batch-size", type=int, default=8,
-                   help="compatible feed-forward jobs (same model, settings and styles) run as one batch (default 8; "
-                        "1 = one at a time)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="compatible feed-forward jobs (same model, settings and styles) run as one batch (default: 8 "
+                        "on a GPU, 1 on the CPU, where batches measured slower; 1 = one at a time)")  # fmt: skip
     p.add_argument("--intermediate-seconds", type=float, default=15.0,
                    help="seconds between the intermediates an optimisation job keeps to resume from if its worker "
                         "dies (default 15; 0 = none: it re-runs from the start)")  # fmt: skip

@@ -517,7 +517,7 @@ class Worker:
         engine allows; return the (first) job's final status, or None when there was nothing to do."""
         from brushwork.studio.engines import batchable_engines
 
-        limit = self.store.config.batch_size if job_id is None else 1
+        limit = self.store.config.batch_for(self.device) if job_id is None else 1
         claims = self.store.claim_batch(job_id, self.name, limit, batchable_engines())
         if not claims:
             return None
