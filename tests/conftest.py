@@ -26,6 +26,24 @@ os.environ["BRUSHWORK_CONFIG_DIR"] = str(_SANDBOX / "config")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def import_open_clip():
+    """open_clip, or None where it is not installed. Where no torchvision is installed at all (no build
+    exists for this CPU torch), open_clip is imported beside ``tests/shims/torchvision``, which defines
+    only the names open_clip imports and refuses to run any of them (brushwork never calls them)."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("open_clip") is None:
+        return None
+    if importlib.util.find_spec("torchvision") is None:
+        sys.path.append(str(Path(__file__).resolve().parent / "shims"))  # after site-packages: never in front
+    try:
+        import open_clip
+    except (ImportError, RuntimeError):  # a torchvision built for another torch fails as a RuntimeError
+        return None
+    return open_clip
+
+
 def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

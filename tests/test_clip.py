@@ -12,12 +12,9 @@ from brushwork.records import record_of
 from brushwork.style import clip_guidance
 from brushwork.style.clip_guidance import ClipObjective, ClipSettings, build_clip, check_text
 from brushwork.style.gatys import GatysEngine, StyleConfig
-from tests.conftest import make_image
+from tests.conftest import import_open_clip, make_image
 
-try:
-    import open_clip
-except ImportError:  # it needs a torchvision built for the installed torch, which not every machine can get
-    open_clip = None
+open_clip = import_open_clip()
 needs_open_clip = pytest.mark.skipif(open_clip is None, reason="open_clip is not installed")
 
 TINY = {

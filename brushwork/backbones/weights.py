@@ -33,6 +33,8 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # no Python object refused: not weights at all
+            raise BrushworkError(f"{path}: not a readable weights file (UnpicklingError: {exc})") from exc
         # torch explains weights_only in six lines; the user needs one.
         raise BrushworkError(
             f"{path}: holds pickled Python objects besides tensors; brushwork loads only plain weights "

@@ -41,7 +41,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def _open_clip():
     try:
         import open_clip
-    except ImportError as exc:
+    except (ImportError, RuntimeError) as exc:  # RuntimeError: a torchvision built for another torch
         raise BrushworkError(
             "text guidance needs open_clip: pip install 'brushwork[clip]' (open_clip_torch, and a torchvision "
             f"built for your torch) ({exc})"
