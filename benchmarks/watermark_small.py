@@ -44,11 +44,13 @@ def reencode(image: Image.Image, fmt: str, quality: int) -> Image.Image:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "images", help="more test pictures")
-    images = pictures(parser.parse_args().images)
+    parser.add_argument("--sides", default=",".join(map(str, SIDES)), help="long sides to try, e.g. 32,48,64")
+    args = parser.parse_args()
+    images = pictures(args.images)
     rng = random.Random(0)
     print(f"{len(images)} pictures")
     print(f"{'side':>5} {'lossless':>9} {'JPEG 90':>8} {'WebP 90':>8} {'JPEG 75':>8}")
-    for side in SIDES:
+    for side in (int(v) for v in args.sides.split(",")):
         counts = [0, 0, 0, 0]
         for image in images:
             small = shrink(image, side)

@@ -31,8 +31,9 @@ Written = TypeVar("Written")
 class Protection(Protocol):
     """What the output exit asks of a protection scheme (``brushwork.protect`` provides one)."""
 
-    def before_write(self, image: Image.Image, record: Record) -> Image.Image:
-        """Mark the pixels (e.g. an invisible watermark) and note it in ``record.extra``."""
+    def before_write(self, image: Image.Image, record: Record, path: Path) -> Image.Image:
+        """Mark the pixels of the image to be written to ``path`` (e.g. an invisible watermark) and note it
+        in ``record.extra``."""
 
     def start_clip(self, record: Record, first_frame: Image.Image, path: Path) -> FrameMark | None:
         """Note in ``record.extra`` what a clip written to ``path`` and starting with ``first_frame`` will
@@ -52,7 +53,7 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
         raise BrushworkError("this image carries no brushwork record; pass one (brushwork.records.new_record)")
     path = check_output_path(path, force, tuple(IMAGE_SUFFIXES))
     if protection is not None:
-        marked = protection.before_write(image, record)
+        marked = protection.before_write(image, record, path)
         if bit_depth == 16 and marked is not image:
             carry_high_precision(image, marked)
         image = marked

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import brushwork
 from brushwork import api
@@ -50,10 +51,25 @@ def test_python_save_protects_by_default_and_none_opts_out(tmp_path, photo):
     assert "protection" not in read_record(tmp_path / "b.png").extra
 
 
-def test_tiny_outputs_are_noted_not_marked(tmp_path):
+def test_small_outputs_carry_a_fragile_mark_losslessly_and_tiny_ones_none(tmp_path):
+    from brushwork.protect import watermark
+
     small = tmp_path / "small.png"
-    make_image(48, 32).save(small)
+    make_image(64, 48, kind="noise").save(small)
     out = tmp_path / "out.png"
     assert main(["fast", "apply", str(MODEL), str(small), "-o", str(out)]) == 0
     note = read_record(out).extra["protection"]
-    assert note["watermark"] is None and "too small" in note["watermark_skipped"]
+    assert note["watermark"] and "lossless copies only" in note["watermark_fragile"]
+    stripped = tmp_path / "stripped.png"  # a re-save that drops every metadata chunk but keeps the pixels
+    Image.open(out).convert("RGB").save(stripped)
+    assert note["watermark_reads_back"]
+    assert watermark.detect(Image.open(stripped)).work_id == note["work_id"]
+    # A lossy file of the same size would lose so fragile a mark at once: noted, not marked.
+    jpeg = tmp_path / "out.jpg"
+    assert main(["fast", "apply", str(MODEL), str(small), "-o", str(jpeg)]) == 0
+    note = read_record(jpeg).extra["protection"]
+    assert note["watermark"] is None and "under 128 px" in note["watermark_skipped"]
+    tiny = tmp_path / "tiny.png"
+    make_image(30, 24).save(tiny)  # under 32 px: never marked
+    assert main(["fast", "apply", str(MODEL), str(tiny), "-o", str(tmp_path / "tiny-out.png")]) == 0
+    assert "under 32 px" in read_record(tmp_path / "tiny-out.png").extra["protection"]["watermark_skipped"]

@@ -198,7 +198,7 @@ def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
     from brushwork.media import high_precision, tensor_to_image
 
     class Brighten:
-        def before_write(self, image, record):
+        def before_write(self, image, record, path):
             arr = np.asarray(image).copy()
             arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
             return Image.fromarray(arr)

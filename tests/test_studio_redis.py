@@ -85,8 +85,9 @@ def test_jobs_through_rq_and_two_workers(tmp_path, redis_url):
 
             wait_for(all_done, 150, "six jobs")
             jobs = [client.get(f"/api/jobs/{i}").json() for i in ids]
-        assert [j["attempts"] for j in jobs] == [1] * 6  # each ran once
-        assert len({j["worker"] for j in jobs}) == 2  # both workers took jobs
+        summary = [(j["attempts"], j["worker"], j["error"]) for j in jobs]  # shown if a check below fails
+        assert [j["attempts"] for j in jobs] == [1] * 6, summary  # each ran once
+        assert len({j["worker"] for j in jobs}) == 2, summary  # both workers took jobs
         assert len(list((data / "outputs").iterdir())) == 6
     finally:
         for worker in workers:
