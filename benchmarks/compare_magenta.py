@@ -74,7 +74,7 @@ def main() -> None:
     for path in styles:
         style = load_image(path)
         m_img, m_ms = timed(lambda style=style: magenta(content, style), args.repeats)
-        a_img, a_ms = timed(lambda style=style: apply_adain(adain, content, [style]), args.repeats)
+        a_img, a_ms = timed(lambda style=style: apply_adain(adain, [content], [style])[0], args.repeats)
         row = {"style": path.name, "magenta_ms": round(m_ms, 1), "brushwork_adain_ms": round(a_ms, 1)}
         f_img = None
         if path.stem == "starry_night":

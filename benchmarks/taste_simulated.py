@@ -255,7 +255,7 @@ def settings_choice(args, made, embedding, projection, z, hidden, raters) -> Non
     def render(settings: dict):
         key = tuple(settings.values())
         if key not in previews:
-            previews[key] = apply_adain(model, photo, [style], image_size=192, **settings)
+            previews[key] = apply_adain(model, [photo], [style], image_size=192, **settings)[0]
         return previews[key]
 
     pool = np.arange(len(made))

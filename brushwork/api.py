@@ -385,11 +385,11 @@ def _picked(choice, kind: str) -> tuple[StylePick | None, object]:
 def _adain_frames(model: Model, contents: list[Image.Image], styles: list[Image.Image], mask: Image.Image | None,
                   options: dict) -> list[Image.Image]:  # fmt: skip
     """The one path for every AdaIN picture, alone, batched or a video frame."""
-    from brushwork.style.adain import apply_adain_many
+    from brushwork.style.adain import apply_adain
 
     _check_strength(options["strength"])
     _check_colors(options["preserve_colors"])
-    return apply_adain_many(model.net, contents, styles, options["style_blend_weights"], options["strength"], mask,
+    return apply_adain(model.net, contents, styles, options["style_blend_weights"], options["strength"], mask,
                             options["preserve_colors"], options["image_size"], options["style_size"],
                             model.device)  # fmt: skip
 

@@ -73,25 +73,27 @@ def test_apply_controls(tiny_net, folders, tmp_path):
     arr = lambda im: np.asarray(im).astype(int)  # noqa: E731
     # alpha 0 decodes the photo's own features: the style image no longer matters.
     assert np.array_equal(
-        arr(apply_adain(model, PHOTO, [STYLE_A], alpha=0)), arr(apply_adain(model, PHOTO, [STYLE_B], alpha=0))
+        arr(apply_adain(model, [PHOTO], [STYLE_A], alpha=0)[0]), arr(apply_adain(model, [PHOTO], [STYLE_B], alpha=0)[0])
     )
-    assert not np.array_equal(arr(apply_adain(model, PHOTO, [STYLE_A])), arr(apply_adain(model, PHOTO, [STYLE_B])))
+    assert not np.array_equal(
+        arr(apply_adain(model, [PHOTO], [STYLE_A])[0]), arr(apply_adain(model, [PHOTO], [STYLE_B])[0])
+    )
     # Weights 1:0 are the first style alone; a white mask is the first style, a black one the second.
-    only_a = arr(apply_adain(model, PHOTO, [STYLE_A]))
-    assert np.abs(arr(apply_adain(model, PHOTO, [STYLE_A, STYLE_B], weights=[1, 0])) - only_a).max() <= 1
+    only_a = arr(apply_adain(model, [PHOTO], [STYLE_A])[0])
+    assert np.abs(arr(apply_adain(model, [PHOTO], [STYLE_A, STYLE_B], weights=[1, 0])[0]) - only_a).max() <= 1
     white, black = make_image(8, 8, kind="gradient").point(lambda _: 255), make_image(8, 8).point(lambda _: 0)
-    assert np.abs(arr(apply_adain(model, PHOTO, [STYLE_A, STYLE_B], mask=white)) - only_a).max() <= 1
-    only_b = arr(apply_adain(model, PHOTO, [STYLE_B]))
-    assert np.abs(arr(apply_adain(model, PHOTO, [STYLE_A, STYLE_B], mask=black)) - only_b).max() <= 1
-    assert apply_adain(model, PHOTO, [STYLE_A], preserve_colors="histogram").size == PHOTO.size
-    assert apply_adain(model, PHOTO, [STYLE_A], preserve_colors="luminance", image_size=60).size == (60, 48)
+    assert np.abs(arr(apply_adain(model, [PHOTO], [STYLE_A, STYLE_B], mask=white)[0]) - only_a).max() <= 1
+    only_b = arr(apply_adain(model, [PHOTO], [STYLE_B])[0])
+    assert np.abs(arr(apply_adain(model, [PHOTO], [STYLE_A, STYLE_B], mask=black)[0]) - only_b).max() <= 1
+    assert apply_adain(model, [PHOTO], [STYLE_A], preserve_colors="histogram")[0].size == PHOTO.size
+    assert apply_adain(model, [PHOTO], [STYLE_A], preserve_colors="luminance", image_size=60)[0].size == (60, 48)
     for kwargs, message in [
         ({"alpha": 2}, "alpha"),
         ({"weights": [1, 2]}, "weights"),
         ({"mask": white}, "exactly two styles"),
     ]:
         with pytest.raises(BrushworkError, match=message):
-            apply_adain(model, PHOTO, [STYLE_A], **kwargs)
+            apply_adain(model, [PHOTO], [STYLE_A], **kwargs)[0]
 
 
 def test_other_backbone_is_refused(tiny_net, folders, tmp_path):
@@ -176,7 +178,7 @@ def test_bundled_decoder_follows_the_style_it_is_given():
     styles = [load_image(EXAMPLES / name) for name in ("starry_night.jpg", "shipwreck.jpg")]
     means = [channel_mean_std(image_to_tensor(s.resize((128, 128))))[0].flatten() for s in styles]
     for style, mean in zip(styles, means, strict=True):
-        out = apply_adain(model, photo, [style], image_size=128, style_size=128)
+        out = apply_adain(model, [photo], [style], image_size=128, style_size=128)[0]
         assert out.size == (128, 96)
         got = channel_mean_std(image_to_tensor(out))[0].flatten()
         other = means[1] if mean is means[0] else means[0]

@@ -362,12 +362,12 @@ def test_style_model_sizes_and_weights(style_models):
     model = load_adain(style_models / "adain.safetensors", TinyNet().freeze())
     for size in (-5, 0, 1):
         with pytest.raises(BrushworkError, match="style size"):
-            apply_adain(model, photo, [photo], style_size=size)
+            apply_adain(model, [photo], [photo], style_size=size)[0]
     for weights in ([math.nan, 1.0], [math.inf, 1.0], [0.0, 0.0]):
         with pytest.raises(BrushworkError, match="weights"):
-            apply_adain(model, photo, [photo, photo], weights)
+            apply_adain(model, [photo], [photo, photo], weights)[0]
     with pytest.raises(BrushworkError, match="alpha"):
-        apply_adain(model, photo, [photo], alpha=math.nan)
+        apply_adain(model, [photo], [photo], alpha=math.nan)[0]
 
 
 def test_non_finite_losses_stop_training():

@@ -217,29 +217,6 @@ def load_adain(path: str | os.PathLike, backbone: FeatureExtractor, device: torc
 @torch.no_grad()
 def apply_adain(
     model: AdainModel,
-    content: Image.Image,
-    styles: Sequence[Image.Image],
-    weights: Sequence[float] | None = None,
-    alpha: float = 1.0,
-    mask: Image.Image | None = None,
-    preserve_colors: str = "none",
-    image_size: int | None = None,
-    style_size: int | None = None,
-    device: torch.device | str = "cpu",
-) -> Image.Image:
-    """Stylise ``content`` with any style(s).
-
-    ``weights`` mix several styles' AdaIN targets; with ``mask`` (white = first style, black =
-    second) exactly two styles are painted into the two regions. ``alpha`` 0 reconstructs the photo,
-    1 is full style. ``preserve_colors``: ``luminance`` keeps the photo's colours afterwards,
-    ``histogram`` gives each style image the photo's colour statistics first.
-    """
-    return apply_adain_many(model, [content], styles, weights, alpha, mask, preserve_colors, image_size, style_size,
-                            device)[0]  # fmt: skip
-
-
-def apply_adain_many(
-    model: AdainModel,
     contents: Sequence[Image.Image],
     styles: Sequence[Image.Image],
     weights: Sequence[float] | None = None,
@@ -250,8 +227,14 @@ def apply_adain_many(
     style_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> list[Image.Image]:
-    """:func:`apply_adain` on several photos with the same styles and settings: photos of one size go
-    through the network as one batch (what a GPU wants), each result the same as its own run."""
+    """Stylise each photo with any style(s).
+
+    ``weights`` mix several styles' AdaIN targets; with ``mask`` (white = first style, black =
+    second) exactly two styles are painted into the two regions. ``alpha`` 0 reconstructs the photo,
+    1 is full style. ``preserve_colors``: ``luminance`` keeps the photo's colours afterwards,
+    ``histogram`` gives each style image the photo's colour statistics first. Photos of one size go
+    through the network as one batch (what a GPU wants), each result the same as its own run.
+    """
     if not styles:
         raise BrushworkError("at least one style image is needed")
     if not 0 <= alpha <= 1:
