@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -116,6 +116,21 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
         wide = values.mul(65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy().astype(np.uint16)
         image.info[HIGH_PRECISION_KEY] = wide
     return image
+
+
+def paint_by_size(photos: Sequence[Image.Image], paint: Callable[[torch.Tensor], torch.Tensor],
+                  device: torch.device | str) -> list[Image.Image]:  # fmt: skip
+    """``paint`` (a batch of photos as a tensor -> the painted batch) on ``photos``, those of one size as one
+    batch (one forward pass: what a GPU wants); the results in the photos' order."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for n, photo in enumerate(photos):
+        by_size.setdefault(photo.size, []).append(n)
+    results: list[Image.Image | None] = [None] * len(photos)
+    for batch in by_size.values():
+        painted = paint(torch.cat([image_to_tensor(photos[n]) for n in batch]).to(device))
+        for k, n in enumerate(batch):
+            results[n] = tensor_to_image(painted[k : k + 1])
+    return results
 
 
 def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:

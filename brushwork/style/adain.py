@@ -22,7 +22,7 @@ from torch import nn
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.checkpoints import load_checkpoint, load_meta, module_state
 from brushwork.errors import BrushworkError, finite_weights
-from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, paint_by_size, resize_long_side
 from brushwork.settings import help_of, setting
 from brushwork.style import color
 from brushwork.style.feedforward import MIN_SIDE, ConvLayer, check_side
@@ -257,16 +257,11 @@ def apply_adain(
     for photo in photos:
         if min(photo.size) < smallest:
             raise BrushworkError(f"image of {photo.width}x{photo.height} px is too small for this model")
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for n, photo in enumerate(photos):
-        by_size.setdefault(photo.size, []).append(n)
-    results: list[Image.Image | None] = [None] * len(photos)
-    for batch in by_size.values():
-        x = torch.cat([image_to_tensor(photos[n]) for n in batch]).to(device)
-        y = _adain_batch(model, x, styles, weights, alpha, mask, preserve_colors, style_size, smallest)
-        for k, n in enumerate(batch):
-            results[n] = tensor_to_image(y[k : k + 1])
-    return results
+    return paint_by_size(
+        photos,
+        lambda x: _adain_batch(model, x, styles, weights, alpha, mask, preserve_colors, style_size, smallest),
+        device,
+    )
 
 
 def _adain_batch(model: AdainModel, x: torch.Tensor, styles: Sequence[Image.Image], weights: Sequence[float],

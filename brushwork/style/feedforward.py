@@ -21,7 +21,7 @@ from torch import nn
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.checkpoints import load_checkpoint, module_state
 from brushwork.errors import BrushworkError
-from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
+from brushwork.media import image_to_tensor, paint_by_size, resize_long_side
 from brushwork.settings import setting
 from brushwork.style import color
 from brushwork.style.losses import content_loss, gram_matrix, style_loss, tv_loss
@@ -230,12 +230,8 @@ def apply_feedforward(
         if min(photo.size) < MIN_SIDE:
             raise BrushworkError(f"image of {photo.width}x{photo.height} px is too small "
                                  f"(at least {MIN_SIDE} px a side)")  # fmt: skip
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for n, photo in enumerate(photos):
-        by_size.setdefault(photo.size, []).append(n)
-    results: list[Image.Image | None] = [None] * len(photos)
-    for batch in by_size.values():
-        x = torch.cat([image_to_tensor(photos[n]) for n in batch]).to(device)
+
+    def paint(x: torch.Tensor) -> torch.Tensor:
         y = net(x)
         if preserve_colors == "luminance":
             y = color.luminance_transfer(y, x)
@@ -243,8 +239,7 @@ def apply_feedforward(
             # A trained style has no style image to recolour: the stylised picture takes the photo's colour
             # statistics instead, before the blend with the photo.
             y = torch.cat([color.match_color_statistics(y[k : k + 1].cpu(), x[k : k + 1].cpu()).to(y)
-                           for k in range(len(batch))])  # fmt: skip
-        blended = strength * y + (1 - strength) * x
-        for k, n in enumerate(batch):
-            results[n] = tensor_to_image(blended[k : k + 1])
-    return results
+                           for k in range(len(x))])  # fmt: skip
+        return strength * y + (1 - strength) * x
+
+    return paint_by_size(photos, paint, device)
