@@ -72,16 +72,18 @@ def write_error(path: Path, exc: OSError) -> BrushworkError:
     return BrushworkError(f"{path}: could not write ({why}); nothing was written")
 
 
-def _temp_pattern(name: str) -> re.Pattern:
-    """brushwork's own temporary names beside ``name``: ``.NAME.PID.XXXXXXXX.tmp`` (PID absent in old ones)."""
-    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+def _temp_pattern(name: str, prefix: bool = False) -> re.Pattern:
+    """brushwork's own temporary names beside ``name``: ``.NAME.PID.XXXXXXXX.tmp`` (PID absent in old ones);
+    with ``prefix``, those of every name that begins with ``name``."""
+    return re.compile(rf"\.{re.escape(name)}{'[^/]*?' if prefix else ''}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
 
 
-def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+def remove_stale_temps(path: str | os.PathLike, prefix: bool = False) -> list[Path]:
     """Remove what a killed run (kill -9) left beside ``path``: brushwork's temporary files for it whose
-    process is gone. Only names of brushwork's own pattern are touched; a live writer's are kept."""
+    process is gone (with ``prefix``: for any name beginning with ``path``'s, e.g. every attempt of a studio
+    job). Only names of brushwork's own pattern are touched; a live writer's are kept."""
     path = Path(path)
-    pattern = _temp_pattern(path.name)
+    pattern = _temp_pattern(path.name, prefix)
     removed = []
     try:
         entries = list(path.parent.iterdir())

@@ -143,6 +143,17 @@ def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.LANCZOS)
 
 
+def video_stream(container, path: str | os.PathLike):
+    """``container``'s first video stream, or one clear line: it has none, or one PyAV cannot decode (an
+    unknown codec leaves the stream without a codec context)."""
+    if not container.streams.video:
+        raise BrushworkError(f"{path}: has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise BrushworkError(f"{path}: its video codec is not one brushwork can decode")
+    return stream
+
+
 def require_av():
     """PyAV (video and audio decoding), or one clear error saying how to install it."""
     try:

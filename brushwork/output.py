@@ -10,7 +10,8 @@ with their record by ``records.write_image`` directly: they are logs of a run, n
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -39,6 +40,10 @@ class Protection(Protocol):
         """Note in ``record.extra`` what a clip written to ``path`` and starting with ``first_frame`` will
         carry; return what marks each frame."""
 
+    def abandon(self, record: Record) -> None:
+        """The file was not written after all: give back what :meth:`before_write` or :meth:`start_clip`
+        reserved (a work ID)."""
+
     def after_write(self, path: Path, record: Record) -> None:
         """Act on the written file, image or clip (e.g. XMP/IPTC source type, a C2PA signature, a registry entry)."""
 
@@ -59,7 +64,8 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
         image = marked
     if record.finished is None:
         record.finish()
-    written = write_image(image, path, record, quality, bit_depth)
+    with _abandoned_on_failure(protection, record):
+        written = write_image(image, path, record, quality, bit_depth)
     if protection is not None:
         protection.after_write(written, record)
     attach(image, record)
@@ -80,10 +86,21 @@ def save_clip(path: str | os.PathLike, record: Record, first_frame: Image.Image 
     mark = protection.start_clip(record, first_frame, path) if protection is not None else None
     if record.finished is None:
         record.finish()
-    result = write(path, record.to_json(), mark)
+    with _abandoned_on_failure(protection, record):
+        result = write(path, record.to_json(), mark)
     if protection is not None:
         protection.after_write(path, record)
     return result
+
+
+@contextmanager
+def _abandoned_on_failure(protection: Protection | None, record: Record) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:  # a full disk, a cancel, Ctrl-C: the output does not exist, nor should its ID
+        if protection is not None:
+            protection.abandon(record)
+        raise
 
 
 def gif_frame(image: Image.Image) -> Image.Image:

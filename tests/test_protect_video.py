@@ -16,6 +16,7 @@ av = pytest.importorskip("av")
 
 from brushwork import api  # noqa: E402
 from brushwork.cli import main  # noqa: E402
+from brushwork.errors import BrushworkError  # noqa: E402
 from brushwork.protect import Protection, Registry, init_keys, verify, watermark  # noqa: E402
 from brushwork.protect.clips import detect_clip, sample_frames  # noqa: E402
 from brushwork.protect.provenance import SOURCE_TYPE  # noqa: E402
@@ -164,3 +165,51 @@ def test_a_hint_gives_the_same_mark_as_the_search():
     hinted, ok_again, same = watermark.embed_hinted(image, 0x2B5E7, strength)
     assert ok and ok_again and same == strength
     assert searched.tobytes() == hinted.tobytes() == watermark.embed(image, 0x2B5E7).tobytes()
+
+
+def test_an_output_that_is_not_written_gives_back_its_work_id(home, tmp_path, monkeypatch):
+    from brushwork import output
+    from brushwork.records import new_record
+
+    registry = Registry(tmp_path / "registry.sqlite")
+    protection = Protection(provenance=False, registry=registry)
+    frame = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((160, 128))
+
+    def fails(path, comment, mark):
+        mark(frame)
+        raise OSError("the disk is full")
+
+    def fails_too(*args):
+        raise BrushworkError("still.png: could not write (the disk is full); nothing was written")
+
+    record = new_record("video", {})
+    with pytest.raises(OSError):
+        output.save_clip(tmp_path / "clip.mp4", record, frame, fails, protection=protection)
+    work_id = record.extra["protection"]["work_id"]
+    assert work_id is not None and registry.get(work_id) is None  # reserved while writing, then given back
+    record = new_record("fast", {})
+    with monkeypatch.context() as patch:
+        patch.setattr(output, "write_image", fails_too)
+        with pytest.raises(BrushworkError, match="could not write"):
+            output.save_output(frame, tmp_path / "still.png", record, protection=protection)
+    work_id = record.extra["protection"]["work_id"]
+    assert work_id is not None and registry.get(work_id) is None
+    assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob("*.png"))
+
+
+def test_damaged_clips_are_one_line(home, stylised, tmp_path, capsys):
+    data = stylised.read_bytes()
+    truncated_gif = tmp_path / "cut.gif"
+    walk = tmp_path / "walk.gif"
+    frames = [Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((64, 48)).rotate(a) for a in range(6)]
+    frames[0].save(walk, save_all=True, append_images=frames[1:], duration=40)
+    truncated_gif.write_bytes(walk.read_bytes()[: walk.stat().st_size // 2])
+    odd_codec = tmp_path / "odd.mp4"
+    cut = data.rfind(b"avc1")  # the sample description's codec tag: one PyAV has no decoder for
+    odd_codec.write_bytes(data[:cut] + b"zzzz" + data[cut + 4 :])
+    for path, says in ((truncated_gif, "not a GIF brushwork can read"), (odd_codec, "codec is not one")):
+        for verb in (["verify"], ["registry", "find"]):
+            capsys.readouterr()
+            assert main([*verb, str(path)]) == 2
+            err = capsys.readouterr().err
+            assert says in err and err.count("\n") == 1, err

@@ -203,6 +203,9 @@ def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
             arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
             return Image.fromarray(arr)
 
+        def abandon(self, record):
+            pass
+
         def after_write(self, path, record):
             pass
 

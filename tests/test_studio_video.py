@@ -78,6 +78,20 @@ def test_video_job_runs_frame_by_frame_to_an_mp4_with_its_record(client, config,
     assert record.parameters["strength"] == 0.9 and record.models["model"]["name"].startswith("starry_night")
     assert len(read_frames(out)) == FRAMES
     assert job["record"]["engine"] == "video" and job["record"]["extra"]["studio_job"] == job_id
+    # One work: the clip's ID in the file, the job's record and the poster (marked with it, not registered).
+    from brushwork.protect import Registry
+    from brushwork.records import sha256_file
+
+    work_id = record.extra["protection"]["work_id"]
+    assert job["record"]["extra"]["protection"]["work_id"] == work_id
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(client.get(job["posters"][0]).content)
+    assert read_record(poster).extra["protection"]["work_id"] == work_id
+    assert Registry().get(work_id).sha256 == sha256_file(out)
+    # Live previews are working files: not marked, signed or registered.
+    preview = tmp_path / "preview.jpg"
+    preview.write_bytes(client.get(job["preview"]).content)
+    assert "protection" not in read_record(preview).extra
 
     poster = client.get(job["posters"][0])
     assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"

@@ -128,6 +128,17 @@ def test_killed_runs_leave_no_temp_files(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [target, alive, *unrelated])
 
 
+def test_stale_temps_of_every_name_with_a_prefix(tmp_path):
+    """A studio job's attempts write differently named files: a killed one's temp goes when the job ends."""
+    dead = tmp_path / ".job1-aaaa1111-0.mp4.999999999.abcdefgh.tmp"
+    live = tmp_path / f".job1-bbbb2222-0.mp4.{os.getppid()}.abcdefgh.tmp"
+    other_job = tmp_path / ".job2-cccc3333-0.mp4.999999999.abcdefgh.tmp"
+    for path in (dead, live, other_job):
+        path.write_text("x")
+    assert remove_stale_temps(tmp_path / "job1-", prefix=True) == [dead]
+    assert live.exists() and other_job.exists()
+
+
 def test_a_kill_between_the_two_checkpoint_files_resumes_the_tensors_step(tmp_path, monkeypatch):
     from brushwork.checkpoints import load_checkpoint, save_checkpoint
 

@@ -144,13 +144,17 @@ def _keys(args: argparse.Namespace) -> int:
 def _registry(args: argparse.Namespace) -> int:
     from brushwork.media import load_image
     from brushwork.protect import Registry, export_bundle
-    from brushwork.protect.clips import is_clip, sample_frames
+    from brushwork.protect.clips import is_clip, middle_frame, sample_frames
 
     registry = Registry(args.registry)
     if args.registry_verb == "export":
         print(f"wrote {export_bundle(registry, args.work_id, args.output, args.force)}")
         return 0
-    image = sample_frames(args.image) if is_clip(args.image) else load_image(args.image)
+    if is_clip(args.image):
+        image = sample_frames(args.image)
+        middle_frame(image, args.image)  # damaged data: no frame to look it up by
+    else:
+        image = load_image(args.image)
     work, how, distance = registry.find(image)
     if args.json:
         print(json.dumps({"work": work.to_dict() if work else None, "found_by": how, "hash_distance": distance}))

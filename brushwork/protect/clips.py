@@ -14,14 +14,15 @@ from __future__ import annotations
 import io
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from brushwork.errors import BrushworkError
-from brushwork.media import DEFAULT_MAX_PIXELS, require_av
+from brushwork.media import DEFAULT_MAX_PIXELS, require_av, video_stream
 from brushwork.output import CLIP_SUFFIXES, gif_frame
 from brushwork.protect import watermark
 
@@ -97,17 +98,21 @@ def frame_count(path: str | os.PathLike) -> int:
     """How many frames a clip has (decoding an MP4 through when its header does not say)."""
     path = Path(path)
     if path.suffix.lower() == ".gif":
-        with _open_gif(path) as gif:
+        with _open_gif(path) as gif, _gif_errors(path):
             return gif.n_frames
     av = require_av()
     with _open_video(av, path) as container:
-        stream = container.streams.video[0]
-        return stream.frames or sum(1 for _ in container.decode(stream))
+        stream = video_stream(container, path)
+        try:
+            return stream.frames or sum(1 for _ in container.decode(stream))
+        except av.FFmpegError as exc:
+            raise BrushworkError(f"{path}: the video could not be decoded ({exc})") from exc
 
 
 def sample_frames(path: str | os.PathLike, count: int = FRAMES_READ,
                   max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Image.Image]:  # fmt: skip
-    """Up to ``count`` RGB frames spread evenly over the clip (its middle frame in the middle)."""
+    """Up to ``count`` RGB frames spread evenly over the clip (its middle frame in the middle); fewer, or
+    none, where its data is damaged."""
     path = Path(path)
     total = frame_count(path)
     if total == 0:
@@ -116,27 +121,35 @@ def sample_frames(path: str | os.PathLike, count: int = FRAMES_READ,
     wanted = sorted({round(i * (total - 1) / max(1, count - 1)) for i in range(count)})
     frames = []
     if path.suffix.lower() == ".gif":
-        with _open_gif(path) as gif:
+        with _open_gif(path) as gif, _gif_errors(path):
             for index in wanted:
                 gif.seek(index)
                 frames.append(gif.convert("RGB"))
         return frames
     av = require_av()
     with _open_video(av, path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container, path)
         if stream.codec_context.width * stream.codec_context.height > max_pixels:
             raise BrushworkError(f"{path}: frames larger than {max_pixels} pixels")
-        for index, frame in enumerate(container.decode(stream)):
-            if index in wanted:
-                frames.append(frame.to_image().convert("RGB"))
-            if len(frames) == len(wanted):
-                break
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if index in wanted:
+                    frames.append(frame.to_image().convert("RGB"))
+                if len(frames) == len(wanted):
+                    break
+        except av.FFmpegError:  # damaged data: the frames read before it still count, and may be none
+            pass
     return frames
 
 
 def representative_frame(path: str | os.PathLike) -> Image.Image:
     """The frame that stands for the clip in the registry (its perceptual hash): the middle one."""
-    frames = sample_frames(path, FRAMES_READ)
+    return middle_frame(sample_frames(path, FRAMES_READ), path)
+
+
+def middle_frame(frames: list[Image.Image], path: str | os.PathLike) -> Image.Image:
+    if not frames:
+        raise BrushworkError(f"{path}: no frame of the clip could be decoded")
     return frames[len(frames) // 2]
 
 
@@ -173,6 +186,15 @@ def detect_clip(frames: list[Image.Image], original_size: tuple[int, int] | None
     )
 
 
+@contextmanager
+def _gif_errors(path: Path) -> Iterator[None]:
+    """Pillow reads a GIF's frames lazily: a truncated or damaged one fails on seek, in any of these ways."""
+    try:
+        yield
+    except (OSError, EOFError, IndexError, ValueError, SyntaxError) as exc:
+        raise BrushworkError(f"{path}: not a GIF brushwork can read ({type(exc).__name__}: {exc})") from exc
+
+
 def _open_gif(path: Path) -> Image.Image:
     try:
         image = Image.open(path)
@@ -189,7 +211,9 @@ def _open_video(av, path: Path):
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise BrushworkError(f"{path}: not a video brushwork can read ({exc})") from exc
-    if not container.streams.video:
+    try:
+        video_stream(container, path)
+    except BrushworkError:
         container.close()
-        raise BrushworkError(f"{path}: has no video stream")
+        raise
     return container

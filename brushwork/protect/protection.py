@@ -123,6 +123,13 @@ class Protection:
         record.extra["protection"] = note
         return note
 
+    def abandon(self, record: Record) -> None:
+        """The output was not written (an error, a cancelled job, a kill of the writer): give back the work
+        ID reserved for it, so the registry keeps no entry for a work that does not exist."""
+        work_id = (record.extra.get("protection") or {}).get("work_id")
+        if self.register and work_id is not None:
+            self.registry.release(work_id)
+
     def after_write(self, path: Path, record: Record) -> None:
         """Sign (and tag) the written file and register it: an image, or a clip that :meth:`start_clip` began."""
         if self.provenance:

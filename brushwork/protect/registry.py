@@ -21,7 +21,7 @@ from PIL import Image
 
 from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
-from brushwork.protect.clips import detect_clip
+from brushwork.protect.clips import detect_clip, middle_frame
 from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID
 
 SCHEMA = """
@@ -151,7 +151,7 @@ class Registry:
         ``image`` may be a clip's sampled frames (:func:`clips.sample_frames`): the ID most of them
         carry, the hash of the middle one (as registered)."""
         frames = image if isinstance(image, list) else [image]
-        phash = perceptual_hash(frames[len(frames) // 2])
+        phash = perceptual_hash(middle_frame(frames, "the clip"))
         # One frame reads as ``detect`` reads it; several must agree (see ``clips``).
         work_id = detect_clip(frames, crop_guesses=CROP_GUESSES).work_id if use_watermark else None
         if work_id is not None:

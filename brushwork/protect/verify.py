@@ -75,6 +75,8 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
         record=record.to_dict() if record else None,
     )
     reasons = report.reasons
+    if clip and not frames:
+        reasons.append("no frame could be decoded to read a watermark from (damaged video data)")
     if check.state in ("trusted", "valid"):
         reasons.append(
             "C2PA signature " + ("valid and trusted" if check.state == "trusted" else "valid, signer not trusted here")

@@ -9,6 +9,7 @@ are simply absent (``available``), and appear once it exists.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import time
@@ -456,8 +457,14 @@ def _video_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
                                device=ctx.device, max_pixels=ctx.max_pixels, on_frame=on_frame,
                                on_stylised=on_stylised, **params)  # fmt: skip
     poster = None
-    if "first" in frames:  # the still the gallery shows before the clip plays, carrying the clip's record
-        poster = api.save(frames["first"], target.with_suffix(".poster.jpg"), report.record)
+    if "first" in frames:  # the still the gallery shows before the clip plays: a copy of the clip's record,
+        # marked with the clip's own work ID (not a work of its own: not registered)
+        from brushwork.protect import Protection
+
+        clip_id = (report.record.extra.get("protection") or {}).get("work_id")
+        marking = Protection(register=False, work_id=clip_id) if clip_id else None
+        poster = api.save(frames["first"], target.with_suffix(".poster.jpg"), copy.deepcopy(report.record),
+                          protection=marking)  # fmt: skip
     return [Written(target, report.record, poster)]
 
 

@@ -31,6 +31,7 @@ from PIL import Image
 
 from brushwork.database import immediate_transaction
 from brushwork.errors import BrushworkError
+from brushwork.files import remove_stale_temps
 from brushwork.studio.config import StudioConfig
 
 log = logging.getLogger("brushwork.studio")
@@ -393,7 +394,8 @@ class _Attempt:
         name = f"{self.job.id}-{self.token[:8]}-{self.preview_step:05d}.jpg"
         record = new_record(self.job.engine, self.job.params, extra={"preview": True, "progress": self.fraction,
                                                                      "studio_job": self.job.id})  # fmt: skip
-        save(image.convert("RGB"), self.store.config.previews / name, record)
+        # A working file shown while the job runs, deleted soon after: not marked, signed or registered.
+        save(image.convert("RGB"), self.store.config.previews / name, record, protection=None)
         old = self.job.preview
         self.job.preview = name
         if old and old != name:
@@ -424,6 +426,8 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
         if not store.finish(job.id, token, status, **fields):
             return False
         shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
+        # A clip an earlier attempt was writing when its worker was killed (each attempt has its own name).
+        remove_stale_temps(config.outputs / f"{job.id}-", prefix=True)
         return True
 
     with nullcontext(attempt) if attempt else _Attempt(store, job, token) as attempt:

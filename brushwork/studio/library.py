@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
-from brushwork.media import load_image, require_av
+from brushwork.media import load_image, require_av, video_stream
 from brushwork.studio.config import Limits, StudioConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -113,9 +113,7 @@ def probe_video(path: Path, limits: Limits) -> dict:
         if suffix is None:
             raise BrushworkError(f"{path}: clip format {container.format.name!r} not accepted (use MP4, MOV, WebM "
                                  "or AVI)")  # fmt: skip
-        if not container.streams.video:
-            raise BrushworkError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container, path)
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise BrushworkError(f"{path}: the video stream has no frame size")

@@ -25,7 +25,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, readable_file
-from brushwork.media import image_to_tensor, require_av, tensor_to_image
+from brushwork.media import image_to_tensor, require_av, tensor_to_image, video_stream
 from brushwork.style.audio import AudioDrive
 
 #: Source change (mean absolute difference, 0..1) at which the previous frame's weight has halved.
@@ -145,14 +145,13 @@ def stylize_video(
     except av.FFmpegError as exc:
         raise BrushworkError(f"{source}: not a video brushwork can read ({exc})") from exc
     with container:
-        if not container.streams.video:
-            raise BrushworkError(f"{source}: has no video stream")
+        v_in = video_stream(container, source)
         report: VideoReport | None = None
 
         def write(tmp: str) -> None:
             nonlocal report
             try:
-                report = _transcode(av, container, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf,
+                report = _transcode(av, container, v_in, tmp, stylise, Stabiliser(stabilise, flow), max_frames, crf,
                                     on_frame, comment, drive, audio, mark_frame)  # fmt: skip
             except av.FFmpegError as exc:
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -164,12 +163,11 @@ def stylize_video(
     return report
 
 
-def _transcode(av, container, target, stylise, stabiliser, max_frames, crf, on_frame, comment="", drive=None,
+def _transcode(av, container, v_in, target, stylise, stabiliser, max_frames, crf, on_frame, comment="", drive=None,
                audio=None, mark_frame=None) -> VideoReport:  # fmt: skip
     import time
 
     start = time.perf_counter()
-    v_in = container.streams.video[0]
     v_in.thread_type = "AUTO"
     audio_in = [] if audio is not None else list(container.streams.audio)
     total = v_in.frames or 0
@@ -326,9 +324,7 @@ def first_frame(path: str | os.PathLike) -> Image.Image:
     path = readable_file(path, "video file")
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BrushworkError(f"{path}: has no video stream")
-            for frame in container.decode(container.streams.video[0]):
+            for frame in container.decode(video_stream(container, path)):
                 return frame.to_image()
     except av.FFmpegError as exc:
         raise BrushworkError(f"{path}: not a video brushwork can read ({exc})") from exc
