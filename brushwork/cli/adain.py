@@ -22,14 +22,12 @@ from brushwork.cli.common import (
     add_training_options,
     add_verb_group,
     apply_taste,
-    backbone_options,
-    config_values,
     note_taste,
     output_suffix,
     outputs_for,
     precision,
     protection_from_args,
-    train_with_progress,
+    run_style_training,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
 from brushwork.cli.styles import add_style_text_options, pick_by_text
@@ -85,12 +83,7 @@ def _run_adain(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    return train_with_progress(
-        lambda on_step: api.adain_train(args.content_dir, args.style_dir, args.output, resume=args.resume,
-                                        force=args.force, device=args.device, on_step=on_step,
-                                        **backbone_options(args), **config_values(api.AdainConfig, args)),
-        args.output, args.quiet,
-    )  # fmt: skip
+    return run_style_training(args, api.adain_train, api.AdainConfig, args.content_dir, args.style_dir)
 
 
 def _run_apply(args: argparse.Namespace) -> int:

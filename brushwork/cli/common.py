@@ -259,6 +259,16 @@ def progress_bar(total: int | None, unit: str = "it"):
     return tqdm(total=total, unit=unit, dynamic_ncols=True, file=sys.stderr, mininterval=interval)
 
 
+def run_style_training(args: argparse.Namespace, train: Callable, config_cls, *data) -> int:
+    """A style trainer's verb (``fast train``, ``adain train``): ``train(*data, output, …)`` from the API with
+    the verb's shared options and the config's flags, under a progress bar."""
+    return train_with_progress(
+        lambda on_step: train(*data, args.output, resume=args.resume, force=args.force, device=args.device,
+                              on_step=on_step, **backbone_options(args), **config_values(config_cls, args)),
+        args.output, args.quiet,
+    )  # fmt: skip
+
+
 def train_with_progress(run, output: Path, quiet: bool,
                         images_per_step: Callable[[], int | None] | None = None) -> int:  # fmt: skip
     """Run ``run(on_step)`` with a progress bar (showing images/s when ``images_per_step()`` gives a

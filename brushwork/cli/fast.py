@@ -19,14 +19,12 @@ from brushwork.cli.common import (
     add_training_options,
     add_verb_group,
     apply_taste,
-    backbone_options,
-    config_values,
     note_taste,
     output_suffix,
     outputs_for,
     precision,
     protection_from_args,
-    train_with_progress,
+    run_style_training,
 )
 from brushwork.cli.styles import add_style_text_options, pick_by_text
 from brushwork.errors import BrushworkError
@@ -92,12 +90,7 @@ def _run_fast(args: argparse.Namespace) -> int:
 
 
 def _run_fast_train(args: argparse.Namespace) -> int:
-    return train_with_progress(
-        lambda on_step: api.fast_train(args.style, args.content_dir, args.output, resume=args.resume,
-                                       force=args.force, device=args.device, on_step=on_step,
-                                       **backbone_options(args), **config_values(api.FastConfig, args)),
-        args.output, args.quiet,
-    )  # fmt: skip
+    return run_style_training(args, api.fast_train, api.FastConfig, args.style, args.content_dir)
 
 
 def _model_and_images(args: argparse.Namespace) -> tuple[str | None, list[str]]:
