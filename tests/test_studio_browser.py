@@ -12,6 +12,8 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,19 @@ def studio_url(tmp_path):
     thread.join(15)
 
 
+@contextmanager
+def studio_page(url: str) -> Iterator[tuple]:
+    """The studio's page in Debian's chromium, and the list its script errors go to."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        yield page, errors
+        browser.close()
+
+
 def shot(page, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
@@ -64,13 +79,7 @@ def key(page, name: str) -> None:
 
 
 def test_submit_preview_gallery_restore_rate(studio_url):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(studio_url + "/")
-
+    with studio_page(studio_url) as (page, errors):
         # Submit: the bundled photo and painting are picked; small, fast settings.
         page.select_option("#p-backbone", "lite0")
         page.fill("#p-image_size", "64")
@@ -141,7 +150,6 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.wait_for_selector("#queue-list tr.done")
         shot(page, "queue")
         assert not errors, errors
-        browser.close()
 
 
 def test_video_job_in_the_page(studio_url, tmp_path):
@@ -150,12 +158,7 @@ def test_video_job_in_the_page(studio_url, tmp_path):
     from tests.test_video import make_video
 
     clip = make_video(tmp_path / "clip.mp4", frames=8, size=(96, 64))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 860})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(studio_url + "/")
+    with studio_page(studio_url) as (page, errors):
         page.select_option("#engine", "video")
         # An AdaIN model (the first that fits) takes style images; fast models fit too, with their own style.
         page.wait_for_selector(".style-pick >> nth=0", state="visible")
@@ -174,4 +177,3 @@ def test_video_job_in_the_page(studio_url, tmp_path):
         assert '"engine": "video"' in page.locator(".card pre").first.text_content()
         shot(page, "gallery-video")
         assert not errors, errors
-        browser.close()
