@@ -13,11 +13,9 @@ from brushwork.cli.common import (
     add_output_options,
     add_params_from,
     add_parser,
-    add_preserve_colors,
     add_protection_options,
     add_run_options,
-    add_strength,
-    add_style_blend_weights,
+    add_settings,
     add_taste_options,
     add_training_options,
     add_verb_group,
@@ -28,6 +26,7 @@ from brushwork.cli.common import (
     precision,
     protection_from_args,
     run_style_training,
+    settings_from,
 )
 from brushwork.cli.fast import add_slim, run_export, run_slim
 from brushwork.cli.styles import add_style_text_options, pick_by_text
@@ -52,18 +51,16 @@ def register(sub) -> dict:
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
     add_bit_depth(p)
-    add_style_blend_weights(p)
-    add_strength(p)
     p.add_argument("--style-mask", "--mask", dest="style_mask",
                    help="white paints the first style, black the second (grey: a mix)")  # fmt: skip
-    add_preserve_colors(p)
-    p.add_argument("--image-size", type=int, help="resize the photo's long side first")
-    p.add_argument("--style-size", type=int, help="long side of the style images (default: the photo's)")
+    add_settings(p, api.SETTINGS["adain"], skip=("backbone",))
     add_run_options(p, device=False)
     add_style_text_options(p, "style image")
     add_taste_options(p)
     add_protection_options(p)
-    add_backbone_options(p.add_argument_group(BACKBONE_GROUP), pooling=False)
+    g = p.add_argument_group(BACKBONE_GROUP)
+    add_settings(g, api.SETTINGS["adain"], only=("backbone",))
+    add_backbone_options(g, pooling=False, backbone=False)
     add_params_from(p, Replay(p, "adain", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "model": a.model}))  # fmt: skip
 
@@ -87,6 +84,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
+    settings_from(api.SETTINGS["adain"], args)  # checked before anything loads
     if not args.style and not args.style_text:
         raise BrushworkError("give --style images, or --style-text with --style-library")
     sources = api.image_files(args.content)
@@ -101,21 +99,11 @@ def _run_apply(args: argparse.Namespace) -> int:
     protection = protection_from_args(args)
     taste = apply_taste(args, "adain", sources[0], style_paths, model=model, max_pixels=args.max_pixels,
                         style_blend_weights=args.style_blend_weights, style_size=args.style_size)  # fmt: skip
+    settings = settings_from(api.SETTINGS["adain"], args, len(styles))  # with the taste's choice
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
-            result = api.adain_apply(
-                model,
-                src,
-                styles,
-                style_blend_weights=args.style_blend_weights,
-                strength=args.strength,
-                style_mask=args.style_mask,
-                preserve_colors=args.preserve_colors,
-                image_size=args.image_size,
-                style_size=args.style_size,
-                weights=args.weights,
-                max_pixels=args.max_pixels,
-            )
+            result = api.adain_apply(model, src, styles, style_mask=args.style_mask, weights=args.weights,
+                                     max_pixels=args.max_pixels, **settings.values())  # fmt: skip
         api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
         for note in api.record_of(result).extra.get("notes", []):

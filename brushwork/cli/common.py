@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
-import typing
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from brushwork import api
@@ -58,13 +56,6 @@ def missing_sub_verb(args: argparse.Namespace) -> bool:
 # Value types
 
 
-def float_list(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-
-
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -75,78 +66,72 @@ def positive_int(text: str) -> int:
     return value
 
 
-def int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
-
-
 def name_list(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-_LIST_TYPES = {str: name_list, int: int_list, float: float_list}
-
-
-def _flag_type(annotation) -> tuple[Callable | None, bool]:
-    """(argparse type, is a bool flag) for a dataclass field's type (``int``, ``list[str] | None``, …)."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        annotation = args[0]
-        args = list(typing.get_args(annotation))
-    if typing.get_origin(annotation) is list:
-        return _LIST_TYPES[args[0]], False
-    if annotation is bool:
-        return None, True
-    return annotation, False
-
-
-def add_config_options(
-    group,
-    config_cls,
-    *,
-    only: tuple[str, ...] | None = None,
-    skip: tuple[str, ...] = (),
-    choices: dict[str, tuple] | None = None,
-    keep_defaults: bool = False,
-) -> None:
-    """A ``--field-name`` flag for each field of a config dataclass.
-
-    Help and choices come from the field's metadata (``brushwork.settings.setting``); ``choices``
-    here is for lists only known at run time (a registry of extractors). With ``keep_defaults`` the
-    flag's default is the field's; otherwise it is None (an unset flag keeps the config's default,
-    and a resumed run its own setting) and the help names the config's default.
-    """
-    choices = choices or {}
-    hints = typing.get_type_hints(config_cls)  # the fields' types, also where annotations are strings
-    for f in fields(config_cls):
-        if f.name in skip or (only is not None and f.name not in only):
+def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = (),
+                 keep_defaults: bool = True, defaults: dict | None = None,
+                 choices: dict[str, tuple] | None = None) -> None:  # fmt: skip
+    """A flag for each control of a settings class (``brushwork.api.controls``): its name, help, default,
+    choices and older spellings come from the settings; the values are read and checked as the studio reads
+    and checks them. ``defaults`` are this face's own (``--seeds 0-63``), ``choices`` lists known only at run
+    time. Without ``keep_defaults`` an unset flag is None (a resumed run keeps its own setting) and the help
+    names the settings' default."""
+    for c in api.controls(settings_cls):
+        if c.name in skip or (only is not None and c.name not in only):
             continue
-        kind, is_bool = _flag_type(hints[f.name])
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        text = f.metadata.get("help") or f.name.replace("_", " ")
-        options: dict = {"help": text}
-        if is_bool:
-            options["action"] = "store_true"
-            options["default"] = False if keep_defaults else None
+        default = (defaults or {}).get(c.name, c.default)
+        options: dict = {"dest": c.name, "help": c.help}
+        flag = c.flag
+        if c.kind == "bool":
+            flag = "--no-" + c.flag[2:] if c.default else c.flag
+            options["action"] = "store_false" if c.default else "store_true"
+            options["default"] = c.default if keep_defaults else None
         else:
-            options["type"] = kind
+            listed = c.kind == "names" and c.choices  # several words from a list: --audio-reactive strength scale
+            options["type"] = str if listed else _reader(c)
+            options["nargs"] = "+" if listed else None
             options["default"] = default if keep_defaults else None
             if not keep_defaults and default is not None:
-                options["help"] = f"{text} (default: {_shown(default)})"
-            if f.metadata.get("choices") or f.name in choices:
-                options["choices"] = f.metadata.get("choices") or choices[f.name]
-        group.add_argument("--" + f.name.replace("_", "-"), **options)
+                options["help"] = f"{c.help} (default: {_shown(default)})"
+            if c.choices or c.name in (choices or {}):
+                options["choices"] = c.choices or choices[c.name]
+        group.add_argument(flag, **options)
+        for alias in c.aliases:
+            group.add_argument(alias, dest=c.name, type=options.get("type"), default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)  # fmt: skip
+
+
+def _reader(control: api.Control) -> Callable[[str], object]:
+    """The control's own reading of typed text, as argparse's type (its refusal: argparse's one-line error)."""
+
+    def read(text: str) -> object:
+        try:
+            return control.from_text(text)
+        except BrushworkError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = control.kind
+    return read
 
 
 def _shown(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def config_values(config_cls, args: argparse.Namespace) -> dict:
-    """The config fields given on the command line (unset flags are None and left out)."""
-    return {f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None}
+def settings_values(settings_cls, args: argparse.Namespace, *, given_only: bool = False) -> dict:
+    """The settings on the command line, by keyword (with ``given_only``: the flags set, for training runs
+    where an unset flag keeps the run's own setting)."""
+    values = {c.name: getattr(args, c.name) for c in api.controls(settings_cls) if hasattr(args, c.name)}
+    return {k: v for k, v in values.items() if v is not None} if given_only else values
+
+
+def settings_from(settings_cls, args: argparse.Namespace, n_styles: int | None = None):
+    """The engine's settings from the command line, checked by their own ``validate``."""
+    settings = settings_cls.from_values(settings_values(settings_cls, args))
+    settings.validate(n_styles)
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,26 +172,11 @@ def precision(args: argparse.Namespace):
     return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()
 
 
-def add_strength(p, what: str = "the photo") -> None:
-    p.add_argument("--strength", type=float, default=1.0, help=f"0 = {what}, 1 = full style")
-    p.add_argument("--alpha", dest="strength", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-
-
-def add_style_blend_weights(p) -> None:
-    p.add_argument("--style-blend-weights", type=float_list, default=None,
-                   help="how much of each style, e.g. 3,7 for two styles (normalised)")  # fmt: skip
-    p.add_argument("--style-weights", dest="style_blend_weights", type=float_list, default=argparse.SUPPRESS,
-                   help=argparse.SUPPRESS)  # fmt: skip
-
-
-def add_preserve_colors(p, default: str = "none") -> None:
-    p.add_argument("--preserve-colors", choices=api.PRESERVE_COLORS, default=default,
-                   help="keep the photo's colours: luminance transfer, or colour statistics matched")  # fmt: skip
-
-
-def add_backbone_options(g, *, pooling: bool = True, device: bool = True) -> None:
-    g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
-                   help="feature network: VGG-19 if its weights are at hand, else the offline Lite0")  # fmt: skip
+def add_backbone_options(g, *, pooling: bool = True, device: bool = True, backbone: bool = True) -> None:
+    """The backbone's file options; ``--backbone``/``--pooling`` too where they are not an engine's settings."""
+    if backbone:
+        g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
+                       help="feature network: VGG-19 if its weights are at hand, else the offline Lite0")  # fmt: skip
     g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
     g.add_argument("--weights-layout", choices=api.LAYOUTS, default="torchvision",
                    help="caffe: BGR, 0-255, mean-subtracted")  # fmt: skip
@@ -264,7 +234,8 @@ def run_style_training(args: argparse.Namespace, train: Callable, config_cls, *d
     the verb's shared options and the config's flags, under a progress bar."""
     return train_with_progress(
         lambda on_step: train(*data, args.output, resume=args.resume, force=args.force, device=args.device,
-                              on_step=on_step, **backbone_options(args), **config_values(config_cls, args)),
+                              on_step=on_step, **backbone_options(args),
+                              **settings_values(config_cls, args, given_only=True)),
         args.output, args.quiet,
     )  # fmt: skip
 
@@ -353,8 +324,8 @@ def _stored_defaults(replay: Replay, stored: dict) -> dict:
         action = actions.get(dest)
         if action is None or dest in ("params_from", "output", "force"):
             continue
-        if isinstance(value, list) and action.type not in (float_list, int_list, name_list) and action.nargs is None:
-            value = ",".join(map(str, value))  # e.g. GAN seeds, stored as a list, given as text
+        if isinstance(value, list) and action.nargs is None:
+            value = ",".join(map(str, value))  # a list as typed (3,7): argparse reads a text default with its type
         given = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
         if action.choices is not None and any(v not in action.choices for v in given):
             continue  # e.g. a backbone recorded as a weights file's own name
@@ -424,5 +395,5 @@ def add_training_options(p, config_cls) -> None:
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
-    add_config_options(g, config_cls)
+    add_settings(g, config_cls, keep_defaults=False)
     add_backbone_options(g)

@@ -11,10 +11,9 @@ from brushwork.cli.common import (
     add_output_options,
     add_params_from,
     add_parser,
-    add_preserve_colors,
     add_protection_options,
     add_run_options,
-    add_strength,
+    add_settings,
     add_taste_options,
     add_training_options,
     add_verb_group,
@@ -25,6 +24,7 @@ from brushwork.cli.common import (
     precision,
     protection_from_args,
     run_style_training,
+    settings_from,
 )
 from brushwork.cli.styles import add_style_text_options, pick_by_text
 from brushwork.errors import BrushworkError
@@ -67,9 +67,7 @@ def register(sub) -> dict:
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-MODEL.png here")
     p.add_argument("--out-dir", help="folder for the outputs (default: here)")
     add_bit_depth(p)
-    add_strength(p)
-    add_preserve_colors(p)
-    p.add_argument("--image-size", type=int, help="resize the long side first")
+    add_settings(p, api.SETTINGS["fast"])
     add_run_options(p)
     add_style_text_options(p, "model")
     add_taste_options(p)
@@ -108,6 +106,7 @@ def _replayed_inputs(args: argparse.Namespace) -> dict:
 
 
 def _run_fast_apply(args: argparse.Namespace) -> int:
+    settings_from(api.SETTINGS["fast"], args)  # checked before anything loads
     model_path, images = _model_and_images(args)
     sources = api.image_files(images)
     pick = pick_by_text(args, "fast")
@@ -118,10 +117,10 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     model = api.load_model(pick or model_path, device=args.device)
     protection = protection_from_args(args)
     taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
+    settings = settings_from(api.SETTINGS["fast"], args)  # with the taste's choice
     for src, dst in zip(sources, outputs, strict=True):
         with precision(args):
-            result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
-                                    image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
+            result = api.fast_apply(model, src, max_pixels=args.max_pixels, **settings.values())
         api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
         print(dst)
     return 0

@@ -10,14 +10,15 @@ from pathlib import Path
 from brushwork import api
 from brushwork.cli.common import (
     Replay,
-    add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
     add_protection_options,
+    add_settings,
     add_verb_group,
-    config_values,
     protection_from_args,
+    settings_from,
+    settings_values,
     train_with_progress,
 )
 from brushwork.errors import BrushworkError
@@ -31,15 +32,12 @@ def register(sub) -> dict:
     p.add_argument("data", help="image folder, a folder of Fashion-MNIST IDX files, or 'fashion-mnist'")
     add_output_options(p, "run folder (options, log, samples, checkpoint); created with its parents", required=True,
                        aliases=("--out",), force="start the run folder over (its contents are deleted)")  # fmt: skip
-    p.add_argument("--conditional", action="store_true", help="labels from sub-folder names")
-    p.add_argument("--resolution", type=int, choices=api.GAN_RESOLUTIONS, help="default: from the data")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="default: 1 if every image is grey")
+    add_settings(p, api.GanData)
     p.add_argument("--resume", action="store_true", help="continue the run in OUTPUT where it stopped")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no settings printed")
     g = p.add_argument_group("training")
-    add_config_options(g, api.GanConfig, skip=("resolution", "channels", "classes"),
-                       choices={"eval_extractor": tuple(api.EXTRACTORS)})  # fmt: skip
+    add_settings(g, api.GanConfig, keep_defaults=False, choices={"eval_extractor": tuple(api.EXTRACTORS)})
     p.epilog = (
         "--eval-every N (default 1000; 0 = never) logs FID/KID of the EMA generator against the training images "
         "to RUN/log.jsonl, by default on features of the offline Lite0 backbone: labelled fid_lite0/kid_lite0, "
@@ -61,15 +59,13 @@ def register(sub) -> dict:
                    help="the pixel range the classifier was trained on")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
-    for verb, text, default in (
-        ("sample", "images by seed, class and truncation", "RUN-samples/ here (RUN-samples.png with --grid)"),
-        ("interpolate", "a latent walk as GIF or MP4", "RUN-walk.gif here"),
+    for verb, text, default, seeds in (
+        ("sample", "images by seed, class and truncation", "RUN-samples/ here (RUN-samples.png with --grid)", "0-63"),
+        ("interpolate", "a latent walk as GIF or MP4", "RUN-walk.gif here", "0-3"),
     ):
         p = add_parser(gan_sub, verb, text)
         p.add_argument("run", help="run folder from 'brushwork gan train'")
-        p.add_argument("--seeds", default="0-63" if verb == "sample" else "0-3", help="e.g. 0-63 or 1,5,9")
-        p.add_argument("--class", dest="class_name", help="class name (conditional runs)")
-        p.add_argument("--truncation", type=float, help="e.g. 0.7: closer to typical, less varied")
+        add_settings(p, api.SETTINGS["gan-sample"], defaults={"seeds": seeds})
         add_output_options(p, "output folder, or an image with --grid" if verb == "sample" else "WALK.gif or .mp4",
                            default)  # fmt: skip
         p.add_argument("-q", "--quiet", action="store_true", help="print nothing but the output's name")
@@ -95,16 +91,16 @@ def _run_gan(args: argparse.Namespace) -> int:
 
 def _run_walk(args: argparse.Namespace) -> int:
     out = args.output or f"{Path(args.run).resolve().name}-walk.gif"
-    print(api.gan_interpolate(args.run, out, seeds=args.seeds, frames=args.frames, class_name=args.class_name,
-                              truncation=args.truncation, force=args.force,
-                              protection=protection_from_args(args)))  # fmt: skip
+    settings = settings_from(api.SETTINGS["gan-sample"], args)
+    print(api.gan_interpolate(args.run, out, frames=args.frames, force=args.force,
+                              protection=protection_from_args(args), **settings.values()))  # fmt: skip
     return 0
 
 
 def _run_sample(args: argparse.Namespace) -> int:
     name = Path(args.run).resolve().name
     out = Path(args.output or (f"{name}-samples.png" if args.grid else f"{name}-samples"))
-    options = dict(seeds=args.seeds, class_name=args.class_name, truncation=args.truncation, device=args.device)
+    options = {**settings_from(api.SETTINGS["gan-sample"], args).values(), "device": args.device}
     if args.grid:
         api.check_output_path(out, args.force, tuple(api.IMAGE_SUFFIXES))
         api.save(api.gan_grid(args.run, **options), out, force=args.force, protection=protection_from_args(args))
@@ -138,10 +134,9 @@ def _run_train(args: argparse.Namespace) -> int:
     shown: dict = {}
 
     def run(on_step):
-        return api.gan_train(args.data, args.output, conditional=args.conditional, resume=args.resume,
-                             force=args.force, device=args.device, on_step=on_step, on_start=on_start,
-                             resolution=args.resolution, channels=args.channels,
-                             **config_values(api.GanConfig, args))  # fmt: skip
+        return api.gan_train(args.data, args.output, resume=args.resume, force=args.force, device=args.device,
+                             on_step=on_step, on_start=on_start, **settings_from(api.GanData, args).values(),
+                             **settings_values(api.GanConfig, args, given_only=True))  # fmt: skip
 
     # images/s in the bar: the batch is known once the run's settings are read.
     return train_with_progress(run, Path(args.output), args.quiet, lambda: shown.get("batch_size"))

@@ -6,13 +6,13 @@ import argparse
 import sys
 
 from brushwork import api
-from brushwork.cli.common import add_config_options, add_parser, add_verb_group
+from brushwork.cli.common import add_parser, add_settings, add_verb_group
 from brushwork.errors import BrushworkError
 
 
 def add_clip_options(g) -> None:
     """Which CLIP ranks the library: the same options (names, defaults, help) as ``stylize --style-text``."""
-    add_config_options(g, api.StyleConfig, only=("clip_model", "clip_pretrained"), keep_defaults=True)
+    add_settings(g, api.StyleConfig, only=("clip_model", "clip_pretrained"))
     g.add_argument("--clip-weights", help="a CLIP weights file (.safetensors or state dict) instead of the cache")
     g.add_argument("--no-embedding-cache", dest="embedding_cache", action="store_false",
                    help="embed every file again, not reading their cached embeddings (by SHA-256)")  # fmt: skip

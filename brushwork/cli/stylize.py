@@ -12,13 +12,12 @@ from brushwork.cli.common import (
     Replay,
     add_backbone_options,
     add_bit_depth,
-    add_config_options,
     add_output_options,
     add_params_from,
     add_parser,
     add_protection_options,
     add_run_options,
-    add_style_blend_weights,
+    add_settings,
     add_taste_options,
     apply_taste,
     note_taste,
@@ -27,6 +26,7 @@ from brushwork.cli.common import (
     precision,
     progress_bar,
     protection_from_args,
+    settings_from,
 )
 from brushwork.errors import BrushworkError
 
@@ -35,7 +35,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GUIDED = ("style_mask_feather", "style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight",
           "clip_crops", "clip_crop_fraction", "clip_threshold")  # fmt: skip
 LOOK = ("image_size", "iterations", "content_weight", "style_weight", "tv_weight", "style_scale", "preserve_colors",
-        "init", "seed")  # fmt: skip
+        "init", "seed", "style_blend_weights")  # fmt: skip
+BACKBONE = ("backbone", "pooling")
+SETTINGS = api.SETTINGS["stylize"]
 
 
 def _add_stylize_options(p: argparse.ArgumentParser) -> None:
@@ -43,8 +45,7 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", help="folder for the outputs of several photos (default: here)")
     add_bit_depth(p)
     g = p.add_argument_group("look")
-    add_config_options(g, api.StyleConfig, only=LOOK, keep_defaults=True)
-    add_style_blend_weights(g)
+    add_settings(g, SETTINGS, only=LOOK)
     g.add_argument("--original-colors", action="store_true", help="same as --preserve-colors luminance")
     g.add_argument("--init-image", help="start from this image instead")
     g = p.add_argument_group("guided style: regions, sound, words")
@@ -53,30 +54,16 @@ def _add_stylize_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", help="a sound file whose mood sets the style weight and scale (and the mix of two "
                    "styles): a creative mapping, kept in the record")  # fmt: skip
     g.add_argument("--clip-weights", help="a CLIP weights file (.safetensors or state dict) instead of the cache")
-    add_config_options(g, api.StyleConfig, only=GUIDED, keep_defaults=True)
+    add_settings(g, SETTINGS, only=GUIDED)
     g = p.add_argument_group("engine")
-    add_config_options(g, api.StyleConfig, skip=(*LOOK, *GUIDED, "style_blend", "tile"), keep_defaults=True)
-    g.add_argument("--tile", type=_tile_option, default=None,
-                   help="tile side in px for scales too big for memory: auto (default), off, or a size; exact, "
-                   "no seams")  # fmt: skip
-    add_backbone_options(g)
+    add_settings(g, SETTINGS, skip=(*LOOK, *GUIDED))
+    add_backbone_options(g, backbone=False, pooling=False)
     g = p.add_argument_group("run")
     g.add_argument("--save-every", type=int, default=0, help="write an intermediate image every N iterations")
     g.add_argument("--resume", action="store_true", help="continue from the latest intermediate of this output")
     add_run_options(g, device=False)
     add_taste_options(p)
     add_protection_options(p)
-
-
-def _tile_option(text: str) -> int | None:
-    if text == "auto":
-        return None
-    if text == "off":
-        return 0
-    try:
-        return int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected auto, off or a size in px, got {text!r}") from exc
 
 
 def register(sub) -> dict:
@@ -101,17 +88,15 @@ def register(sub) -> dict:
     return {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info}
 
 
-def _options(args: argparse.Namespace) -> dict:
-    """The run's StyleConfig settings, as the API takes them."""
-    names = [f for f in api.StyleConfig.__dataclass_fields__ if f != "style_blend" and hasattr(args, f)]
-    options = {name: getattr(args, name) for name in names}
-    options["style_blend"] = args.style_blend_weights
+def _settings(args: argparse.Namespace, n_styles: int | None = None):
+    """The run's settings, as the studio's form would give them; ``--original-colors`` is a shorthand."""
     if args.original_colors:
-        options["preserve_colors"] = "luminance"
-    return options
+        args.preserve_colors = "luminance"
+    return settings_from(SETTINGS, args, n_styles)
 
 
 def _run_stylize(args: argparse.Namespace) -> int:
+    _settings(args, len(args.style))  # checked before anything loads
     contents = api.image_files(args.content)
     if (args.resume or args.init_image) and len(contents) > 1:
         raise BrushworkError("--resume and --init-image are for one photo at a time")
@@ -126,9 +111,10 @@ def _run_stylize(args: argparse.Namespace) -> int:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
     taste = apply_taste(args, "stylize", contents[0], args.style, **_backbone_choice(args), max_pixels=args.max_pixels,
                         style_blend=args.style_blend_weights, seed=args.seed)  # fmt: skip
+    settings = _settings(args, len(args.style))  # with the taste's choice
     protection = protection_from_args(args)
     for content, output in zip(contents, outputs, strict=True):
-        code = _stylize_one(args, content, output, taste, protection)
+        code = _stylize_one(args, settings, content, output, taste, protection)
         if code:
             return code
     return 0
@@ -139,17 +125,12 @@ def _backbone_choice(args: argparse.Namespace) -> dict:
             "pooling": args.pooling}  # fmt: skip
 
 
-def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: dict | None = None,
+def _stylize_one(args: argparse.Namespace, settings, content: Path, output: Path, taste: dict | None = None,
                  protection=None) -> int:  # fmt: skip
-    options = _options(args)
-
     def snapshot(step, path: Path, **extra) -> None:
         """An intermediate or interrupted image, carrying the run's full settings and its step."""
-        parameters = {**options, "backbone": args.backbone, "weights": args.weights,
-                      "weights_layout": args.weights_layout, "pooling": args.pooling}  # fmt: skip
-        record = api.stylize_record(content, args.style, step, extra=extra, **parameters)
-        # Working files, written often: recorded, not watermarked or registered (the final image is).
-        api.save(api.step_image(step), path, record, force=True, protection=None)
+        api.keep_intermediate(path, content, args.style, step, settings, weights=args.weights,
+                              weights_layout=args.weights_layout, **extra)  # fmt: skip
 
     existing = sorted(output.parent.glob(output.stem + ".step-*.png"))
     if existing and args.save_every and not (args.force or args.resume):
@@ -171,14 +152,17 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
 
     start_step, init_image = 0, args.init_image
     if args.resume:
-        start_step, init_image = _latest_intermediate(existing, content.name, options)
+        if not existing:
+            raise BrushworkError("--resume: no intermediates of this output found (they come from --save-every)")
+        start_step, init_image = api.resume_point(existing, content, settings)
+        if init_image is None:
+            raise BrushworkError(f"--resume: {existing[-1]} was made with other inputs or options; rerun with --force")
     try:
         with precision(args):
-            result = api.stylize(content, args.style, backbone=args.backbone, weights=args.weights,
-                                 weights_layout=args.weights_layout, pooling=args.pooling, device=args.device,
-                                 init_image=init_image, start_step=start_step, max_pixels=args.max_pixels,
-                                 on_step=on_step, style_masks=args.style_mask, audio=args.audio,
-                                 clip_weights=args.clip_weights, **options)  # fmt: skip
+            result = api.stylize(content, args.style, weights=args.weights, weights_layout=args.weights_layout,
+                                 device=args.device, init_image=init_image, start_step=start_step,
+                                 max_pixels=args.max_pixels, on_step=on_step, style_masks=args.style_mask,
+                                 audio=args.audio, clip_weights=args.clip_weights, **settings.values())  # fmt: skip
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -197,23 +181,6 @@ def _stylize_one(args: argparse.Namespace, content: Path, output: Path, taste: d
         print(f"brushwork: note: {note}", file=sys.stderr)
     print(output)
     return 0
-
-
-def _latest_intermediate(existing: list[Path], content: str, options: dict) -> tuple[int, str]:
-    """The step and path of the newest intermediate, if it was made by this same run."""
-    if not existing:
-        raise BrushworkError("--resume: no intermediates of this output found (they come from --save-every)")
-    latest = existing[-1]
-    record = api.info(latest)
-    # JSON turns tuples into lists; compare like with like. Tiling changes memory, not the image.
-    stored = {k: record.parameters.get(k) for k in options if k != "tile"}
-    if (
-        stored != json.loads(json.dumps({k: v for k, v in options.items() if k != "tile"}))
-        or (record.inputs.get("content") or {}).get("name") != content
-        or not isinstance(record.extra.get("step"), int)
-    ):
-        raise BrushworkError(f"--resume: {latest} was made with other inputs or options; rerun with --force")
-    return record.extra["step"], str(latest)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -1,20 +1,17 @@
 """The engines the studio offers, each a thin adapter over one function of :mod:`brushwork.api`.
 
-Parameters travel under the Python API's keyword names, and the form shows the CLI's option names.
-Defaults come from the API itself (the stylize config's fields, the other functions' signatures), and
-parameters are checked by the API's own validation before a job is queued, so the browser, the
-REST API, the CLI and Python accept the same things. Engines whose API function has not landed
-are simply absent (``available``), and appear once it exists.
+Each engine's form is drawn from its settings class (``brushwork.api.SETTINGS``), the same controls the CLI
+renders as flags: parameters travel under the Python API's keyword names, the form shows the CLI's option
+names, and a job's parameters are read and checked by the settings' own ``validate`` before it is queued,
+so the browser, the REST API, the CLI and Python accept the same things with the same words.
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -53,161 +50,6 @@ class Written:
     poster: Path | None = None
 
 
-# Choice lists and help of the keywords of API functions (the stylize config's fields carry their own,
-# brushwork.settings): the library's own lists.
-_CHOICES = {
-    "preserve_colors": api.PRESERVE_COLORS,
-    "backbone": api.BACKBONES,
-    "pooling": api.POOLINGS,
-}
-#: API keyword -> CLI option, where they differ.
-_FLAGS: dict[str, str] = {}
-_HELP = {
-    "image_size": "long side of the output in px",
-    "style_blend_weights": "how much of each style, e.g. 3,7",
-    "preserve_colors": "keep the photo's colours",
-    "strength": "0 = photo, 1 = full style",
-    "seeds": "one image per seed, e.g. 1,2,3",
-    "truncation": "lower: safer, less varied",
-    "stabilize": "against flicker: 0 = off, 0.5 steady",
-    "max_frames": "only the first N frames",
-    "crf": "H.264 quality: lower is better, bigger",
-    "backbone": "the feature network (auto: VGG-19 if its weights are here, else Lite0)",
-}
-_BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
-          "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",
-          "backbone", "stabilize", "max_frames"}  # fmt: skip
-#: Keywords the server decides, never the client (file paths on the server, devices, limits, callbacks).
-_SERVER_SIDE = {"device", "max_pixels", "on_step", "on_frame", "on_progress", "weights", "weights_layout",
-                "init_image", "style_mask", "style_masks", "audio", "clip", "clip_weights", "start_step", "model",
-                "run", "content", "styles", "force", "on_stylised", "protection"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Control:
-    """One form control / parameter: the API's keyword, the CLI's option, its kind and default."""
-
-    name: str
-    kind: str  # int | float | str | bool | floats | ints | names
-    default: Any = None
-    optional: bool = False
-    required: bool = False
-    choices: tuple[str, ...] = ()
-    help: str = ""
-
-    @property
-    def flag(self) -> str:
-        return _FLAGS.get(self.name, "--" + self.name.replace("_", "-"))
-
-    @property
-    def basic(self) -> bool:
-        return self.name in _BASIC
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "flag": self.flag,
-            "kind": self.kind,
-            "default": self.default,
-            "optional": self.optional,
-            "required": self.required,
-            "choices": list(self.choices),
-            "help": self.help,
-            "basic": self.basic,
-        }
-
-    def coerce(self, value: Any) -> Any:
-        """The value as the API expects it, or a BrushworkError naming the parameter."""
-        if value is None and self.optional:
-            return None
-        bad = BrushworkError(f"{self.name}: expected {_KIND_WORDS[self.kind]}, got {str(value)[:60]!r}")
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise bad
-            return value
-        if self.kind in ("int", "float"):
-            return _number(value, self.kind, bad)
-        if self.kind == "str":
-            if not isinstance(value, str) or len(value) > 200:
-                raise bad
-            if self.choices and value not in self.choices:
-                raise BrushworkError(f"{self.name}: must be one of {', '.join(self.choices)}, not {value[:60]!r}")
-            return value
-        if isinstance(value, str):  # "3,7" as typed on the command line
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or len(value) > 64:
-            raise bad
-        if self.kind == "names":
-            if not all(isinstance(v, str) and 0 < len(v) <= 64 for v in value):
-                raise bad
-            return value
-        return [_number(v, "int" if self.kind == "ints" else "float", bad) for v in value]
-
-
-_KIND_WORDS = {
-    "int": "a whole number",
-    "float": "a number",
-    "str": "text",
-    "bool": "true or false",
-    "floats": "a list of numbers",
-    "ints": "a list of whole numbers",
-    "names": "a list of names",
-}
-
-
-def _number(value: Any, kind: str, bad: BrushworkError) -> int | float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise bad from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise bad
-    if kind == "int":
-        if float(value) != int(value) or abs(value) >= 2**63:
-            raise bad
-        return int(value)
-    return float(value)
-
-
-def _kind_of(annotation: Any, default: Any) -> tuple[str, bool]:
-    """(kind, optional) from a dataclass field's or parameter's annotation (a string under PEP 563)."""
-    text = str(annotation).replace("typing.", "").replace(" ", "")
-    optional = "None" in text or default is None
-    for marker, kind in (("list[float]", "floats"), ("list[int]", "ints"), ("list[str]", "names"),
-                         ("Sequence[str]", "names"), ("Sequence[float]", "floats"), ("Sequence[int]", "ints"),
-                         ("bool", "bool"), ("float", "float"), ("int", "int"), ("str", "str")):  # fmt: skip
-        if marker in text:
-            return kind, optional
-    for typ, kind in ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (list, "floats")):
-        if isinstance(default, typ):
-            return kind, optional
-    return "str", optional
-
-
-def _control(name: str, annotation: Any, default: Any, metadata: Any = None) -> Control:
-    """A control; a config field's ``metadata`` (brushwork.settings) gives its help and choices, as on the CLI."""
-    kind, optional = _kind_of(annotation, default)
-    default = list(default) if isinstance(default, tuple) else default
-    metadata = metadata or {}
-    choices = metadata.get("choices") or _CHOICES.get(name, ())
-    return Control(
-        name, kind, default, optional, choices=tuple(choices), help=metadata.get("help") or _HELP.get(name, "")
-    )
-
-
-def signature_controls(fn: Callable) -> list[Control]:
-    """A control for each keyword of an API function that a client may set."""
-    controls = []
-    for param in inspect.signature(fn).parameters.values():
-        if param.kind is not param.KEYWORD_ONLY or param.name in _SERVER_SIDE:
-            continue
-        required = param.default is param.empty
-        control = _control(param.name, param.annotation, None if required else param.default)
-        controls.append(replace(control, optional=control.optional and not required, required=required))
-    return controls
-
-
 @dataclass
 class Inputs:
     """A job's resolved input files."""
@@ -229,15 +71,17 @@ class Engine:
     needs_content: bool
     styles: tuple[int, int]  # how many style images: (min, max)
     needs_model: bool
-    controls: Callable[[], list[Control]]
+    settings: type  # the engine's settings class: its controls are the form, its validate the check
     run: Callable[[Inputs, dict, RunContext], Results]
-    check_api: Callable[[dict, int], None] = lambda params, n_styles: None
     available: Callable[[], bool] = lambda: True
     content_kind: str = "image"  # or "video": the content upload is a clip
     #: Engines whose models this one applies (the video engine: fast and AdaIN models).
     model_engines: tuple[str, ...] = ()
     #: Several jobs with the same params, model and styles at once: inputs of each -> results of each.
     run_batch: Callable[[list[Inputs], dict, str, int], list[Results]] | None = None
+
+    def controls(self) -> list[api.Control]:
+        return api.controls(self.settings)
 
     def describe(self) -> dict:
         """The engine as the page and GET /api/engines show it."""
@@ -267,7 +111,7 @@ class Engine:
             raise BrushworkError(f"{self.name}: {missing[0]} is required")
         clean = {name: controls[name].coerce(value) for name, value in params.items()}
         _check_limits(clean, limits)
-        self.check_api(clean, n_styles)
+        self.settings.from_values(clean).validate(n_styles)
         return clean
 
 
@@ -287,28 +131,6 @@ def _check_limits(params: dict, limits: Limits) -> None:
 # ---------------------------------------------------------------------------------------------
 # stylize: Gatys et al.'s optimisation (brushwork.api.stylize), with live previews.
 
-_STYLIZE_EXTRA = {"backbone": "auto", "pooling": "max"}
-
-
-def _stylize_controls() -> list[Control]:
-    """The API's own keywords (backbone, pooling, style_blend_weights) and its config's fields."""
-    controls = [_control(name, str, default) for name, default in _STYLIZE_EXTRA.items()]
-    controls.append(_control("style_blend_weights", "list[float] | None", None))
-    for f in fields(api.StyleConfig):
-        if f.name != "style_blend":  # given as style_blend_weights, as in the API and on the CLI
-            controls.append(_control(f.name, f.type, f.default if f.default is not MISSING else None, f.metadata))
-    return controls
-
-
-def _stylize_check(params: dict, n_styles: int) -> None:
-    options = {k: v for k, v in params.items() if k not in _STYLIZE_EXTRA and k != "style_blend_weights"}
-    if params.get("style_blend_weights") is not None:
-        options["style_blend"] = params["style_blend_weights"]
-    try:
-        api.StyleConfig(**options).validate(n_styles)
-    except TypeError as exc:
-        raise BrushworkError(f"stylize: {exc}") from None
-
 
 @lru_cache(maxsize=2)
 def _backbone(name: str, pooling: str):
@@ -317,70 +139,38 @@ def _backbone(name: str, pooling: str):
 
 
 def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
-    options = dict(params)
-    net = _backbone(options.pop("backbone", "auto"), options.pop("pooling", "max"))
+    settings = api.SETTINGS["stylize"].from_values(params)
+    net = _backbone(settings.backbone, settings.pooling)
     # A job whose earlier attempt died continues from that attempt's last intermediate (the record says so).
-    start_step, init_image = _latest_intermediate(ctx.workdir)
+    start_step, init_image = api.resume_point(list(ctx.workdir.glob("step-*.png")), inputs.content, settings)
     kept = {"at": time.monotonic()}
 
     def on_step(step) -> None:
         ctx.progress(step.step / max(1, step.total), lambda: api.step_image(step))
         due = ctx.intermediate_seconds and time.monotonic() - kept["at"] >= ctx.intermediate_seconds
         if due and step.step < step.total:
-            _keep_intermediate(ctx.workdir, inputs, params, step)
+            _keep_intermediate(ctx.workdir, inputs, settings, step)
             kept["at"] = time.monotonic()
 
+    values = {k: v for k, v in settings.values().items() if k != "backbone"}
     image = api.stylize(inputs.content, inputs.styles, backbone=net, device=ctx.device, max_pixels=ctx.max_pixels,
-                        on_step=on_step, init_image=init_image, start_step=start_step, **options)  # fmt: skip
+                        on_step=on_step, init_image=init_image, start_step=start_step, **values)  # fmt: skip
     return [image]
 
 
-def _keep_intermediate(workdir: Path, inputs: Inputs, params: dict, step) -> None:
-    """The picture so far with its record (settings and step), replacing the previous one: what a later
-    attempt resumes from. A working file: recorded, not watermarked or registered (the result is)."""
+def _keep_intermediate(workdir: Path, inputs: Inputs, settings, step) -> None:
+    """The picture so far, replacing the previous one: what a later attempt resumes from."""
     workdir.mkdir(parents=True, exist_ok=True)
     earlier = list(workdir.glob("step-*.png"))
-    record = api.stylize_record(inputs.content, inputs.styles, step, **params)
-    path = api.save(api.step_image(step), workdir / f"{api.step_name(step.step)}.png", record, force=True,
-                    protection=None)  # fmt: skip
+    path = api.keep_intermediate(workdir / f"{api.step_name(step.step)}.png", inputs.content, inputs.styles, step,
+                                 settings)  # fmt: skip
     for old in earlier:
         if old != path:
             old.unlink(missing_ok=True)
 
 
-def _latest_intermediate(workdir: Path) -> tuple[int, Path | None]:
-    """(step, file) of the newest readable intermediate in a job's folder, or (0, None) to start afresh."""
-    for path in sorted(workdir.glob("step-*.png"), reverse=True):
-        try:
-            step = api.info(path).extra.get("step")
-        except BrushworkError:  # unreadable: the attempt died while the file was being replaced
-            continue
-        if isinstance(step, int) and step > 0:
-            return step, path
-    return 0, None
-
-
 # ---------------------------------------------------------------------------------------------
-# The model engines: one API call each, guarded until the API function exists.
-
-
-def _api_function(name: str) -> Callable | None:
-    return getattr(api, name, None)
-
-
-def _guarded(fn_name: str, call: Callable[[Callable, Inputs, dict, str, int], Any]) -> tuple[Callable, Callable]:
-    def controls() -> list[Control]:
-        fn = _api_function(fn_name)
-        return signature_controls(fn) if fn else []
-
-    def run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
-        fn = _api_function(fn_name)
-        if fn is None:
-            raise BrushworkError(f"this brushwork has no {fn_name}")
-        result = call(fn, inputs, params, ctx.device, ctx.max_pixels)
-        return list(result) if isinstance(result, Sequence) else [result]
-
-    return controls, run
+# The model engines: one API call each.
 
 
 @lru_cache(maxsize=4)
@@ -394,9 +184,9 @@ def _loaded(path: Path, device: str):
     return _fast_model(path, path.stat().st_mtime, device)
 
 
-_fast_controls, _fast_run = _guarded(
-    "fast_apply", lambda fn, i, p, dev, mp: fn(_loaded(i.model, dev), i.content, device=dev, max_pixels=mp, **p)
-)
+def _fast_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    return [api.fast_apply(_loaded(inputs.model, ctx.device), inputs.content, device=ctx.device,
+                           max_pixels=ctx.max_pixels, **params)]  # fmt: skip
 
 
 def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
@@ -406,9 +196,9 @@ def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int
     return [[image] for image in images]
 
 
-_adain_controls, _adain_run = _guarded(
-    "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
-)
+def _adain_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    return [api.adain_apply(inputs.model, inputs.content, inputs.styles, device=ctx.device,
+                            max_pixels=ctx.max_pixels, **params)]  # fmt: skip
 
 
 def _adain_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
@@ -418,27 +208,12 @@ def _adain_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: in
     return [[image] for image in images]
 
 
-_gan_controls, _gan_run = _guarded("gan_sample", lambda fn, i, p, dev, mp: fn(i.model, device=dev, **p))
+def _gan_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    return list(api.gan_sample(inputs.model, device=ctx.device, **params))
 
 
 # ---------------------------------------------------------------------------------------------
 # video: a fast or AdaIN model on every frame of a clip (brushwork.api.stylize_video)
-
-
-def _video_controls() -> list[Control]:
-    return signature_controls(api.stylize_video)
-
-
-def _video_check(params: dict, n_styles: int) -> None:
-    """The API's own bounds, checked before queueing (the model's kind is checked at submission)."""
-    if not 0 <= params.get("strength", 1.0) <= 1:
-        raise BrushworkError("strength must be between 0 and 1")
-    if not 0 <= params.get("stabilize", 0.0) < 1:
-        raise BrushworkError("stabilize must be in 0..1 (0 = off; 1 would freeze the picture)")
-    if not 0 <= params.get("crf", 18) <= 51:
-        raise BrushworkError("crf must be 0..51 (H.264)")
-    if params.get("max_frames") is not None and params["max_frames"] < 1:
-        raise BrushworkError("max_frames must be at least 1")
 
 
 def _video_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
@@ -471,60 +246,22 @@ def _video_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
 def _video_available() -> bool:
     import importlib.util
 
-    return _api_function("stylize_video") is not None and importlib.util.find_spec("av") is not None
+    return importlib.util.find_spec("av") is not None
 
 
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("stylize", "Optimisation (Gatys)", True, (1, 8), False, _stylize_controls, _stylize_run, _stylize_check),
-        Engine(
-            "fast",
-            "Feed-forward model",
-            True,
-            (0, 0),
-            True,
-            _fast_controls,
-            _fast_run,
-            available=lambda: _api_function("fast_apply") is not None,
-            run_batch=_fast_batch,
-        ),  # fmt: skip
-        Engine(
-            "adain",
-            "AdaIN (any style)",
-            True,
-            (1, 8),
-            True,
-            _adain_controls,
-            _adain_run,
-            available=lambda: _api_function("adain_apply") is not None,
-            run_batch=_adain_batch,
-        ),  # fmt: skip
-        Engine(
-            "gan-sample",
-            "GAN samples",
-            False,
-            (0, 0),
-            True,
-            _gan_controls,
-            _gan_run,
-            available=lambda: _api_function("gan_sample") is not None,
-        ),  # fmt: skip
-        Engine(
-            "video",
-            "Video (a model on every frame)",
-            True,
-            (0, 8),
-            True,
-            _video_controls,
-            _video_run,
-            _video_check,
-            available=_video_available,
-            content_kind="video",
-            model_engines=("fast", "adain"),
-        ),  # fmt: skip
+        Engine("stylize", "Optimisation (Gatys)", True, (1, 8), False, api.SETTINGS["stylize"], _stylize_run),
+        Engine("fast", "Feed-forward model", True, (0, 0), True, api.SETTINGS["fast"], _fast_run,
+               run_batch=_fast_batch),
+        Engine("adain", "AdaIN (any style)", True, (1, 8), True, api.SETTINGS["adain"], _adain_run,
+               run_batch=_adain_batch),
+        Engine("gan-sample", "GAN samples", False, (0, 0), True, api.SETTINGS["gan-sample"], _gan_run),
+        Engine("video", "Video (a model on every frame)", True, (0, 8), True, api.SETTINGS["video"], _video_run,
+               available=_video_available, content_kind="video", model_engines=("fast", "adain")),
     )
-}
+}  # fmt: skip
 
 
 def batchable_engines() -> tuple[str, ...]:

@@ -52,23 +52,47 @@ MIN_SIZE = 16
 MAX_SIZE = 16384
 
 
+def parse_tile(text: str) -> int | None:
+    """``--tile``'s text: ``auto`` (by the free memory), ``off`` (never) or a side in px."""
+    if text == "auto":
+        return None
+    if text == "off":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise BrushworkError(f"tile: expected auto, off or a size in px, got {text[:60]!r}") from None
+
+
 @dataclass
 class StyleConfig:
     """Every knob of a run; written into the output so the run can be repeated."""
 
-    image_size: int = setting(512, help="long side of the output in px")
-    iterations: int = setting(300, help="iterations at the first scale")
-    content_weight: float = setting(1.0, help="how much of the photo's content to keep")
-    style_weight: float = setting(20.0, help="how strongly to paint in the style")
+    image_size: int = setting(512, help="long side of the output in px", basic=True)
+    iterations: int = setting(300, help="iterations at the first scale", basic=True)
+    content_weight: float = setting(1.0, help="how much of the photo's content to keep", basic=True)
+    style_weight: float = setting(20.0, help="how strongly to paint in the style", basic=True)
     tv_weight: float = setting(1.0, help="smoothness (total variation)")
-    style_scale: float = setting(1.0, help="style image size relative to the output: smaller gives finer strokes")
-    style_blend: list[float] | None = None
+    style_scale: float = setting(
+        1.0, help="style image size relative to the output: smaller gives finer strokes", basic=True
+    )
+    #: Given as ``style_blend_weights`` (the keyword and flag of every engine); recorded as ``style_blend``.
+    style_blend: list[float] | None = setting(
+        None,
+        help="how much of each style, e.g. 3,7 for two styles (normalised)",
+        name="style_blend_weights",
+        aliases=("--style-weights",),
+        basic=True,
+    )
     optimizer: str = setting("lbfgs", help="lbfgs converges in fewer steps; adam uses less memory", choices=OPTIMIZERS)
     learning_rate: float = setting(0.02, help="adam only")
     init: str = setting("content", help="where the optimisation starts", choices=INITS)
-    seed: int = setting(0, help="same seed, same inputs, same machine: the same image")
+    seed: int = setting(0, help="same seed, same inputs, same machine: the same image", basic=True)
     preserve_colors: str = setting(
-        "none", help="keep the photo's colours: luminance transfer, or the style recoloured first", choices=color.MODES
+        "none",
+        help="keep the photo's colours: luminance transfer, or the style recoloured first",
+        choices=color.MODES,
+        basic=True,
     )
     content_layers: list[str] | None = setting(None, help="e.g. relu4_2")
     style_layers: list[str] | None = setting(None, help="e.g. relu1_1,relu2_1,relu3_1")
@@ -78,7 +102,11 @@ class StyleConfig:
     fine_iterations: int | None = setting(None, help="iterations at each finer scale (default: half of --iterations)")
     #: Tile side in px for scales that do not fit in memory whole: None picks by the free memory,
     #: 0 never tiles. Tiles are exact (the whole image's loss and gradient), so this trades speed for memory.
-    tile: int | None = None
+    tile: int | None = setting(
+        None,
+        help="tile side in px for scales too big for memory: auto (default), off, or a size; exact, no seams",
+        parse=lambda text: parse_tile(text),
+    )
     #: L-BFGS pairs kept (neural-style's -lbfgs_num_correction); fewer are kept if memory is short.
     lbfgs_history: int = setting(LBFGS_HISTORY, help="L-BFGS pairs kept (fewer if short of memory)")
     style_mask_feather: float = setting(0.0, help="blur the --style-mask edges by N px")

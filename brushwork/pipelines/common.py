@@ -1,0 +1,154 @@
+"""What every pipeline takes from the same place: opening inputs, trained style models, the choice of
+protection, and the account of a style picked by words. Pipelines import this, never each other."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from brushwork import backbones
+from brushwork.backbones import BACKBONES
+from brushwork.checkpoints import load_meta
+from brushwork.device import pick_device
+from brushwork.errors import BrushworkError
+from brushwork.media import load_image
+from brushwork.output import Protection
+from brushwork.records import Record, describe_input
+from brushwork.settings import setting
+from brushwork.style import color
+from brushwork.style.style_library import StylePick
+
+ImageSource = str | os.PathLike | Image.Image
+PathLike = str | os.PathLike
+FAST_KIND, ADAIN_KIND = "fast-style", "adain"
+#: ``protection``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).
+DEFAULT_PROTECTION = "default"
+
+
+# The settings several engines share: the same name, help and range on each.
+#: Sides the photos may be resized to before painting (``image_size``).
+MIN_SIZE, MAX_SIZE = 16, 16384
+
+
+def strength_setting(what: str = "the photo"):
+    return setting(1.0, help=f"0 = {what}, 1 = full style", low=0, high=1, basic=True, aliases=("--alpha",))
+
+
+def preserve_colors_setting():
+    return setting("none", help="keep the photo's colours: luminance transfer, or colour statistics matched",
+                   choices=color.MODES, basic=True)  # fmt: skip
+
+
+def style_blend_setting():
+    return setting(None, help="how much of each style, e.g. 3,7 for two styles (normalised)", basic=True,
+                   aliases=("--style-weights",))  # fmt: skip
+
+
+def backbone_setting(what: str):
+    return setting("auto", help=f"the feature network {what} (auto: the model's own)", choices=BACKBONES)
+
+
+def config_of(config_cls, values: dict):
+    """``config_cls(**values)``, an unknown keyword named in one line."""
+    try:
+        return config_cls(**values)
+    except TypeError as exc:
+        raise BrushworkError(f"{config_cls.__name__}: {exc}") from exc
+
+
+def open_image(source: ImageSource, max_pixels: int) -> Image.Image:
+    return source.convert("RGB") if isinstance(source, Image.Image) else load_image(source, max_pixels)
+
+
+def as_list(items) -> list:
+    return [items] if isinstance(items, (str, os.PathLike, Image.Image)) else list(items)
+
+
+def described(sources) -> list[dict]:
+    return [describe_input(s) for s in sources]
+
+
+def protection_of(protection: Protection | str | None) -> Protection | None:
+    """``"default"``: a fresh protection (watermark, provenance, registry); None: none; or the one given."""
+    if isinstance(protection, str):
+        if protection != DEFAULT_PROTECTION:
+            raise BrushworkError(f"protection is {DEFAULT_PROTECTION!r}, None or a brushwork.protect.Protection")
+        from brushwork.protect import Protection as Protect
+
+        return Protect()
+    return protection
+
+
+@dataclass
+class Model:
+    """A trained style model loaded once, for applying it to many images (``load_model``)."""
+
+    kind: str  # "fast-style" or "adain"
+    path: Path
+    net: torch.nn.Module
+    meta: dict
+    device: torch.device
+    described: dict  # name, path and SHA-256 of the file, for records
+    pick: StylePick | None = None  # the ranking by words that chose this model, if one did
+
+    @property
+    def backbone(self) -> str | None:
+        return self.meta.get("backbone")
+
+
+def model_kind(path: PathLike) -> str:
+    """``fast-style`` or ``adain``: which engine a model file belongs to."""
+    kind = load_meta(path).get("kind")
+    if kind not in (FAST_KIND, ADAIN_KIND):
+        raise BrushworkError(f"{path}: not a '{FAST_KIND}' or '{ADAIN_KIND}' model")
+    return kind
+
+
+def picked(choice, kind: str) -> tuple[StylePick | None, object]:
+    """A :class:`StylePick` stands for its best match (a path); anything else for itself."""
+    if not isinstance(choice, StylePick):
+        return None, choice
+    if choice.kind != kind:
+        raise BrushworkError(f"this style library was ranked for {choice.kind!r}; rank it with kind={kind!r}")
+    return choice, choice.best.path
+
+
+def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: PathLike | None = None,
+               weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
+    """A fast or AdaIN model, ready for ``fast_apply``/``adain_apply`` (and for several images); or the
+    best match of a ``rank_styles`` ranking of fast models, remembering the ranking for records."""
+    from brushwork.style import adain, feedforward
+
+    pick, path = picked(path, "fast")
+    dev = pick_device(device)
+    kind = model_kind(path)
+    if kind == FAST_KIND:
+        net, meta = feedforward.load_feedforward(path, dev)
+    else:
+        name = adain.encoder_name(path, backbone, weights)
+        encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
+        net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
+    return Model(kind, Path(path), net, meta, dev, describe_input(path), pick)
+
+
+def model_of(model: Model | PathLike | StylePick, kind: str, **load) -> Model:
+    """``model`` loaded (unless it is), refused unless it is of ``kind``."""
+    loaded = model if isinstance(model, Model) else load_model(model, **load)
+    if loaded.kind != kind:
+        verb = "fast apply" if kind == FAST_KIND else "adain apply"
+        raise BrushworkError(f"{loaded.path}: is a {loaded.kind!r} model; '{verb}' needs a {kind!r} model")
+    return loaded
+
+
+def note_pick(record: Record, pick: StylePick | None) -> Record:
+    """Keep a text-chosen style's account (text, choice, score, runners-up) in the record."""
+    if pick is not None:
+        record.extra["style_pick"] = pick.described()
+        record.models["clip"] = pick.clip
+        if pick.notes:
+            record.extra.setdefault("notes", []).extend(pick.notes)
+    return record
