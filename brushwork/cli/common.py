@@ -95,9 +95,13 @@ def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, sk
             options["default"] = default if keep_defaults else None
             if not keep_defaults and default is not None:
                 options["help"] = f"{c.help} (default: {_shown(default)})"
-            if c.choices or c.name in (choices or {}):
-                options["choices"] = c.choices or choices[c.name]
-        group.add_argument(flag, **options)
+            if c.name in (choices or {}):
+                options["choices"] = choices[c.name]
+            elif c.choices:
+                # Shown as argparse shows choices, refused by the settings' check: the studio's words.
+                options["metavar"] = "{" + ",".join(map(str, c.choices)) + "}"
+        action = group.add_argument(flag, **options)
+        action.allowed = c.choices or options.get("choices")  # what --params-from may set it to
         for alias in c.aliases:
             group.add_argument(alias, dest=c.name, type=options.get("type"), default=argparse.SUPPRESS,
                                help=argparse.SUPPRESS)  # fmt: skip
@@ -327,7 +331,8 @@ def _stored_defaults(replay: Replay, stored: dict) -> dict:
         if isinstance(value, list) and action.nargs is None:
             value = ",".join(map(str, value))  # a list as typed (3,7): argparse reads a text default with its type
         given = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
-        if action.choices is not None and any(v not in action.choices for v in given):
+        allowed = getattr(action, "allowed", None) or action.choices
+        if allowed and any(v not in allowed for v in given):
             continue  # e.g. a backbone recorded as a weights file's own name
         defaults[dest] = value
     return defaults

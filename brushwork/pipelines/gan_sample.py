@@ -90,7 +90,9 @@ def run(inputs: Inputs, settings: Settings, on_progress: Callable[[int, int], No
     return images
 
 
-_sample = run  # the API's keyword ``run`` (the folder) hides the function below
+def _sample(*args, **kwargs) -> list[Image.Image]:
+    """:func:`run`, for the API's function below, whose keyword ``run`` (the folder) hides it."""
+    return run(*args, **kwargs)
 
 
 def grid(inputs: Inputs, settings: Settings, *, device: str = "auto") -> Image.Image:

@@ -217,9 +217,10 @@ def stylize(content: ImageSource, styles: ImageSource | Sequence[ImageSource] = 
     if style_blend_weights is not None:
         options["style_blend"] = list(style_blend_weights)
     loaded = backbone if isinstance(backbone, FeatureExtractor) else None
-    named = {} if loaded is not None else {"backbone": backbone}
+    # A network given loaded is named in the settings by its own name where it is one of the choices.
+    name = backbone if loaded is None else loaded.name if loaded.name in BACKBONES else "auto"
     try:
-        settings = Settings(pooling=pooling, **named, **options)
+        settings = Settings(backbone=name, pooling=pooling, **options)
     except TypeError as exc:  # an unknown keyword: name it in one line
         raise BrushworkError(f"StyleConfig: {exc}") from exc
     inputs = Inputs(
