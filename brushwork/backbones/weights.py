@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,10 +33,18 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "unsupported global" not in str(exc).lower():  # no Python object refused: not weights at all
-            raise BrushworkError(f"{path}: not a readable weights file (UnpicklingError: {exc})") from exc
+            # torch's text is a paragraph about weights_only; the user needs what the file is.
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            why = f" ({detail.group(1).strip()})" if detail else ""
+            raise BrushworkError(
+                f"{path}: not a readable weights file{why}: a raw pickle or another format; brushwork reads "
+                ".safetensors files and state dicts written by torch.save"
+            ) from exc
         # torch explains weights_only in six lines; the user needs one.
         raise BrushworkError(
             f"{path}: holds pickled Python objects besides tensors; brushwork loads only plain weights "
