@@ -288,8 +288,14 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
 
 
 def asgi_app(config: StudioConfig, *, worker: bool = True) -> LimitBody:
-    """The app behind its body-size limit: what uvicorn serves (and what the tests drive)."""
-    return LimitBody(create_app(config, worker=worker), config.limits.upload_bytes)
+    """The app behind its body-size limit: what uvicorn serves (and what the tests drive). With a worker
+    token, the worker API (``remote.py``) is served beside it, under its own token."""
+    app = create_app(config, worker=worker)
+    if config.worker_token:
+        from brushwork.studio.remote import with_worker_api
+
+        app = with_worker_api(app, config.worker_token)
+    return LimitBody(app, config.limits.upload_bytes)
 
 
 def serve_app(config: StudioConfig, host: str, port: int, worker: bool = True) -> None:

@@ -63,11 +63,17 @@ class StudioConfig:
     #: Host header names accepted besides loopback ones (a page on another name reaching this server
     #: through DNS rebinding is refused); "*" accepts any.
     allowed_hosts: tuple[str, ...] = ()
+    #: postgresql://… : the job store for a studio on several hosts (default: SQLite in the data folder).
+    store_url: str | None = None
+    #: The token of workers on other hosts (the worker API at /api/worker/; off without one).
+    worker_token: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.queue_url is not None and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
+        if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
+            raise BrushworkError("--store must be a postgresql:// URL")  # the URL may hold a password: not shown
         if self.lease_seconds <= 0:
             raise BrushworkError("lease must be a positive number of seconds")
         if self.batch_size is not None and not 1 <= self.batch_size <= 256:

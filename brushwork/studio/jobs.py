@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     enqueued REAL                  -- when it was last handed to the distributed queue
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
+-- One row per published job (remote workers): the primary key makes a second publication impossible.
+CREATE TABLE IF NOT EXISTS publications (
+    job_id TEXT PRIMARY KEY,
+    claim TEXT NOT NULL,           -- the attempt that published
+    outputs TEXT NOT NULL,
+    published REAL NOT NULL
+);
 """
 _ADDED_COLUMNS = {"worker": "TEXT"}
 
@@ -318,6 +325,27 @@ class JobStore:
                 f"UPDATE jobs SET {sets} WHERE id = :id AND claim = :token AND status = 'running' RETURNING id",
                 {"id": job_id, "token": token, **fields},
             ).fetchone()
+        return row is not None
+
+    def publication(self, job_id: str) -> dict | None:
+        """The publication row of a job a remote worker published, if any."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM publications WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(zip(row.keys(), row, strict=True)) if row else None
+
+    def publish(self, job_id: str, token: str, outputs: list[str], record: str | None) -> bool:
+        """Mark the job done with ``outputs`` and write its publication row, in one transaction, if
+        ``token`` still holds it; False (nothing written) otherwise."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute(
+                "UPDATE jobs SET status = 'done', finished = ?, lease_until = NULL, progress = 1.0, eta = 0.0, "
+                "outputs = ?, record = ? WHERE id = ? AND claim = ? AND status = 'running' RETURNING id",
+                (now, json.dumps(outputs), record, job_id, token),
+            ).fetchone()
+            if row is not None:  # a second publication fails on the primary key and rolls all back
+                db.execute("INSERT INTO publications (job_id, claim, outputs, published) VALUES (?, ?, ?, ?)",
+                           (job_id, token, json.dumps(outputs), now))  # fmt: skip
         return row is not None
 
 
