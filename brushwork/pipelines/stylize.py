@@ -39,8 +39,9 @@ ENGINE = "gatys"
 class Settings(StyleConfig, Checked):
     """The optimisation's knobs (:class:`StyleConfig`, as recorded) and the backbone it looks through."""
 
-    backbone: str = setting("auto", help="feature network: VGG-19 if its weights are at hand, else the offline "
-                            "Lite0", choices=BACKBONES, basic=True)  # fmt: skip
+    backbone: str = setting("auto", help="feature network: auto/vgg19 = VGG-19, torchvision's weights if cached, else "
+                            "the original ones offline (vgg19-caffe-q8); lite0 = a fast preview", choices=BACKBONES,
+                            basic=True)  # fmt: skip
     pooling: str = setting("max", help="VGG's pooling layers", choices=POOLINGS)
 
     def validate(self, n_styles: int | None = 1) -> None:
@@ -99,7 +100,7 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
     engine = GatysEngine(net, dev)
     result = engine.run(content_img, style_imgs, config, init_img, on_progress, start_step, mask_imgs or None, clip)
     # 5. The record, at the end.
-    parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
+    parameters = {"backbone": net.variant, "weights": weights, "weights_layout": getattr(net, "layout", None),
                   "pooling": settings.pooling, "resumed_from_step": start_step or None, **chosen}  # fmt: skip
     ins = {"content": describe_input(inputs.content), "styles": described(styles)}
     if inputs.init_image is not None:
@@ -108,7 +109,7 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
         ins["style_masks"] = described(masks)
     if inputs.audio is not None:
         ins["audio"] = describe_input(inputs.audio)
-    models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
+    models = {"backbone": describe_input(weights) if weights else {"name": net.variant}}
     if config.style_text:
         parameters["clip_weights"] = clip_weights
         models["clip"] = (
@@ -218,7 +219,7 @@ def stylize(content: ImageSource, styles: ImageSource | Sequence[ImageSource] = 
         options["style_blend"] = list(style_blend_weights)
     loaded = backbone if isinstance(backbone, FeatureExtractor) else None
     # A network given loaded is named in the settings by its own name where it is one of the choices.
-    name = backbone if loaded is None else loaded.name if loaded.name in BACKBONES else "auto"
+    name = backbone if loaded is None else loaded.variant if loaded.variant in BACKBONES else "auto"
     try:
         settings = Settings(backbone=name, pooling=pooling, **options)
     except TypeError as exc:  # an unknown keyword: name it in one line
