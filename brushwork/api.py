@@ -33,7 +33,7 @@ from brushwork.gan.model import GanConfig
 from brushwork.gan.nets import CONDITIONING as GAN_CONDITIONING
 from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.judge.distribution import EXTRACTORS
-from brushwork.media import DEFAULT_MAX_PIXELS, high_precision
+from brushwork.media import DEFAULT_MAX_PIXELS, high_precision, load_image, require_av, video_stream
 from brushwork.output import Protection, save_output
 from brushwork.pipelines import adain as adain_pipeline
 from brushwork.pipelines import fast as fast_pipeline
@@ -61,7 +61,7 @@ from brushwork.pipelines.gan_sample import gan_classes, gan_grid, gan_interpolat
 from brushwork.pipelines.gan_train import GanPlan, gan_evaluate, gan_train
 from brushwork.pipelines.stylize import keep_intermediate, resume_point, step_image, stylize, stylize_record
 from brushwork.pipelines.video import VideoReport, stylize_video
-from brushwork.records import IMAGE_SUFFIXES, Record, describe_input, read_record, record_of
+from brushwork.records import IMAGE_INFO_KEY, IMAGE_SUFFIXES, Record, describe_input, new_record, read_record, record_of
 from brushwork.settings import Control, controls
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
@@ -234,6 +234,7 @@ __all__ = [
     "GanConfig",
     "GanData",
     "GanPlan",
+    "IMAGE_INFO_KEY",
     "IMAGE_SUFFIXES",
     "INITS",
     "LAYOUTS",
@@ -272,7 +273,11 @@ __all__ = [
     "info",
     "keep_intermediate",
     "resume_point",
+    "load_image",
     "load_model",
+    "new_record",
+    "require_av",
+    "video_stream",
     "model_kind",
     "read_record",
     "record_of",

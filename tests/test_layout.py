@@ -1,5 +1,7 @@
-"""Rules that keep the layout as designed: the CLI goes through the API, and no module imports itself
-round a circle (imports inside functions count too: they only hide a cycle until run time)."""
+"""Rules that keep the layout as designed (DESIGN.md: what may import what): the engines know nothing of
+the faces, the judge or protection; the faces go through the API; pipelines never import each other; and
+no module imports itself round a circle (imports inside functions count too: they only hide a cycle
+until run time)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,63 @@ def test_cli_goes_through_the_api():
     for name, path in known.items():
         if name.startswith("brushwork.cli"):
             offenders += [f"{name} imports {m}" for m in imported(path, known) if m.startswith(ENGINE_PACKAGES)]
+    assert not offenders, offenders
+
+
+FACES = ("brushwork.api", "brushwork.cli", "brushwork.studio")
+PIPELINES = "brushwork.pipelines"
+#: (modules, what they must not import, exceptions: (importer, imported) pairs allowed with a reason).
+RULES = [
+    # The engines know nothing of what uses them; the GAN's evaluation takes the judge's distribution
+    # metrics (FID/KID/precision-recall), as metrics packages are used by trainers.
+    (("brushwork.style", "brushwork.gan"),
+     (*FACES, PIPELINES, "brushwork.judge", "brushwork.protect"),
+     {("brushwork.gan.evaluate", "brushwork.judge.distribution")}),
+    # The judge reads through backbones, media and the style losses; never the engines or the faces.
+    (("brushwork.judge",),
+     (*FACES, PIPELINES, "brushwork.gan", "brushwork.protect", "brushwork.style"),
+     {("brushwork.judge.scores", "brushwork.style.losses"), ("brushwork.judge.taste", "brushwork.style.losses")}),
+    # Protection works on files and records.
+    (("brushwork.protect",),
+     (*FACES, PIPELINES, "brushwork.gan", "brushwork.style", "brushwork.judge", "brushwork.backbones"), set()),
+    # Pipelines are the engines' glue: they never import the faces.
+    ((PIPELINES,), FACES, set()),
+]  # fmt: skip
+
+
+def _within(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_each_room_imports_only_what_the_design_allows():
+    known = modules()
+    offenders = []
+    for rooms, forbidden, allowed in RULES:
+        for name, path in known.items():
+            if not _within(name, rooms):
+                continue
+            offenders += [f"{name} imports {m}" for m in imported(path, known)
+                          if _within(m, forbidden) and (name, m) not in allowed]  # fmt: skip
+    assert not offenders, offenders
+
+
+def test_pipelines_never_import_each_other():
+    known = modules()
+    shared = {PIPELINES, f"{PIPELINES}.common"}
+    offenders = [f"{name} imports {m}" for name, path in known.items() if name.startswith(PIPELINES + ".")
+                 for m in imported(path, known)
+                 if m.startswith(PIPELINES) and m not in shared and m != name]  # fmt: skip
+    assert not offenders, offenders
+
+
+def test_faces_reach_the_engines_through_the_api():
+    """The CLI and the studio never import an engine, a pipeline, records or media: what they use of them
+    comes through ``brushwork.api`` (the judge's and protection's public functions are theirs to call)."""
+    known = modules()
+    below = (*ENGINE_PACKAGES, PIPELINES, "brushwork.records", "brushwork.media")
+    offenders = [f"{name} imports {m}" for name, path in known.items()
+                 if _within(name, ("brushwork.cli", "brushwork.studio"))
+                 for m in imported(path, known) if _within(m, below)]  # fmt: skip
     assert not offenders, offenders
 
 

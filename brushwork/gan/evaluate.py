@@ -6,6 +6,7 @@ at different steps compare like with like, and evaluating never changes the trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -61,25 +62,23 @@ def distances(real: torch.Tensor, fake: torch.Tensor, extractor: str) -> dict:
 
 
 def evaluate_run(run_dir: str | Path, data: Dataset, samples: int, device: torch.device,
-                 extractor: str | None = None, weights: str | None = None, classifier: str | Path | None = None,
-                 classifier_range: tuple[float, float] = (0.0, 1.0)) -> dict:  # fmt: skip
+                 extractor: str | None = None, weights: str | None = None,
+                 class_check: Callable[[torch.Tensor, list[int], list[str]], dict] | None = None) -> dict:  # fmt: skip
     """The figures for a finished (or paused) run's EMA generator, on the run's extractor unless one is
-    named; with ``classifier`` (ONNX) also the class consistency of a conditional run. A ``protocol``
-    card says what the figures were measured on, so two reports can be compared (or not)."""
+    named; with ``class_check`` (images, labels, class names -> figures: a classifier the caller trusts)
+    also the class consistency of a conditional run. A ``protocol`` card says what the figures were
+    measured on, so two reports can be compared (or not)."""
     g, cfg, classes = load_run(run_dir)
-    if classifier is not None and not cfg.classes:
+    if class_check is not None and not cfg.classes:
         raise BrushworkError("class consistency needs a conditional run (this one has no classes)")
     if extractor is None:
         extractor, weights = cfg.eval_extractor, weights or cfg.eval_extractor_weights
     embedder = load_extractor(extractor, device, weights)
     real = real_features(data, min(samples, len(data.images)), embedder, cfg.seed)
     figures = distances(real, generated_features(g.to(device), cfg, samples, embedder, device), embedder.name)
-    if classifier is not None:
-        from brushwork.judge.classes import class_consistency
-
+    if class_check is not None:
         images, labels = zip(*generated_images(g, cfg, samples, device), strict=True)
-        figures.update(class_consistency(classifier, torch.cat(images), torch.cat(labels).tolist(), classes,
-                                         classifier_range))  # fmt: skip
+        figures.update(class_check(torch.cat(images), torch.cat(labels).tolist(), classes))
     figures["protocol"] = {
         "extractor": embedder.name, "extractor_weights": Path(weights).name if weights else "default",
         "generated": figures["generated"], "real": figures["real"], "latent_seed": cfg.seed + 778,

@@ -182,8 +182,7 @@ def _is_video(path: str | os.PathLike) -> bool:
 
 def _score_videos(outputs: list[Path], source: Path, style: Image.Image, network, size: int, lpips) -> list[StyleScore]:
     from brushwork.judge.temporal import measure_flicker, measure_temporal_error
-    from brushwork.media import require_av
-    from brushwork.style.video import read_frames
+    from brushwork.media import read_frames, require_av
 
     av = require_av()  # a clear error when the video extra is not installed
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 
-from brushwork.media import image_to_tensor
-from brushwork.style.video import MOTION_SCALE, FlickerMeter, flow_estimator, read_frames, warp_back
+from brushwork.media import MOTION_SCALE, FlickerMeter, flow_estimator, image_to_tensor, read_frames, warp_back
 
 
 def measure_flicker(source: str | os.PathLike, stylised: str | os.PathLike) -> float:

@@ -126,7 +126,7 @@ def interpolate(inputs: Inputs, settings: Settings, output: PathLike, *, frames:
 
     def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> Path:
         if path.suffix.lower() == ".mp4":
-            from brushwork.style.video import write_frames
+            from brushwork.media import write_frames
 
             write_frames(images, path, fps=25, comment=comment, mark_frame=mark)
             return path

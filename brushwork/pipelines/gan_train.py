@@ -109,8 +109,14 @@ def evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = None
     source = str(data) if data is not None else recorded["source"]
     dataset = load_dataset(source, cfg.classes > 0, cfg.resolution, cfg.channels)
     weights = str(extractor_weights) if extractor_weights is not None else None
-    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights, classifier,
-                        classifier_range)  # fmt: skip
+    check = None
+    if classifier is not None:  # a metric of the judge's, handed to the GAN's evaluation (which never imports it)
+        from brushwork.judge.classes import class_consistency
+
+        def check(images, labels, names) -> dict:
+            return class_consistency(classifier, images, labels, names, classifier_range)
+
+    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights, check)
 
 
 # ---------------------------------------------------------------------------------------------

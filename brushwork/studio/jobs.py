@@ -420,8 +420,7 @@ class _Attempt:
             raise JobStopped(self.stopped)
 
     def _write_preview(self, image: Image.Image) -> dict:
-        from brushwork.api import save
-        from brushwork.records import new_record
+        from brushwork.api import new_record, save
 
         self.preview_step += 1
         name = f"{self.job.id}-{self.token[:8]}-{self.preview_step:05d}.jpg"
@@ -440,8 +439,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
             attempt: _Attempt | None = None) -> str:  # fmt: skip
     """Run a claimed job through the API and publish its outputs; return its final status. From
     :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
-    from brushwork.api import save
-    from brushwork.records import record_of
+    from brushwork.api import record_of, save
     from brushwork.studio.engines import RunContext, Written, get_engine
     from brushwork.studio.library import resolve_inputs
 

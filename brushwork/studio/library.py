@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from brushwork.api import load_image, require_av, video_stream
 from brushwork.errors import BrushworkError
-from brushwork.media import load_image, require_av, video_stream
 from brushwork.studio.config import Limits, StudioConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -3,30 +3,16 @@
 They go into the judge's store (``brushwork.judge.ratings``: ``DATA/ratings.db``), so
 ``brushwork judge rank --db DATA/ratings.db`` and the taste model (``judge taste``) use the studio's
 ratings as they are. The studio sees them through :class:`RatingsStore` (three methods), keyed by its
-own image ids (``<job id>:<output index>``); :class:`StudioRatings` is a plain table in the job
-database, for a studio without the judge.
+own image ids (``<job id>:<output index>``).
 """
 
 from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
-
-from brushwork.errors import BrushworkError
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ratings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    winner TEXT NOT NULL,          -- image id: <job id>:<output index>
-    loser TEXT NOT NULL,
-    rater TEXT NOT NULL,
-    created REAL NOT NULL
-);
-"""
 
 
 class RatingsStore(Protocol):
@@ -37,32 +23,6 @@ class RatingsStore(Protocol):
 
     def pair_counts(self) -> dict[frozenset, int]:
         """{frozenset({a, b}): times this pair was rated}"""
-
-
-class StudioRatings:
-    """Ratings in the studio's own database (table ``ratings``)."""
-
-    def __init__(self, transaction, connect):
-        self._transaction, self._connect = transaction, connect
-        with self._transaction() as db:
-            db.execute(_SCHEMA)
-
-    def add(self, winner: str, loser: str, rater: str) -> None:
-        if winner == loser:
-            raise BrushworkError("an image cannot be rated against itself")
-        with self._transaction() as db:
-            db.execute("INSERT INTO ratings (winner, loser, rater, created) VALUES (?, ?, ?, ?)",
-                       (winner, loser, rater, time.time()))  # fmt: skip
-
-    def _rows(self) -> list[tuple[str, str]]:
-        with self._connect() as db:
-            return [(w, lo) for w, lo in db.execute("SELECT winner, loser FROM ratings").fetchall()]
-
-    def tallies(self) -> dict[str, tuple[int, int]]:
-        return _tallies(self._rows())
-
-    def pair_counts(self) -> dict[frozenset, int]:
-        return _pair_counts(self._rows())
 
 
 #: An output file's name (jobs.run_job): <job id>-<claim token>-<index>.png

@@ -200,7 +200,7 @@ def create_worker_app(studio, token: str):
 
 def _load_upload(data: bytes, config: StudioConfig):
     """An image a worker sent, within the same bounds as a user's upload."""
-    from brushwork.media import load_image
+    from brushwork.api import load_image
 
     if len(data) > config.limits.upload_bytes:
         raise BrushworkError("image larger than the upload limit")
@@ -229,8 +229,7 @@ def _atomic_write(path: Path, write) -> None:
 def _publish(studio, job, claim: str, records_json: str, files) -> list[str]:
     """Check, protect and save an attempt's images, then mark the job done in one transaction with its
     publication row; on any failure nothing stays behind."""
-    from brushwork.api import save
-    from brushwork.records import IMAGE_INFO_KEY, Record
+    from brushwork.api import IMAGE_INFO_KEY, Record, save
 
     config: StudioConfig = studio.config
     if not 1 <= len(files) <= config.limits.files_per_job:
@@ -479,7 +478,7 @@ class RemoteWorker:
         )
 
     def _publish(self, job: dict, claim: str, results: list) -> str:
-        from brushwork.records import record_of
+        from brushwork.api import record_of
 
         files, records = [], []
         for image in results:

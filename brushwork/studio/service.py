@@ -17,7 +17,7 @@ from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
 from brushwork.studio.jobs import Worker, public_record
 from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
-from brushwork.studio.ratings import JudgeRatings, RatingsStore, StudioRatings, next_pair, score
+from brushwork.studio.ratings import JudgeRatings, RatingsStore, next_pair, score
 from brushwork.studio.store_postgres import open_store
 
 log = logging.getLogger("brushwork.studio")
@@ -45,11 +45,7 @@ class Studio:
         self._stop = threading.Event()
 
     def _ratings(self) -> RatingsStore:
-        """The judge's store (DATA/ratings.db) when the judge is installed, else a table of our own."""
-        try:
-            import brushwork.judge.ratings  # noqa: F401
-        except ImportError:
-            return StudioRatings(self.store.transaction, self.store._connect)
+        """The judge's store (DATA/ratings.db), keyed by the studio's image ids."""
         return JudgeRatings(self.config.data_dir / "ratings.db", self.image_file)
 
     def image_file(self, image_id: str) -> Path:
