@@ -62,7 +62,7 @@ from brushwork.pipelines.gan_train import GanPlan, gan_evaluate, gan_train
 from brushwork.pipelines.stylize import keep_intermediate, resume_point, step_image, stylize, stylize_record
 from brushwork.pipelines.video import VideoReport, stylize_video
 from brushwork.records import IMAGE_INFO_KEY, IMAGE_SUFFIXES, Record, describe_input, new_record, read_record, record_of
-from brushwork.settings import Control, controls
+from brushwork.settings import Control, controls, json_schema
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
 from brushwork.style.clip_guidance import DEFAULT_MODEL as DEFAULT_CLIP_MODEL
@@ -271,6 +271,7 @@ __all__ = [
     "high_precision",
     "image_files",
     "info",
+    "json_schema",
     "keep_intermediate",
     "resume_point",
     "load_image",

@@ -13,6 +13,7 @@ out-of-range value is refused with the same words on the command line, in the st
 
 from __future__ import annotations
 
+import copy
 import math
 import types
 import typing
@@ -217,6 +218,32 @@ def _check_item(c: Control, value: Any) -> None:
         else:
             bounds = f"below {top:g}" if c.below is not None else f"at most {top:g}"
         raise BrushworkError(f"{_label(c)} must be {bounds}, not {value}")
+
+
+_JSON_TYPES = {"int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},
+               "bool": {"type": "boolean"}, "ints": {"type": "array", "items": {"type": "integer"}},
+               "floats": {"type": "array", "items": {"type": "number"}},
+               "names": {"type": "array", "items": {"type": "string"}}}  # fmt: skip
+
+
+def json_schema(settings_cls: type) -> dict:
+    """The settings as a JSON Schema object (the studio's OpenAPI document shows one per engine)."""
+    properties = {}
+    for c in controls(settings_cls):
+        prop = {**copy.deepcopy(_JSON_TYPES[c.kind]), "description": c.help, "default": c.default}
+        target = prop["items"] if c.kind in ("ints", "floats", "names") else prop
+        if c.choices:
+            target["enum"] = list(c.choices)
+        if c.low is not None:
+            target["minimum"] = c.low
+        if c.high is not None:
+            target["maximum"] = c.high
+        if c.below is not None:
+            target["exclusiveMaximum"] = c.below
+        properties[c.name] = {"anyOf": [prop, {"type": "null"}]} if c.optional and not c.required else prop
+    required = [c.name for c in controls(settings_cls) if c.required]
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            **({"required": required} if required else {})}  # fmt: skip
 
 
 class Checked:

@@ -190,3 +190,25 @@ def test_gan_train_with_resolution_runs(tmp_path):
     assert main(argv) == 0
     options = json.loads((tmp_path / "run" / "options.json").read_text())
     assert options["config"]["resolution"] == 32 and (tmp_path / "run" / "checkpoint.safetensors").is_file()
+
+
+def test_the_openapi_document_carries_each_engines_settings(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from brushwork.studio.app import asgi_app
+    from brushwork.studio.config import StudioConfig
+
+    with TestClient(asgi_app(StudioConfig(data_dir=tmp_path), worker=False), base_url="http://127.0.0.1") as client:
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for engine in FACES:
+        schema = schemas[ENGINES[engine].schema_name]
+        controls = api.controls(api.SETTINGS[engine])
+        assert list(schema["properties"]) == [c.name for c in controls]
+        for c in controls:
+            shown = schema["properties"][c.name]
+            shown = next(s for s in shown.get("anyOf", [shown]) if s["type"] != "null")
+            shown = shown.get("items", shown) if shown["type"] == "array" else shown
+            bounds = (shown.get("minimum"), shown.get("maximum"), shown.get("exclusiveMaximum"))
+            assert bounds == (c.low, c.high, c.below)
+            assert shown.get("enum", []) == list(c.choices)
+    assert schemas["GanSampleSettings"]["required"] == ["seeds"]

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
+from brushwork import api
 from brushwork.errors import BrushworkError
 from brushwork.studio import guard
 from brushwork.studio.config import StudioConfig
@@ -82,6 +83,9 @@ class RatingIn(BaseModel):
     rater: str = Field("studio", max_length=64)
 
 
+PARAMS_HELP = 'JSON of the engine\'s settings (schema: <Engine>Settings), e.g. {"image_size": 512}'
+
+
 def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     """The app. ``worker`` runs jobs in a thread of the server itself (no separate ``brushwork worker``)."""
     studio = Studio(config)
@@ -95,6 +99,20 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     app = FastAPI(title="brushwork studio", version="1", lifespan=lifespan,
                   description="Queue style-transfer jobs, follow them live, browse and rate the results.")  # fmt: skip
     app.state.studio = studio
+
+    def openapi() -> dict:
+        """FastAPI's document, with each engine's settings (the ``params`` of POST /api/jobs) as a schema."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            document = get_openapi(title=app.title, version=app.version, description=app.description,
+                                   routes=app.routes)  # fmt: skip
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update({e.schema_name: api.json_schema(e.settings) for e in available_engines()})
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -143,7 +161,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     @app.post("/api/jobs", status_code=202, summary="Queue a job")
     def submit(
         engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample, video (see GET /api/engines)")],
-        params: Annotated[str, Form(description='JSON of the Python API\'s keywords, e.g. {"image_size": 512}')] = "{}",
+        params: Annotated[str, Form(description=PARAMS_HELP)] = "{}",
         content: Annotated[UploadFile | None, File(description="the content image (video: the clip)")] = None,
         style: Annotated[list[UploadFile] | None, File(description="style images (repeat the field)")] = None,
         content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,

@@ -90,6 +90,10 @@ class Engine:
                 "model_engines": list(self.model_engines or (self.name,)),
                 "controls": [c.to_dict() for c in self.controls()]}  # fmt: skip
 
+    @property
+    def schema_name(self) -> str:
+        return self.name.title().replace("-", "") + "Settings"
+
     def check(self, params: Any, n_styles: int, has_content: bool, has_model: bool, limits: Limits) -> dict:
         """Params as the API takes them, after the API's own validation; BrushworkError if not."""
         if not isinstance(params, dict):
