@@ -122,7 +122,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         return _run_remote_worker(args)
     store = JobStore(_config(args).prepare())
     if args.queue:
-        from brushwork.studio.distributed import work
+        from brushwork.studio.redis_queue import work
 
         work(args.queue, store, device=args.device, burst=args.burst)
         return 0
@@ -149,7 +149,7 @@ def _run_remote_worker(args: argparse.Namespace) -> int:
     worker = RemoteWorker(args.server, token, device=args.device, lease=args.lease, name=args.name)
     try:
         if args.queue:
-            from brushwork.studio.distributed import work
+            from brushwork.studio.redis_queue import work
 
             work(args.queue, None, device=args.device, burst=args.burst, remote=worker)
         elif args.burst:

@@ -17,7 +17,7 @@ from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
 from brushwork.studio.jobs import Worker, public_record
 from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
-from brushwork.studio.ratings import JudgeRatings, RatingsStore, next_pair, score
+from brushwork.studio.pairs import JudgeRatings, RatingsStore, next_pair, score
 from brushwork.studio.store_postgres import open_store
 
 log = logging.getLogger("brushwork.studio")
@@ -37,7 +37,7 @@ class Studio:
         self.ratings = self._ratings()
         self.queue = None
         if config.queue_url:
-            from brushwork.studio.distributed import RedisQueue
+            from brushwork.studio.redis_queue import RedisQueue
 
             self.queue = RedisQueue(config.queue_url)
         self._threads: list[threading.Thread] = []
