@@ -241,31 +241,39 @@ def test_sixteen_bit_tiff_from_the_command_line(photos, tmp_path):
 
 
 def test_config_dataclass_to_flags():
-    """Types, help and choices from the dataclass's field metadata; unset flags stay out of the config."""
+    """Types, help and choices from the dataclass's field metadata; unset flags stay out of the config; a value
+    off its choices or range is refused by the settings' own check (the studio's words), not by argparse."""
     from dataclasses import dataclass
 
-    from brushwork.cli.common import add_config_options, config_values
-    from brushwork.settings import setting
+    from brushwork.cli.common import add_settings, settings_values
+    from brushwork.errors import BrushworkError
+    from brushwork.settings import check, setting
 
     @dataclass
     class Config:
-        size: int = setting(8, help="how big")
+        size: int = setting(8, help="how big", low=1, high=64)
         rate: float = setting(0.5, help="how fast")
         mode: str = setting("a", help="which", choices=("a", "b"))
-        layers: list[str] | None = None
-        scales: list[int] | None = None
-        fancy: bool = False
+        layers: list[str] | None = setting(None, help="which layers")
+        scales: list[int] | None = setting(None, help="which scales")
+        fancy: bool = setting(False, help="fancier")
+        derived: int = 0  # no help: not an option
 
     parser = argparse.ArgumentParser()
-    add_config_options(parser, Config)
+    add_settings(parser, Config, keep_defaults=False)
     args = parser.parse_args(["--size", "3", "--mode", "b", "--layers", "x,y", "--scales", "1,2", "--fancy"])
-    assert config_values(Config, args) == {"size": 3, "mode": "b", "layers": ["x", "y"], "scales": [1, 2],
-                                           "fancy": True}  # fmt: skip
-    assert config_values(Config, parser.parse_args([])) == {}
+    assert settings_values(Config, args, given_only=True) == {"size": 3, "mode": "b", "layers": ["x", "y"],
+                                                              "scales": [1, 2], "fancy": True}  # fmt: skip
+    assert settings_values(Config, parser.parse_args([]), given_only=True) == {}
     text = parser.format_help()
-    assert "how big (default: 8)" in text and "how fast (default: 0.5)" in text
+    assert "how big (default: 8)" in text and "how fast (default: 0.5)" in text and "--derived" not in text
+    assert "{a,b}" in text
     with pytest.raises(SystemExit):
-        parser.parse_args(["--mode", "c"])
+        parser.parse_args(["--size", "many"])
+    for bad, words in ((["--mode", "c"], "mode: must be one of a, b, not 'c'"),
+                       (["--size", "65"], "size must be between 1 and 64, not 65")):  # fmt: skip
+        with pytest.raises(BrushworkError, match=words):
+            check(Config(**settings_values(Config, parser.parse_args(bad), given_only=True)))
 
 
 def test_every_engine_setting_has_its_help_and_choices_on_the_field():
