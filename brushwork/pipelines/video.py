@@ -17,7 +17,7 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import check_output_path
-from brushwork.media import DEFAULT_MAX_PIXELS
+from brushwork.media import CRF_RANGE, DEFAULT_MAX_PIXELS
 from brushwork.output import Protection, save_clip
 from brushwork.pipelines.common import (
     ADAIN_KIND,
@@ -46,7 +46,6 @@ from brushwork.style.feedforward import apply_feedforward
 ENGINE = "video"
 #: A frame shrunk for bigger strokes (audio-reactive scale) keeps at least this side, as the engines need.
 MIN_FRAME_SIDE = 64
-CRF_RANGE = (0, 51)
 
 
 @dataclass
