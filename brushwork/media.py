@@ -256,6 +256,7 @@ def warp_back(flow, source: torch.Tensor, *previous: torch.Tensor) -> list[torch
     """Warp (1, 3, H, W) frames of the previous time step onto the current one along the source's flow."""
     import cv2
     import numpy as np
+    import torch
 
     if min(source.shape[-2:]) < 16:  # too small for DIS flow; nothing to warp there anyway
         return list(previous)
