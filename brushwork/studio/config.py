@@ -57,6 +57,9 @@ class StudioConfig:
     token: str | None = None
     #: postgresql://… : the job store for a studio on several hosts (default: SQLite in the data folder).
     store_url: str | None = None
+    #: Mark the pixels of outputs with the invisible watermark (off: signed and registered only, as the
+    #: CLI's ``--no-watermark``; the record says so).
+    watermark: bool = True
     #: The token of workers on other hosts (the worker API at /api/worker/; off without one).
     worker_token: str | None = None
 
@@ -72,6 +75,14 @@ class StudioConfig:
             raise BrushworkError(f"batch size must be 1..256, not {self.batch_size}")
         if not self.intermediate_seconds >= 0:
             raise BrushworkError("intermediate seconds must be 0 (none) or more")
+
+    def protection(self):
+        """What ``brushwork.api.save`` protects the studio's outputs with."""
+        if self.watermark:
+            return "default"
+        from brushwork.protect import Protection
+
+        return Protection(watermark=False)
 
     def batch_for(self, device: str) -> int:
         """The batch a worker on ``device`` takes: ``batch_size`` if set, else 8 on a GPU and 1 on the CPU,
