@@ -167,3 +167,14 @@ def config_db(config):
     from brushwork.studio.jobs import JobStore
 
     return JobStore(config).transaction()
+
+
+def test_urls_in_messages_and_logs_lose_their_passwords():
+    from brushwork.studio.config import redact
+
+    assert redact("redis://:s3cret@10.0.0.1:6379/0") == "redis://:***@10.0.0.1:6379/0"
+    assert redact("postgresql://brushwork:s3cret@db/studio") == "postgresql://brushwork:***@db/studio"
+    assert redact("redis://10.0.0.1:6379/0") == "redis://10.0.0.1:6379/0"
+    with pytest.raises(Exception) as refused:
+        StudioConfig(queue_url="http://user:s3cret@host/")
+    assert "s3cret" not in str(refused.value)

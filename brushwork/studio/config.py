@@ -66,7 +66,7 @@ class StudioConfig:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.queue_url is not None and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
-            raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
+            raise BrushworkError(f"--queue must be a redis:// URL, not {redact(self.queue_url)!r}")
         if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
             raise BrushworkError("--store must be a postgresql:// URL")  # the URL may hold a password: not shown
         if self.lease_seconds <= 0:
@@ -123,6 +123,22 @@ class StudioConfig:
     def job_dir(self, job_id: str) -> Path:
         """A job's working folder (its intermediates), removed when the job ends."""
         return self.data_dir / "jobs" / job_id
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = f"{parts.username}:***" if parts.username else ":***"
+        return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}"))
+    except ValueError:
+        return "(a URL that could not be read)"
 
 
 def env_token() -> str | None:
