@@ -38,6 +38,9 @@ def register(sub) -> dict:
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; any other address needs a token")
     p.add_argument("--port", type=int, default=8765, help="default 8765 (ComfyUI has 8188, A1111 7860)")
     p.add_argument("--open", action="store_true", help="open the studio in the web browser")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name the studio answers besides localhost, 127.0.0.1 and --host (repeatable; "
+                        "others are refused, against DNS rebinding)")  # fmt: skip
     p.add_argument("--no-worker", action="store_true", help="run no jobs in the server (use 'brushwork worker')")
     p.add_argument(
         "--no-watermark",
@@ -62,13 +65,14 @@ def register(sub) -> dict:
     return {"serve": _run_serve, "worker": _run_worker}
 
 
-def _config(args: argparse.Namespace, token: str | None = None, worker_token: str | None = None):
+def _config(args: argparse.Namespace, token: str | None = None, worker_token: str | None = None, **access):
     from brushwork.studio.config import StudioConfig, default_data_dir
 
     return StudioConfig(data_dir=args.data or default_data_dir(), device=args.device, queue_url=args.queue,
                         lease_seconds=args.lease, token=token, store_url=args.store,
                         worker_token=worker_token,
-                        intermediate_seconds=args.intermediate_seconds, batch_size=args.batch_size)  # fmt: skip
+                        intermediate_seconds=args.intermediate_seconds, batch_size=args.batch_size,
+                        **access)  # fmt: skip
 
 
 def _is_loopback(host: str) -> bool:
@@ -95,12 +99,18 @@ def _run_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     from brushwork.studio.remote import env_worker_token
 
+    # On loopback a fresh token per run: any web page can reach 127.0.0.1, so what changes state needs
+    # this token or to come from the studio's own page.
+    session = token or secrets.token_urlsafe(24)
+    allowed = [*args.allow_host, args.host]
+    if args.host in ("0.0.0.0", "::"):  # every name this machine has; every request needs the token here
+        allowed.append("*")
     # Workers on other hosts authenticate with their own token, from the environment only (never argv).
-    config = _config(args, token, env_worker_token())
+    config = _config(args, token, env_worker_token(), session_token=session, allowed_hosts=tuple(allowed))
     config.watermark = not args.no_watermark
     config.prepare()
-    shown = "localhost" if _is_loopback(args.host) else args.host
-    url = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+    shown = "localhost" if _is_loopback(args.host) else f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/?token={session}"
     print(f"brushwork studio: {url}  (data in {config.data_dir})", file=sys.stderr)
     if args.open:
         import threading

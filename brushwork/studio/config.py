@@ -54,7 +54,15 @@ class StudioConfig:
     #: runs as one batch (1: one job at a time); None: see :meth:`batch_for`.
     batch_size: int | None = None
     queue_url: str | None = None  # redis://… : jobs go through RQ on Redis as well as SQLite
+    #: When set, every request needs it (``serve`` beyond loopback, or ``BRUSHWORK_TOKEN``).
     token: str | None = None
+    #: ``serve``'s per-run token (in the URL it prints): a state-changing request (POST, PUT, PATCH,
+    #: DELETE) needs it or proof that it comes from the studio's own page (Origin, Referer or
+    #: Sec-Fetch-Site). None: only requests that show a foreign origin are refused.
+    session_token: str | None = None
+    #: Host header names accepted besides loopback ones (a page on another name reaching this server
+    #: through DNS rebinding is refused); "*" accepts any.
+    allowed_hosts: tuple[str, ...] = ()
     #: postgresql://… : the job store for a studio on several hosts (default: SQLite in the data folder).
     store_url: str | None = None
     #: Mark the pixels of outputs with the invisible watermark (off: signed and registered only, as the
@@ -75,6 +83,7 @@ class StudioConfig:
             raise BrushworkError(f"batch size must be 1..256, not {self.batch_size}")
         if not self.intermediate_seconds >= 0:
             raise BrushworkError("intermediate seconds must be 0 (none) or more")
+        self.allowed_hosts = tuple(h.lower().rstrip(".").strip("[]") for h in self.allowed_hosts)
 
     def protection(self):
         """What ``brushwork.api.save`` protects the studio's outputs with."""

@@ -29,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from brushwork.database import immediate_transaction
+from brushwork.database import check_database, damaged, immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.files import remove_stale_temps
 from brushwork.studio.config import StudioConfig
@@ -150,6 +150,7 @@ class JobStore:
     def __init__(self, config: StudioConfig):
         self.config = config.prepare()
         with self._connect() as db:
+            check_database(db, config.db_path, "studio job database", {"jobs"})
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
             # Columns added after the first release of the table, for databases made before them.
@@ -162,10 +163,14 @@ class JobStore:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.config.db_path, timeout=60, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=60000")
         try:
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=60000")
             yield db
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # not busy, not a constraint: damaged, now or since opened
+                raise damaged(self.config.db_path, "studio job database", exc) from None
+            raise
         finally:
             db.close()
 
