@@ -134,6 +134,11 @@ def main() -> None:
                               "gram_distance": round(score.gram_distance, 4),
                               "colour_distance": round(score.colour_distance, 4)}), flush=True)  # fmt: skip
         rows.append([content, style] + [image for _, image, _ in images])
+        write_sheet(rows, weights, args.out)  # after every pair: a slow machine still leaves a sheet
+    print(args.out)
+
+
+def write_sheet(rows: list[list[Image.Image]], weights: list[float], out: str) -> None:
     tile, top = 192, 18
     labels = ["photo", "painting", "seed loop (neural-style)"] + [f"brushwork, style weight {w:g}" for w in weights]
     sheet = Image.new("RGB", (tile * len(labels), top + tile * len(rows)), "white")
@@ -143,8 +148,7 @@ def main() -> None:
     for i, row in enumerate(rows):
         for j, image in enumerate(row):
             sheet.paste(ImageOps.pad(image.convert("RGB"), (tile, tile), color="white"), (tile * j, top + tile * i))
-    sheet.save(args.out, quality=90)
-    print(args.out)
+    sheet.save(out, quality=90)
 
 
 if __name__ == "__main__":

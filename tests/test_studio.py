@@ -386,7 +386,7 @@ def test_listings_and_page(client):
     assert client.get("/api/images/example:tubingen.jpg").status_code == 200
     assert client.get("/api/images/example:..%2F..%2Fapi.py").status_code == 404
     models = {m["name"]: m["engine"] for m in client.get("/api/models").json()}
-    assert models == {"adain-lite0": "adain", "starry_night-fast": "fast"}
+    assert models == {"magenta": "adain", "adain-lite0": "adain", "starry_night-fast": "fast"}
     assert "brushwork studio" in client.get("/").text
     assert client.get("/docs").status_code == 200
     assert "/api/jobs/{job_id}/events" in client.get("/openapi.json").json()["paths"]
@@ -407,12 +407,15 @@ def test_model_engines_run_the_bundled_models(client, config):
     fast = submit(client, {"strength": 0.5, "image_size": 48}, styles=(), engine="fast", model="starry_night-fast")
     adain = submit(client, {"strength": 0.8, "image_size": 48}, styles=("example:shipwreck.jpg",), engine="adain",
                    model="adain-lite0")  # fmt: skip
+    magenta = submit(client, {"strength": 0.8, "image_size": 64}, styles=("example:shipwreck.jpg",), engine="adain",
+                     model="magenta")  # fmt: skip
     worker = Worker(JobStore(config))
-    assert [worker.run_once(), worker.run_once()] == ["done", "done"]
-    for response, engine in ((fast, "fast"), (adain, "adain")):
+    assert [worker.run_once(), worker.run_once(), worker.run_once()] == ["done", "done", "done"]
+    for response, engine in ((fast, "fast"), (adain, "adain"), (magenta, "adain")):
         job = client.get(f"/api/jobs/{response.json()['id']}").json()
         assert job["record"]["engine"] == engine and job["record"]["parameters"]["strength"] in (0.5, 0.8)
         assert client.get(job["images"][0]).headers["content-type"] == "image/png"
+    assert job["record"]["models"]["model"]["name"] == "magenta-arbitrary"
 
 
 def test_serve_needs_a_token_beyond_loopback():

@@ -138,12 +138,12 @@ def test_the_studio_on_postgres_with_a_remote_worker(store, postgres_url, tmp_pa
     from brushwork.studio.remote import RemoteWorker
 
     config = StudioConfig(data_dir=tmp_path / "server", store_url=postgres_url, worker_token="w" * 24)
-    with TestClient(asgi_app(config, worker=False)) as client:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as client:
         form = {"engine": "fast", "model": "starry_night-fast", "content_ref": "example:tubingen.jpg",
                 "params": json.dumps({"image_size": 32})}  # fmt: skip
         job_id = client.post("/api/jobs", data=form).json()["id"]
-        worker = RemoteWorker("http://testserver", "w" * 24, device="cpu", name="elsewhere", patience=2)
-        worker.client.http = TestClient(client.app, base_url="http://testserver/api/worker",
+        worker = RemoteWorker("http://127.0.0.1", "w" * 24, device="cpu", name="elsewhere", patience=2)
+        worker.client.http = TestClient(client.app, base_url="http://127.0.0.1/api/worker",
                                         headers={"Authorization": "Bearer " + "w" * 24})  # fmt: skip
         status = worker.run_once()
         job = client.get(f"/api/jobs/{job_id}").json()

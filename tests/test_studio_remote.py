@@ -40,18 +40,19 @@ def config(tmp_path) -> StudioConfig:
 
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False), headers={"Authorization": f"Bearer {BROWSER_TOKEN}"}) as c:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1",
+                    headers={"Authorization": f"Bearer {BROWSER_TOKEN}"}) as c:  # fmt: skip
         yield c
 
 
 def worker_api(client, token=WORKER_TOKEN) -> TestClient:
     """An HTTP client of the worker API on the same in-process server."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return TestClient(client.app, base_url="http://testserver/api/worker", headers=headers)
+    return TestClient(client.app, base_url="http://127.0.0.1/api/worker", headers=headers)
 
 
 def remote_worker(client, name: str) -> RemoteWorker:
-    worker = RemoteWorker("http://testserver", WORKER_TOKEN, device="cpu", lease=5, name=name, patience=2)
+    worker = RemoteWorker("http://127.0.0.1", WORKER_TOKEN, device="cpu", lease=5, name=name, patience=2)
     worker.client.http = worker_api(client)
     return worker
 
@@ -91,13 +92,13 @@ def test_the_worker_api_has_its_own_token(client):
         assert worker_api(client, token).post("/claim", json={"worker": "w"}).status_code == 401
     assert worker_api(client).post("/claim", json={"worker": "w"}).json() == {"job": None}
     # ... and the worker's token does not open the browser's API.
-    browser = TestClient(client.app, headers={"Authorization": f"Bearer {WORKER_TOKEN}"})
+    browser = TestClient(client.app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {WORKER_TOKEN}"})
     assert browser.get("/api/jobs").status_code == 401
 
 
 def test_no_worker_api_without_a_worker_token(tmp_path):
     config = StudioConfig(data_dir=tmp_path / "server")
-    with TestClient(asgi_app(config, worker=False)) as plain:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as plain:
         assert plain.post("/api/worker/claim", json={"worker": "w"}).status_code == 404
 
 
@@ -167,3 +168,14 @@ def config_db(config):
     from brushwork.studio.jobs import JobStore
 
     return JobStore(config).transaction()
+
+
+def test_urls_in_messages_and_logs_lose_their_passwords():
+    from brushwork.studio.config import redact
+
+    assert redact("redis://:s3cret@10.0.0.1:6379/0") == "redis://:***@10.0.0.1:6379/0"
+    assert redact("postgresql://brushwork:s3cret@db/studio") == "postgresql://brushwork:***@db/studio"
+    assert redact("redis://10.0.0.1:6379/0") == "redis://10.0.0.1:6379/0"
+    with pytest.raises(Exception) as refused:
+        StudioConfig(queue_url="http://user:s3cret@host/")
+    assert "s3cret" not in str(refused.value)

@@ -45,7 +45,8 @@ def register(sub) -> dict:
     add_training_options(p, api.AdainConfig)
 
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
-    p.add_argument("model", help="MODEL.safetensors from 'brushwork adain train'")
+    p.add_argument("model", help="'magenta' (Magenta's arbitrary network, bundled; the best for any style) or a "
+                   "MODEL.safetensors from 'brushwork adain train'")  # fmt: skip
     p.add_argument("content", nargs="+", help="photos, or folders of them")
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     add_output_options(p, "output image, .png, .jpg, .webp or .tif (one photo only)", "PHOTO-STYLE.png here")

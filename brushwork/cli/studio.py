@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import secrets
 import sys
 
@@ -12,12 +13,13 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder: the job database, uploads and images (default: your user data folder)")
-    p.add_argument("--queue", help="redis://HOST:PORT/DB: hand jobs to workers on other machines through RQ")
-    p.add_argument(
-        "--store",
-        help="postgresql://USER@HOST/DB: the job store when the studio runs on several hosts "
-        "(default: SQLite in the data folder)",
-    )
+    # URLs may carry passwords: they can come from the environment, where ps does not show them.
+    p.add_argument("--queue", default=os.environ.get("BRUSHWORK_QUEUE") or None,
+                   help="redis://HOST:PORT/DB: hand jobs to workers on other machines through RQ "
+                        "(default: $BRUSHWORK_QUEUE)")  # fmt: skip
+    p.add_argument("--store", default=os.environ.get("BRUSHWORK_STORE") or None,
+                   help="postgresql://USER@HOST/DB: the job store when the studio runs on several hosts "
+                        "(default: $BRUSHWORK_STORE, else SQLite in the data folder)")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (for jobs run here; default auto)")
     p.add_argument(
         "--lease", type=float, default=30.0, help="seconds before a silent worker's job re-runs (default 30)"
@@ -40,6 +42,11 @@ def register(sub) -> dict:
                    help="a Host name the studio answers besides localhost, 127.0.0.1 and --host (repeatable; "
                         "others are refused, against DNS rebinding)")  # fmt: skip
     p.add_argument("--no-worker", action="store_true", help="run no jobs in the server (use 'brushwork worker')")
+    p.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="do not mark the pixels of outputs (still signed and registered; the record says so)",
+    )
     _add_data_options(p)
 
     p = sub.add_parser("worker", help="run the studio's jobs (beside 'serve', or on other machines with --queue)")
@@ -99,7 +106,9 @@ def _run_serve(args: argparse.Namespace) -> int:
     if args.host in ("0.0.0.0", "::"):  # every name this machine has; every request needs the token here
         allowed.append("*")
     # Workers on other hosts authenticate with their own token, from the environment only (never argv).
-    config = _config(args, token, env_worker_token(), session_token=session, allowed_hosts=tuple(allowed)).prepare()
+    config = _config(args, token, env_worker_token(), session_token=session, allowed_hosts=tuple(allowed))
+    config.watermark = not args.no_watermark
+    config.prepare()
     shown = "localhost" if _is_loopback(args.host) else f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/?token={session}"
     print(f"brushwork studio: {url}  (data in {config.data_dir})", file=sys.stderr)
@@ -119,6 +128,9 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.server:
+        # Request lines name claim tokens: the HTTP client's own log stays quiet.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         return _run_remote_worker(args)
     store = JobStore(_config(args).prepare())
     if args.queue:

@@ -34,6 +34,7 @@ from brushwork.pipelines.common import (
     model_of,
     note_pick,
     open_image,
+    paint_any_style,
     picked,
     preserve_colors_setting,
     strength_setting,
@@ -41,7 +42,7 @@ from brushwork.pipelines.common import (
 )
 from brushwork.records import attach, describe_input, new_record
 from brushwork.settings import Checked, setting
-from brushwork.style.adain import AdainConfig, apply_adain, train_adain
+from brushwork.style.adain import AdainConfig, train_adain
 from brushwork.style.masks import region_masks
 from brushwork.style.style_library import StylePick
 from brushwork.training import TrainStep
@@ -94,8 +95,8 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
     photos = [open_image(c, max_pixels) for c in inputs.contents]
     style_imgs = [open_image(s, max_pixels) for s in styles]
     # 3. Paint: photos of one size as one batch.
-    results = apply_adain(model.net, photos, style_imgs, settings.style_blend_weights, settings.strength, mask,
-                          settings.preserve_colors, settings.image_size, settings.style_size, model.device)  # fmt: skip
+    results = paint_any_style(model, photos, style_imgs, settings.style_blend_weights, settings.strength, mask,
+                              settings.preserve_colors, settings.image_size, settings.style_size)  # fmt: skip
     if on_progress is not None:
         on_progress(len(results), len(results))
     # 4. Each result's record, once, at the end.
@@ -134,7 +135,8 @@ def adain_apply(model: Model | PathLike, content: ImageSource,
                 style_size: int | None = None, backbone: str = "auto", weights: PathLike | None = None,
                 weights_layout: str = "torchvision", device: str = "auto",
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:  # fmt: skip
-    """Stylise ``content`` with any style image(s) through a trained AdaIN decoder.
+    """Stylise ``content`` with any style image(s) through a trained AdaIN decoder, or with ``model="magenta"``
+    through Magenta's arbitrary network (:mod:`brushwork.style.magenta`; no backbone, CPU).
 
     A style may be a :func:`rank_styles` result: its best match is used, and the record keeps the text,
     the choice and its score. ``style_blend_weights`` mixes several styles; ``style_mask`` (white = first style,

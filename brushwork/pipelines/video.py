@@ -32,6 +32,7 @@ from brushwork.pipelines.common import (
     described,
     load_model,
     open_image,
+    paint_any_style,
     preserve_colors_setting,
     protection_of,
     strength_setting,
@@ -39,7 +40,6 @@ from brushwork.pipelines.common import (
 )
 from brushwork.records import Record, describe_input, new_record
 from brushwork.settings import Checked, setting
-from brushwork.style.adain import apply_adain
 from brushwork.style.audio import MODES as AUDIO_MODES
 from brushwork.style.feedforward import apply_feedforward
 
@@ -123,8 +123,8 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
 
         def frame_at(frame: Image.Image, at: FrameSettings) -> Image.Image:
             mix = s.style_blend_weights if at.blend is None else [1 - at.blend, at.blend]
-            return apply_adain(model.net, [frame], style_imgs, mix, s.strength * at.strength, None, s.preserve_colors,
-                               None, s.style_size, model.device)[0]  # fmt: skip
+            return paint_any_style(model, [frame], style_imgs, mix, s.strength * at.strength, None,
+                                   s.preserve_colors, None, s.style_size)[0]  # fmt: skip
     else:
 
         def frame_at(frame: Image.Image, at: FrameSettings) -> Image.Image:

@@ -65,13 +65,16 @@ class StudioConfig:
     allowed_hosts: tuple[str, ...] = ()
     #: postgresql://… : the job store for a studio on several hosts (default: SQLite in the data folder).
     store_url: str | None = None
+    #: Mark the pixels of outputs with the invisible watermark (off: signed and registered only, as the
+    #: CLI's ``--no-watermark``; the record says so).
+    watermark: bool = True
     #: The token of workers on other hosts (the worker API at /api/worker/; off without one).
     worker_token: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.queue_url is not None and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
-            raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
+            raise BrushworkError(f"--queue must be a redis:// URL, not {redact(self.queue_url)!r}")
         if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
             raise BrushworkError("--store must be a postgresql:// URL")  # the URL may hold a password: not shown
         if self.lease_seconds <= 0:
@@ -81,6 +84,14 @@ class StudioConfig:
         if not self.intermediate_seconds >= 0:
             raise BrushworkError("intermediate seconds must be 0 (none) or more")
         self.allowed_hosts = tuple(h.lower().rstrip(".").strip("[]") for h in self.allowed_hosts)
+
+    def protection(self):
+        """What ``brushwork.api.save`` protects the studio's outputs with."""
+        if self.watermark:
+            return "default"
+        from brushwork.protect import Protection
+
+        return Protection(watermark=False)
 
     def batch_for(self, device: str) -> int:
         """The batch a worker on ``device`` takes: ``batch_size`` if set, else 8 on a GPU and 1 on the CPU,
@@ -121,6 +132,22 @@ class StudioConfig:
     def job_dir(self, job_id: str) -> Path:
         """A job's working folder (its intermediates), removed when the job ends."""
         return self.data_dir / "jobs" / job_id
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = f"{parts.username}:***" if parts.username else ":***"
+        return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}"))
+    except ValueError:
+        return "(a URL that could not be read)"
 
 
 def env_token() -> str | None:

@@ -484,7 +484,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
                     path = result.path
                     written += [result.poster] if result.poster else []
                 else:
-                    path = save(result, config.outputs / f"{stem}-{n}.png")
+                    path = save(result, config.outputs / f"{stem}-{n}.png", protection=config.protection())
                     written.append(path)
                 outputs.append(path.name)
             record_json = records[0].to_json() if records else None

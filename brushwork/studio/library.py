@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from brushwork import api
 from brushwork.api import load_image, require_av, video_stream
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import Limits, StudioConfig
@@ -177,7 +178,9 @@ def _model_kind(json_path: Path) -> str | None:
 def list_models(config: StudioConfig) -> list[dict]:
     """Models the studio can apply: the bundled ones, and those placed in DATA/models (a model file
     with its JSON, or a GAN run folder)."""
-    found: dict[str, dict] = {}
+    # Magenta's arbitrary network comes with brushwork (no file here): the first, so the any-style default.
+    found: dict[str, dict] = {api.MAGENTA_MODEL: {"name": api.MAGENTA_MODEL, "engine": "adain", "source": "example",
+                                                  "path": Path(api.MAGENTA_MODEL)}}  # fmt: skip
     for source, folder in (("example", EXAMPLES), ("data", config.models)):
         for path in sorted(folder.glob("*.safetensors")):
             kind = _model_kind(path.with_suffix(".json"))

@@ -12,6 +12,7 @@ import logging
 import time
 
 from brushwork.errors import BrushworkError
+from brushwork.studio.config import redact
 
 QUEUE_NAME = "brushwork"
 log = logging.getLogger("brushwork.studio")
@@ -66,12 +67,12 @@ def work(url: str, store, device: str | None = None, burst: bool = False, remote
     try:
         connection.ping()
     except Exception as exc:  # noqa: BLE001 - any connection failure is one clear message
-        raise BrushworkError(f"cannot reach the queue at {url}: {exc}") from None
+        raise BrushworkError(f"cannot reach the queue at {redact(url)}: {exc}") from None
     while True:
         worker = SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection)
         try:
             worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
             return
         except (RedisDown, RedisSlow) as exc:  # a cut link: the jobs wait in the store; come back when it heals
-            log.warning("lost the queue at %s (%s); reconnecting", url.split("@")[-1], type(exc).__name__)
+            log.warning("lost the queue at %s (%s); reconnecting", redact(url), type(exc).__name__)
             time.sleep(2)

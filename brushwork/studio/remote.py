@@ -257,7 +257,8 @@ def _publish(studio, job, claim: str, records_json: str, files) -> list[str]:
     written: list[Path] = []
     try:
         for n, picture in enumerate(pictures):
-            written.append(save(picture, config.outputs / f"{job.id}-{claim[:8]}-{n}.png"))
+            path = config.outputs / f"{job.id}-{claim[:8]}-{n}.png"
+            written.append(save(picture, path, protection=config.protection()))
         names = [p.name for p in written]
         if not studio.store.publish(job.id, claim, names, pictures[0].info[IMAGE_INFO_KEY].to_json()):
             raise BrushworkError("this attempt lost the job while publishing")
@@ -490,8 +491,9 @@ class RemoteWorker:
             if record is None:
                 raise BrushworkError(f"engine {job['engine']} made an image without a record")
             records.append(record.to_dict())
+        # The server marks, signs and registers each picture before it answers: give it time.
         self.client.call("POST", f"/jobs/{job['id']}/publish", data={"claim": claim, "records": json.dumps(records)},
-                         files=files)  # fmt: skip
+                         files=files, timeout=300)  # fmt: skip
         return "done"
 
     def run_forever(self, poll: float = 0.5) -> None:

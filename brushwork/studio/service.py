@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
-from brushwork.studio.config import StudioConfig
+from brushwork.studio.config import StudioConfig, redact
 from brushwork.studio.engines import get_engine
 from brushwork.studio.jobs import Worker, public_record
 from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
@@ -83,7 +83,7 @@ class Studio:
             try:
                 self.dispatch(self.store.needing_dispatch(older_than=self.config.lease_seconds * 2))
             except Exception as exc:  # noqa: BLE001 - Redis may be down for a while; jobs wait in SQLite
-                log.warning("could not hand jobs to %s: %s", self.config.queue_url, exc)
+                log.warning("could not hand jobs to %s: %s", redact(self.config.queue_url), exc)
 
     def dispatch(self, job_ids: list[str]) -> None:
         if self.queue is not None and job_ids:
