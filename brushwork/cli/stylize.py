@@ -120,7 +120,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:  # a CLI-only option: checked here
         raise BrushworkError(f"save every must be 0 (never) or a number of iterations, not {args.save_every}")
     outputs = outputs_for(
-        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
+        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args), "stylize"
     )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
