@@ -78,7 +78,7 @@ def test_job_runs_through_the_api_with_previews_events_and_record(client, config
     out = config.data_dir / "got.png"
     out.write_bytes(image.content)
     record = read_record(out)
-    assert record.engine == "gatys" and record.parameters["iterations"] == 3 and record.extra["studio_job"] == job_id
+    assert record.engine == "stylize" and record.parameters["iterations"] == 3 and record.extra["studio_job"] == job_id
     assert job["record"]["inputs"]["content"] == {k: v for k, v in record.inputs["content"].items() if k != "path"}
     assert str(config.data_dir) not in json.dumps(job)  # no server paths over the API
     assert Image.open(out).size == (32, 24)

@@ -85,7 +85,7 @@ def register(sub) -> dict:
     p.add_argument("content", nargs="+", help="the photo(s), or a folder of them")
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
-    add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
+    add_params_from(p, Replay(p, "stylize", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "style_masks": a.style_mask,
                                                     "audio": a.audio, "init_image": a.init_image}))  # fmt: skip
 
