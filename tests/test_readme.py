@@ -58,6 +58,8 @@ def shell_blocks() -> list[tuple[int, str, str | None]]:
     lines = README.read_text(encoding="utf-8").splitlines()
     blocks, i = [], 0
     while i < len(lines):
+        if lines[i].startswith("## "):
+            NAMES.append(re.sub(r"[^a-z0-9]+", "-", lines[i][3:].lower()).strip("-"))
         if lines[i].strip() == "```bash":
             start, body = i + 1, []
             i += 1
@@ -66,6 +68,7 @@ def shell_blocks() -> list[tuple[int, str, str | None]]:
                 i += 1
             marker = SKIP.search(lines[start - 2]) if start >= 2 else None
             blocks.append((start, "\n".join(body), marker.group(1) if marker else None))
+            IDS.append(f"{NAMES[-1] if NAMES else 'top'}-{sum(x.startswith(NAMES[-1]) for x in IDS) + 1}")
         i += 1
     return blocks
 
@@ -143,17 +146,11 @@ def _inputs(folder: Path) -> None:
 
 
 def _clip(path: Path) -> None:
-    av = pytest.importorskip("av")
-    base = np.asarray(Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((80, 64)))
-    with av.open(str(path), "w") as box:
-        stream = box.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(6):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[i : i + 48, i : i + 64]), format="rgb24")
-            for packet in stream.encode(frame):
-                box.mux(packet)
-        for packet in stream.encode():
-            box.mux(packet)
+    """A short clip with a soundtrack, as a user's would have (the audio-reactive block uses its sound)."""
+    pytest.importorskip("av")
+    from tests.test_video import make_video
+
+    make_video(path, frames=6, size=(64, 48), audio=True)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +165,8 @@ def folder(tmp_path_factory) -> Path:
     return work
 
 
+NAMES: list[str] = []  # the README's sections, in order
+IDS: list[str] = []  # each block's test id: its section and its number there (stable when lines move)
 BLOCKS = shell_blocks()
 
 
@@ -175,7 +174,7 @@ def test_readme_has_blocks_to_run():
     assert sum(reason is None for _, _, reason in BLOCKS) >= 8
 
 
-@pytest.mark.parametrize(("line", "block", "reason"), BLOCKS, ids=[f"line{b[0]}" for b in BLOCKS])
+@pytest.mark.parametrize(("line", "block", "reason"), BLOCKS, ids=IDS)
 def test_readme_block(line, block, reason, folder, monkeypatch, capsys):
     if reason:
         pytest.skip(f"README line {line}: {reason}")
