@@ -65,7 +65,7 @@ FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The model name that applies Magenta's arbitrary network (brushwork.style.magenta) instead of a decoder file.
 MAGENTA_MODEL = "magenta"
 #: The engine name each function writes into its records.
-ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
+ENGINES = {"stylize": "stylize", "fast_apply": "fast", "adain_apply": "adain", "stylize_video": "video",
            "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
 
 info = read_record
@@ -190,7 +190,7 @@ def stylize(
     init_img = _open(init_image, max_pixels) if init_image is not None else None
     mask_imgs = [_open(m, max_pixels) for m in style_masks]
     config.validate(len(style_imgs))
-    chosen = asdict(config)  # the record keeps what was asked; the sound's mapping goes in its extra
+    chosen = recorded_style_options(asdict(config))  # what was asked; the sound's mapping goes in the extra
     audio_mapping = _apply_audio_mood(config, audio, len(styles)) if audio is not None else None
     config.validate(len(style_imgs))
 
@@ -221,7 +221,7 @@ def stylize(
         models["clip"] = (
             describe_input(clip_weights) if clip_weights else {"name": clip.name, "weights": clip.pretrained}
         )
-    record = new_record("gatys", parameters, inputs=inputs, models=models, seed=config.seed, device=dev)
+    record = new_record("stylize", parameters, inputs=inputs, models=models, seed=config.seed, device=dev)
     engine = GatysEngine(net, dev)
     result = engine.run(content_img, style_imgs, config, init_img, on_step, start_step, mask_imgs or None, clip)
     notes = engine.notes + (audio_mapping["notes"] if audio_mapping else [])
@@ -230,6 +230,23 @@ def stylize(
     if audio_mapping:
         record.extra["audio_mapping"] = {k: v for k, v in audio_mapping.items() if k != "notes"}
     return attach(result, record.finish())
+
+
+#: StyleConfig's settings of the words objective: recorded only for a run that paints by words.
+_CLIP_OPTIONS = ("style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight", "clip_crops",
+                 "clip_crop_fraction", "clip_threshold")  # fmt: skip
+
+
+def recorded_style_options(options: dict) -> dict:
+    """A stylize run's settings as its record keeps them: under the API's and CLI's names
+    (``style_blend_weights``), without the CLIP settings of a run that used no words."""
+    options = dict(options)
+    if "style_blend" in options:
+        options["style_blend_weights"] = options.pop("style_blend")
+    if not options.get("style_text"):
+        for key in _CLIP_OPTIONS:
+            options.pop(key, None)
+    return options
 
 
 def _apply_audio_mood(config: StyleConfig, audio: PathLike, n_styles: int) -> dict:
@@ -249,7 +266,7 @@ def stylize_record(content: ImageSource, styles: Sequence[ImageSource], step: St
                    **parameters) -> Record:  # fmt: skip
     """The record of an intermediate (or interrupted) picture of a run: its settings, inputs and step."""
     inputs = {"content": describe_input(content), "styles": _described(styles)}
-    return new_record("gatys", parameters, inputs=inputs, seed=parameters.get("seed"),
+    return new_record("stylize", recorded_style_options(parameters), inputs=inputs, seed=parameters.get("seed"),
                       extra={"step": step.step, "scale": step.scale, **(extra or {})})  # fmt: skip
 
 

@@ -222,23 +222,29 @@ def backbone_options(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in keys if hasattr(args, k)}
 
 
-def default_output(source: str | Path, by: str | Path, suffix: str = ".png", folder: str | Path = ".") -> Path:
-    """The one default name pattern: ``INPUT-STYLE.png`` (the style image's or the model's name) here."""
-    return Path(folder) / f"{Path(source).stem}-{Path(by).stem}{suffix}"
+def default_output(source: str | Path, by: str | Path, suffix: str = ".png", folder: str | Path = ".",
+                   engine: str = "") -> Path:  # fmt: skip
+    """The one default name pattern: ``INPUT-STYLE-ENGINE.png`` (the style image's or the model's name) here.
+    The engine's name keeps stylize, fast and adain outputs of one photo and style from overwriting each
+    other; a model already named after its engine (``starry_night-fast``) does not get it twice."""
+    by_stem = Path(by).stem
+    tag = f"-{engine}" if engine and not by_stem.endswith(f"-{engine}") else ""
+    return Path(folder) / f"{Path(source).stem}-{by_stem}{tag}{suffix}"
 
 
 def outputs_for(sources: list[Path], by: str | Path, output: str | None, out_dir: str | None,
-                suffix: str = ".png") -> list[Path]:  # fmt: skip
-    """Output paths for a batch: ``-o`` for one input, else the default name in ``--out-dir``.
-    Two inputs that would write the same file are refused (nothing is overwritten by its sibling)."""
+                suffix: str = ".png", engine: str = "") -> list[Path]:  # fmt: skip
+    """Output paths for a batch: ``-o`` for one input, else the default name in ``--out-dir`` (created with
+    its parents). Two inputs that would write the same file are refused (nothing is overwritten by its sibling)."""
     if output and len(sources) > 1:
         raise BrushworkError("-o names one output; for several images use --out-dir")
     if output:
         return [Path(output)]
     folder = Path(out_dir or ".")
-    if not folder.is_dir():
-        raise BrushworkError(f"{folder}: output folder does not exist")
-    outs = [default_output(s, by, suffix, folder) for s in sources]
+    if folder.exists() and not folder.is_dir():
+        raise BrushworkError(f"{folder}: not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    outs = [default_output(s, by, suffix, folder, engine) for s in sources]
     seen: dict[Path, Path] = {}
     for src, out in zip(sources, outs, strict=True):
         if out in seen:

@@ -85,7 +85,7 @@ def register(sub) -> dict:
     p.add_argument("content", nargs="+", help="the photo(s), or a folder of them")
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
-    add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
+    add_params_from(p, Replay(p, "stylize", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "style_masks": a.style_mask,
                                                     "audio": a.audio, "init_image": a.init_image}))  # fmt: skip
 
@@ -123,7 +123,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:  # a CLI-only option: checked here
         raise BrushworkError(f"save every must be 0 (never) or a number of iterations, not {args.save_every}")
     outputs = outputs_for(
-        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
+        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args), "stylize"
     )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
