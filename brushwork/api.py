@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork import backbones
+from brushwork import backbones, threads
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor, load_backbone
 from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
@@ -67,6 +67,9 @@ ENGINES = {"stylize": "gatys", "fast_apply": "fast", "adain_apply": "adain", "st
            "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
 
 info = read_record
+
+# As many CPU threads as cores are free now (a run re-checks as it goes; brushwork/threads.py, #21).
+threads.fit()
 
 
 #: ``save``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from brushwork import threads
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, finite_weights, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
@@ -395,6 +396,8 @@ class GatysEngine:
 
         def closure() -> torch.Tensor:
             image.grad = None
+            if self.device.type == "cpu":
+                threads.refit()  # a job started or ended beside this run: threads to the cores free now
             loss, parts = objective()  # leaves the gradient in image.grad
             counter[0] += 1
             if on_step is not None:
