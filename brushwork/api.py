@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork import backbones, threads
+from brushwork import backbones, networks, threads
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor, load_backbone
 from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
@@ -304,6 +304,31 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
         encoder = backbones.load_backbone(name, weights, weights_layout, pooling)
         net, meta = adain.load_adain(path, encoder, dev), load_meta(path)
     return Model(kind, Path(path), net, meta, dev, describe_input(path), pick)
+
+
+def _file_key(path: PathLike | None) -> tuple | None:
+    """A file's identity for the network cache: a changed file is loaded afresh."""
+    if path is None:
+        return None
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def cached_backbone(name: str = "auto", weights: PathLike | None = None, weights_layout: str = "torchvision",
+                    pooling: str = "max") -> FeatureExtractor:  # fmt: skip
+    """:func:`load_backbone`'s network, kept between calls in an LRU bounded by the memory weights take
+    (``brushwork.networks``; ``BRUSHWORK_NETWORK_CACHE_MB``): for a process that runs many small jobs."""
+    key = ("backbone", name, _file_key(weights), weights_layout, pooling)
+    return networks.cached(key, lambda: backbones.load_backbone(name, weights, weights_layout, pooling))
+
+
+def cached_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+                 weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
+    """:func:`load_model`'s fast or AdaIN model (its decoder and encoder), kept between calls like
+    :func:`cached_backbone`; a file changed since is loaded again."""
+    key = ("model", _file_key(path), backbone, _file_key(weights), weights_layout, pooling, str(pick_device(device)))
+    load = {"backbone": backbone, "weights": weights, "weights_layout": weights_layout, "pooling": pooling}
+    return networks.cached(key, lambda: load_model(path, device=device, **load))
 
 
 def _model(model: Model | PathLike | StylePick, kind: str, **load) -> Model:
@@ -1058,6 +1083,8 @@ __all__ = [
     "image_files",
     "info",
     "load_model",
+    "cached_backbone",
+    "cached_model",
     "model_kind",
     "read_record",
     "record_of",
