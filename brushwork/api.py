@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork import backbones
+from brushwork import backbones, networks, threads
 from brushwork.backbones import BACKBONES, LAYOUTS, FeatureExtractor, load_backbone
 from brushwork.backbones.vgg import POOLINGS
 from brushwork.checkpoints import load_meta, save_slim
@@ -69,6 +69,9 @@ ENGINES = {"stylize": "stylize", "fast_apply": "fast", "adain_apply": "adain", "
            "gan_sample": "gan-sample", "gan_interpolate": "gan-interpolate"}  # fmt: skip
 
 info = read_record
+
+# As many CPU threads as cores are free now (a run re-checks as it goes; brushwork/threads.py, #21).
+threads.fit()
 
 
 #: ``save``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).
@@ -333,6 +336,31 @@ def _magenta_model() -> Model:
     described = {"name": magenta.NAME, "files": files, "credit": magenta.CREDIT}
     return Model(ADAIN_KIND, Path(MAGENTA_MODEL), net, {"kind": ADAIN_KIND, "network": magenta.NAME},
                  torch.device("cpu"), described)  # fmt: skip
+
+
+def _file_key(path: PathLike | None) -> tuple | None:
+    """A file's identity for the network cache: a changed file is loaded afresh."""
+    if path is None or not Path(path).is_file():  # None, or a name such as MAGENTA_MODEL
+        return None if path is None else str(path)
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def cached_backbone(name: str = "auto", weights: PathLike | None = None, weights_layout: str = "torchvision",
+                    pooling: str = "max") -> FeatureExtractor:  # fmt: skip
+    """:func:`load_backbone`'s network, kept between calls in an LRU bounded by the memory weights take
+    (``brushwork.networks``; ``BRUSHWORK_NETWORK_CACHE_MB``): for a process that runs many small jobs."""
+    key = ("backbone", name, _file_key(weights), weights_layout, pooling)
+    return networks.cached(key, lambda: backbones.load_backbone(name, weights, weights_layout, pooling))
+
+
+def cached_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+                 weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
+    """:func:`load_model`'s fast or AdaIN model (its decoder and encoder), kept between calls like
+    :func:`cached_backbone`; a file changed since is loaded again."""
+    key = ("model", _file_key(path), backbone, _file_key(weights), weights_layout, pooling, str(pick_device(device)))
+    load = {"backbone": backbone, "weights": weights, "weights_layout": weights_layout, "pooling": pooling}
+    return networks.cached(key, lambda: load_model(path, device=device, **load))
 
 
 def _model(model: Model | PathLike | StylePick, kind: str, **load) -> Model:
@@ -1095,6 +1123,8 @@ __all__ = [
     "image_files",
     "info",
     "load_model",
+    "cached_backbone",
+    "cached_model",
     "model_kind",
     "read_record",
     "record_of",

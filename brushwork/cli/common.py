@@ -16,8 +16,13 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
-from brushwork import api
 from brushwork.errors import BrushworkError
+
+#: The bundled example photos, styles and models.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# ``brushwork.api`` (and with it torch) is imported inside the functions that need it: the verbs that
+# never touch a network (info, verify, keys, registry, judge rate) start in milliseconds (#21).
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -162,6 +167,8 @@ def add_output_options(p, what: str, default: str | None = None, *, required: bo
 
 def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
     """``-q``, ``--device`` and ``--max-pixels``: on every verb that makes images."""
+    from brushwork import api
+
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     if device:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -184,6 +191,8 @@ def precision(args: argparse.Namespace):
     """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
     import contextlib
 
+    from brushwork import api
+
     return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()
 
 
@@ -200,11 +209,15 @@ def add_style_blend_weights(p) -> None:
 
 
 def add_preserve_colors(p, default: str = "none") -> None:
+    from brushwork import api
+
     p.add_argument("--preserve-colors", choices=api.PRESERVE_COLORS, default=default,
                    help="keep the photo's colours: luminance transfer, or colour statistics matched")  # fmt: skip
 
 
 def add_backbone_options(g, *, pooling: bool = True, device: bool = True) -> None:
+    from brushwork import api
+
     g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
                    help="feature network: auto/vgg19 = VGG-19, torchvision's weights if cached, else the original "
                    "ones offline (vgg19-caffe-q8); lite0 = a fast preview")  # fmt: skip
@@ -336,6 +349,8 @@ def parse_with_stored_params(parser: argparse.ArgumentParser, argv: list[str]) -
     replay: Replay | None = getattr(args, "replay", None)
     if replay is None or not getattr(args, "params_from", None):
         return args
+    from brushwork import api
+
     record = api.info(args.params_from)
     if record.engine != replay.engine:
         raise BrushworkError(f"{args.params_from}: was made by the {record.engine!r} engine; this verb repeats "
@@ -379,6 +394,8 @@ def add_taste_options(p) -> None:
 
 def apply_taste(args: argparse.Namespace, engine: str, content, styles=(), model=None, **fixed) -> dict | None:
     """With --taste-db: set the settings the user's taste model picks on ``args``; the choice, for the record."""
+    from brushwork import api
+
     if not args.taste_db:
         return None
     choice = api.taste_settings(engine, content, styles, taste_db=args.taste_db, user=args.user, model=model,
@@ -399,6 +416,8 @@ def apply_taste(args: argparse.Namespace, engine: str, content, styles=(), model
 
 def note_taste(image, taste: dict | None):
     """Keep the taste's choice in the output's record."""
+    from brushwork import api
+
     if taste is not None:
         api.record_of(image).extra["taste"] = taste
     return image

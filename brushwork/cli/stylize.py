@@ -1,4 +1,4 @@
-"""brushwork stylize | demo | info: the optimisation engine, the first run, and any output's record."""
+"""brushwork stylize | demo: the optimisation engine and the first run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from brushwork import api
 from brushwork.cli.common import (
+    EXAMPLES,
     Replay,
     add_backbone_options,
     add_bit_depth,
@@ -29,8 +30,6 @@ from brushwork.cli.common import (
     protection_from_args,
 )
 from brushwork.errors import BrushworkError
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 GUIDED = ("style_mask_feather", "style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight",
           "clip_crops", "clip_crop_fraction", "clip_threshold")  # fmt: skip
@@ -98,10 +97,7 @@ def register(sub) -> dict:
                    help="auto: VGG-19, the seed's network (offline); lite0: a faster preview")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_protection_options(p)
-
-    p = add_parser(sub, "info", "print the record of any brushwork output (image, GIF or MP4)")
-    p.add_argument("image", help="a file brushwork wrote")
-    return {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info}
+    return {"stylize": _run_stylize, "demo": _run_demo}
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -261,9 +257,4 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"(Magenta's arbitrary network, any style: {time.perf_counter() - start:.2f} s for a 512 px image, "
         "loading included)"
     )
-    return 0
-
-
-def _run_info(args: argparse.Namespace) -> int:
-    print(json.dumps(api.info(args.image).to_dict(), indent=2, sort_keys=True))
     return 0

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -310,10 +309,9 @@ def _stylize_check(params: dict, n_styles: int) -> None:
         raise BrushworkError(f"stylize: {exc}") from None
 
 
-@lru_cache(maxsize=2)
 def _backbone(name: str, pooling: str):
     """A worker keeps its feature network between jobs: loading it costs more than a small job."""
-    return api.load_backbone(name, None, "torchvision", pooling)
+    return api.cached_backbone(name, None, "torchvision", pooling)
 
 
 def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
@@ -383,15 +381,18 @@ def _guarded(fn_name: str, call: Callable[[Callable, Inputs, dict, str, int], An
     return controls, run
 
 
-@lru_cache(maxsize=4)
-def _fast_model(path: Path, modified: float, device: str):
-    """A worker keeps a fast model between jobs (by file and modification time): loading it costs more
-    than applying it to a small picture."""
-    return api.load_model(path, device=device)
+def _loaded(path: Path, device: str, **load):
+    """A worker keeps a model between jobs (by file and modification time, in an LRU bounded by memory):
+    loading it costs more than applying it to a small picture."""
+    return api.cached_model(path, device=device, **load)
 
 
-def _loaded(path: Path, device: str):
-    return _fast_model(path, path.stat().st_mtime, device)
+_LOAD = ("backbone", "weights", "weights_layout", "pooling")
+
+
+def _adain_model(path: Path, params: dict, device: str):
+    """The AdaIN model (decoder and encoder) kept between jobs; the loading settings leave the job's."""
+    return _loaded(path, device, **{k: params.pop(k) for k in _LOAD if k in params})
 
 
 _fast_controls, _fast_run = _guarded(
@@ -406,14 +407,19 @@ def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int
     return [[image] for image in images]
 
 
-_adain_controls, _adain_run = _guarded(
-    "adain_apply", lambda fn, i, p, dev, mp: fn(i.model, i.content, i.styles, device=dev, max_pixels=mp, **p)
-)
+def _adain_call(fn: Callable, i: Inputs, p: dict, dev: str, mp: int):
+    p = dict(p)
+    return fn(_adain_model(i.model, p, dev), i.content, i.styles, device=dev, max_pixels=mp, **p)
+
+
+_adain_controls, _adain_run = _guarded("adain_apply", _adain_call)
 
 
 def _adain_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
     """Jobs with the same model, styles and settings: one forward pass for the photos of one size."""
-    images = api.adain_apply_many(inputs[0].model, [i.content for i in inputs], inputs[0].styles, device=device,
+    params = dict(params)
+    model = _adain_model(inputs[0].model, params, device)
+    images = api.adain_apply_many(model, [i.content for i in inputs], inputs[0].styles, device=device,
                                   max_pixels=max_pixels, **params)  # fmt: skip
     return [[image] for image in images]
 
