@@ -8,6 +8,10 @@ output with its record and protection, finishing each job) and the forward pass 
 ``api.fast_apply_many``/``adain_apply_many`` on the same pictures in batches of 1 and B), after a warm-up.
 
     PYTHONPATH=. python benchmarks/studio_batch.py [--jobs 32] [--batch 8] [--size 256]
+    PYTHONPATH=. python benchmarks/studio_batch.py --network-cache --jobs 8 --size 64
+
+``--network-cache``: seconds per small job (batch 1) with the worker keeping its networks between jobs
+(``api.cached_model``/``cached_backbone``, the default) and with that cache off (each job loads them).
 """
 
 from __future__ import annotations
@@ -81,6 +85,25 @@ def forward_run(model, pictures: list[Image.Image], batch: int) -> float:
     return time.perf_counter() - start
 
 
+def network_cache(args) -> None:
+    """Small jobs one at a time, the worker's network cache on and off, alternated, best of the repeats."""
+    from brushwork import networks
+
+    pictures = [photo(n, args.size) for n in range(args.jobs)]
+    bound = networks.CACHE.max_bytes
+    queue_run(args.engine, pictures[:2], 1)  # warm-up: imports, first-call costs
+    seconds: dict[str, list[float]] = {"kept (cache on)": [], "loaded per job (cache off)": []}
+    for _ in range(args.repeats):
+        for name in seconds:
+            networks.CACHE.clear()
+            networks.CACHE.max_bytes = bound if name.startswith("kept") else 0
+            seconds[name].append(queue_run(args.engine, pictures, 1))
+    networks.CACHE.max_bytes = bound
+    for name, runs in seconds.items():
+        print(f"{args.engine} jobs of {args.size} px, networks {name}: {min(runs) / args.jobs:.3f} s per job "
+              f"(best of {len(runs)}: {', '.join(f'{r:.2f}' for r in runs)} s for {args.jobs})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=tuple(MODELS), default="fast")
@@ -89,7 +112,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="long side of each photo in px")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--forward-only", action="store_true", help="skip the studio worker runs")
+    parser.add_argument("--network-cache", action="store_true", help="per-job seconds with and without the cache")
     args = parser.parse_args()
+    if args.network_cache:
+        return network_cache(args)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"{args.jobs} {args.engine} jobs of {args.size} px, batch {args.batch}")  # fmt: skip
     pictures = [photo(n, args.size) for n in range(args.jobs)]

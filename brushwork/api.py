@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from brushwork import threads
 from brushwork.backbones import BACKBONES, LAYOUTS, load_backbone
 from brushwork.backbones.vgg import POOLINGS
 from brushwork.device import pick_device
@@ -50,6 +51,8 @@ from brushwork.pipelines.common import (
     ImageSource,
     Model,
     PathLike,
+    cached_backbone,
+    cached_model,
     load_model,
     model_kind,
     model_of,
@@ -60,7 +63,14 @@ from brushwork.pipelines.export import ExportReport, adain_export, fast_export, 
 from brushwork.pipelines.fast import fast_apply, fast_apply_many, fast_train
 from brushwork.pipelines.gan_sample import gan_classes, gan_grid, gan_interpolate, gan_sample
 from brushwork.pipelines.gan_train import GanPlan, gan_evaluate, gan_train
-from brushwork.pipelines.stylize import keep_intermediate, resume_point, step_image, stylize, stylize_record
+from brushwork.pipelines.stylize import (
+    keep_intermediate,
+    recorded_style_options,
+    resume_point,
+    step_image,
+    stylize,
+    stylize_record,
+)
 from brushwork.pipelines.video import VideoReport, stylize_video
 from brushwork.records import IMAGE_INFO_KEY, IMAGE_SUFFIXES, Record, describe_input, new_record, read_record, record_of
 from brushwork.settings import Control, controls, json_schema
@@ -89,6 +99,9 @@ GanData = gan_train_pipeline.Data
 MIN_FRAME_SIDE = video_pipeline.MIN_FRAME_SIDE
 
 info = read_record
+
+# As many CPU threads as cores are free now (a run re-checks as it goes; brushwork/threads.py, #21).
+threads.fit()
 fast_slim = adain_slim = slim_model
 
 
@@ -278,6 +291,9 @@ __all__ = [
     "resume_point",
     "load_image",
     "load_model",
+    "cached_backbone",
+    "cached_model",
+    "recorded_style_options",
     "new_record",
     "require_av",
     "video_stream",

@@ -35,7 +35,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         os.chmod(tmp, 0o666 & ~_current_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         cause = os_error_in(exc)
@@ -43,6 +43,31 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
             raise write_error(path, cause) from exc
         raise
     return path
+
+
+#: Outputs checked as new (absent, no --force) by this process and not yet written: written only if
+#: still absent, so of two runs writing the same new output at once the second fails instead of
+#: silently replacing the first.
+_NEW_OUTPUTS: set[Path] = set()
+_RACED = "written by another run meanwhile; left as it is (use --force to overwrite)"
+
+
+def _publish(tmp: str, path: Path) -> None:
+    key = path.absolute()
+    if key not in _NEW_OUTPUTS:
+        os.replace(tmp, path)
+        return
+    _NEW_OUTPUTS.discard(key)  # checked once, published (or refused) once
+    try:
+        os.link(tmp, path)  # atomic, and refuses an existing name
+    except FileExistsError:
+        raise BrushworkError(f"{path}: {_RACED}") from None
+    except OSError:  # a file system without hard links: the nearest check
+        if path.exists():
+            raise BrushworkError(f"{path}: {_RACED}") from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
 
 
 _OS_ERROR_TEXT = re.compile(r"\(os error (\d+)\)")
@@ -53,6 +78,8 @@ def os_error_in(exc: BaseException) -> OSError | None:
     its own exception type (safetensors' SafetensorError says only "… (os error 28)" in its text)."""
     seen = 0
     while exc is not None and seen < 8:
+        if isinstance(exc, BrushworkError):
+            return None  # already said in words
         if isinstance(exc, OSError):
             return exc
         if isinstance(exc, Exception):
@@ -60,7 +87,7 @@ def os_error_in(exc: BaseException) -> OSError | None:
             if found:
                 code = int(found.group(1))
                 return OSError(code, os.strerror(code))
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        exc, seen = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__), seen + 1
     return None
 
 
@@ -191,6 +218,10 @@ def check_output_path(path: str | os.PathLike, force: bool = False, suffix: str 
             "--resume to continue it or --force to start over" if suffix == ".safetensors" else "--force to overwrite"
         )
         raise BrushworkError(f"{path}: already exists; use {hint}")
+    if force or resume or path.exists():
+        _NEW_OUTPUTS.discard(path.absolute())
+    else:
+        _NEW_OUTPUTS.add(path.absolute())
     return path
 
 

@@ -14,13 +14,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, readable_file
+
+if TYPE_CHECKING:
+    import torch
 
 #: Default cap on the pixels of an input image (about 16k x 16k); configurable per call.
 DEFAULT_MAX_PIXELS = 16384 * 16384
@@ -105,6 +108,8 @@ def carry_high_precision(original: Image.Image, edited: Image.Image) -> None:
 
 def image_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> float tensor (1, 3, H, W) in 0..1."""
+    import torch  # here, not at the top: verify and info read images without loading torch (#21)
+
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
@@ -116,7 +121,7 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
     values = tensor.detach().float().clamp(0, 1)
     image = Image.fromarray(values.mul(255).round().byte().permute(1, 2, 0).cpu().numpy(), "RGB")
     if _high_precision.get():
-        wide = values.mul(65535).round().to(torch.int32).permute(1, 2, 0).cpu().numpy().astype(np.uint16)
+        wide = values.mul(65535).round().int().permute(1, 2, 0).cpu().numpy().astype(np.uint16)
         image.info[HIGH_PRECISION_KEY] = wide
     return image
 
@@ -125,6 +130,8 @@ def paint_by_size(photos: Sequence[Image.Image], paint: Callable[[torch.Tensor],
                   device: torch.device | str) -> list[Image.Image]:  # fmt: skip
     """``paint`` (a batch of photos as a tensor -> the painted batch) on ``photos``, those of one size as one
     batch (one forward pass: what a GPU wants); the results in the photos' order."""
+    import torch
+
     by_size: dict[tuple[int, int], list[int]] = {}
     for n, photo in enumerate(photos):
         by_size.setdefault(photo.size, []).append(n)

@@ -19,7 +19,6 @@ from PIL import Image
 
 from brushwork.errors import BrushworkError
 from brushwork.files import check_output_path
-from brushwork.media import carry_high_precision
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, record_of, write_image
 
 #: The moving formats that leave through :func:`save_clip`.
@@ -60,6 +59,8 @@ def save_output(image: Image.Image, path: str | os.PathLike, record: Record | No
     if protection is not None:
         marked = protection.before_write(image, record, path)
         if bit_depth == 16 and marked is not image:
+            from brushwork.media import carry_high_precision  # media loads torch: only for a 16-bit print
+
             carry_high_precision(image, marked)
         image = marked
     if record.finished is None:

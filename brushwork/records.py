@@ -49,6 +49,19 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 XMP_NAMESPACE = "https://brushwork.invalid/ns/record/1.0/"
 _XMP_ATTRIBUTE = re.compile(rb'brushwork:Record="([^"]*)"')
 _EXIF_IFD, _USER_COMMENT = 0x8769, 0x9286
+#: Names older records used: the optimisation engine was "gatys" (it is "stylize", as the verb, the API
+#: function and the studio name it), and its blend "style_blend" (the option is --style-blend-weights).
+_OLD_ENGINES = {"gatys": "stylize"}
+_OLD_PARAMETERS = {"stylize": {"style_blend": "style_blend_weights"}}
+
+
+def _current_names(record: Record) -> Record:
+    """``record`` under today's engine and parameter names, so older outputs still replay."""
+    record.engine = _OLD_ENGINES.get(record.engine, record.engine)
+    for old, new in _OLD_PARAMETERS.get(record.engine, {}).items():
+        if old in record.parameters and new not in record.parameters:
+            record.parameters[new] = record.parameters.pop(old)
+    return record
 
 
 @dataclass
@@ -86,17 +99,26 @@ class Record:
         for name in ("parameters", "inputs", "models", "versions", "extra"):
             if not isinstance(getattr(record, name), dict):
                 raise BrushworkError(f"not a brushwork record ({name} is not an object)")
-        return record
+        return _current_names(record)
 
     @classmethod
     def from_legacy(cls, data: dict) -> Record:
         """Files written before records existed held one flat JSON object of parameters."""
         data = dict(data)
-        engine = data.pop("engine", "gatys")
+        engine = data.pop("engine", "stylize")
         inputs = {k: data.pop(k) for k in ("content", "styles", "init_image", "mask") if k in data}
         models = {"model": data.pop("model")} if "model" in data else {}
-        return cls(engine=str(engine), parameters=data, inputs=inputs, models=models, seed=data.get("seed"),
-                   device=data.pop("device", None), extra={"legacy": True})  # fmt: skip
+        return _current_names(
+            cls(
+                engine=str(engine),
+                parameters=data,
+                inputs=inputs,
+                models=models,
+                seed=data.get("seed"),
+                device=data.pop("device", None),
+                extra={"legacy": True},
+            )
+        )
 
     def input_hashes(self) -> dict[str, str]:
         """{role or role[i]: sha256} of every input that was a file."""
@@ -164,6 +186,26 @@ def record_of(image: Image.Image) -> Record | None:
 # Infotext: "first line\nKey: value, Key: value, ..." as AUTOMATIC1111 writes it.
 
 _INFOTEXT_FIRST = ("iterations", "steps", "seed")
+#: Engines that paint in one pass of a trained network: no sampler, one step, nothing random.
+_FEED_FORWARD = ("fast", "adain", "video")
+_OPTIMIZERS = {"lbfgs": "L-BFGS", "adam": "Adam"}
+
+
+def _sampler_steps_seed(record: Record) -> tuple[object, object, object]:
+    """What A1111 hosts show as Sampler, Steps and Seed, said honestly for each kind of engine (None: not said).
+
+    The optimisation engine's sampler is its optimiser and its steps the iterations at the first scale;
+    a feed-forward network is one pass with no seed; a GAN is one pass of its generator from a seeded latent."""
+    params = record.parameters
+    seed = record.seed if record.seed is not None else params.get("seed")
+    if record.engine == "stylize":
+        optimizer = params.get("optimizer", "lbfgs")
+        return _OPTIMIZERS.get(optimizer, optimizer), params.get("iterations"), seed
+    if record.engine in _FEED_FORWARD:
+        return "feed-forward network (one pass)", 1, "none (deterministic)"
+    if record.engine.startswith("gan"):
+        return "GAN generator (one pass)", 1, seed
+    return None, params.get("iterations", params.get("steps")), seed
 
 
 def infotext(record: Record, size: tuple[int, int] | None = None) -> str:
@@ -178,10 +220,10 @@ def infotext(record: Record, size: tuple[int, int] | None = None) -> str:
         first += f" in the style of {' + '.join(s for s in styles if s)}"
     pairs: list[tuple[str, object]] = []
     params = record.parameters
-    if "iterations" in params or "steps" in params:
-        pairs.append(("Steps", params.get("iterations", params.get("steps"))))
-    if record.seed is not None or "seed" in params:
-        pairs.append(("Seed", record.seed if record.seed is not None else params.get("seed")))
+    sampler, steps, seed = _sampler_steps_seed(record)
+    for key, value in (("Sampler", sampler), ("Steps", steps), ("Seed", seed)):
+        if value is not None:
+            pairs.append((key, value))
     if size:
         pairs.append(("Size", f"{size[0]}x{size[1]}"))
     model = record.models.get("model") or record.models.get("backbone")

@@ -182,13 +182,19 @@ def run_training(
         checkpoint(step, True)
 
 
+#: The one rule for --steps, on every trainer (fast, adain, gan).
+STEPS_HELP = (
+    "training steps in all, counted from the first; with --resume the new total (a checkpoint already there is refused)"
+)
+
+
 @dataclass
 class TrainingConfig:
     """What every trained style engine is set with; each engine's config adds its own fields."""
 
     image_size: int = setting(256, help="side of the square training crops in px")
     batch_size: int = setting(4, help="crops per step")
-    steps: int = setting(2000, help="training steps in all (on --resume: raise it to train longer)")
+    steps: int = setting(2000, help=STEPS_HELP)
     learning_rate: float = setting(1e-3, help="Adam's learning rate")
     seed: int = setting(0, help="seed of the weights and the data order")
     checkpoint_every: int = setting(200, help="save the model every N steps (and on Ctrl-C, and at the end)")
@@ -292,17 +298,22 @@ def _fits(value: object, default: object, annotation: str) -> bool:
 
 
 def load_for_resume(path: Path, kind: str, config_cls, more_steps: int | None, optimizer_key: str = "optim"):
-    """A checkpoint to continue: (tensors, meta, config with the step target raised, step reached).
+    """A checkpoint to continue: (tensors, meta, config with the step target, step reached).
 
-    Refuses a slim model (no optimiser state) and one that already reached its step target."""
+    One rule for every trainer: ``steps`` is the total counted from the first step, so ``more_steps`` (a
+    resumed run's ``--steps``) replaces the stored target, lower or higher; without it the stored target
+    stands. Refuses a slim model (no optimiser state) and a checkpoint already at or past the target."""
     from brushwork.checkpoints import load_checkpoint
 
     tensors, meta = load_checkpoint(path, kind)
     cfg = config_from_dict(config_cls, meta.get("config"), path)
-    cfg.steps = max(cfg.steps, more_steps or 0)
+    if more_steps:
+        cfg.steps = more_steps
     start = int(meta["step"])
     if optimizer_key not in meta:
         raise BrushworkError(f"{path}: was saved without its training state (a slim model); it cannot resume")
     if start >= cfg.steps:
-        raise BrushworkError(f"{path}: already trained for {start} steps; ask for more with --steps")
+        asked = f"--steps {more_steps} is" if more_steps else f"its target of {cfg.steps} steps is"
+        raise BrushworkError(f"{path}: already trained for {start} steps and {asked} the total, counted from the "
+                             f"first step; give a larger --steps to train on")  # fmt: skip
     return tensors, meta, cfg, start

@@ -24,6 +24,8 @@ _SANDBOX = Path(tempfile.mkdtemp(prefix="brushwork-tests-"))
 os.environ["BRUSHWORK_DATA_DIR"] = str(_SANDBOX / "data")
 os.environ["BRUSHWORK_CONFIG_DIR"] = str(_SANDBOX / "config")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# A fixed count whatever the machine's load (brushwork.threads): results repeat exactly within a test.
+os.environ.setdefault("BRUSHWORK_THREADS", str(torch.get_num_threads()))
 
 
 def import_open_clip():

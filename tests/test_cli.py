@@ -90,7 +90,7 @@ def test_multi_style_and_colours(images, tmp_path):
         == 0
     )
     params = read_record(out).parameters
-    assert params["style_blend"] == [3, 1] and params["preserve_colors"] == "luminance"
+    assert params["style_blend_weights"] == [3, 1] and params["preserve_colors"] == "luminance"
 
 
 def _bad_files(tmp_path):

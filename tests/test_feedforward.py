@@ -184,13 +184,15 @@ def test_cli_train_apply_and_errors(content_dir, tmp_path, capsys):
     assert "Traceback" not in err and "no such model file" in err and ".safetensors" in err
 
 
-def test_onnx_export_matches_pytorch(tiny_net, content_dir, tmp_path, capsys):
+def test_onnx_export_matches_pytorch(tiny_net, content_dir, tmp_path, capfd):
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
     model = tmp_path / "m.safetensors"
     train_feedforward(STYLE, content_dir, model, tiny_net, tiny_config(steps=2))
     out = tmp_path / "m.onnx"
     assert main(["fast", "export", str(model), "-o", str(out)]) == 0
+    printed = capfd.readouterr()
+    assert "torchvision is not installed" not in printed.err and printed.out.startswith(str(out))
     from brushwork.style.export import max_difference
 
     net, _ = load_feedforward(model)
@@ -198,7 +200,7 @@ def test_onnx_export_matches_pytorch(tiny_net, content_dir, tmp_path, capsys):
         assert max_difference(net, out, {"image": torch.rand(*shape)}) < 1e-4, shape
     assert main(["fast", "export", str(model), "-o", str(out)]) == 2
     assert main(["fast", "export", str(model), "-o", str(tmp_path / "m.pt")]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_slim_model_applies_but_does_not_resume(tiny_net, content_dir, tmp_path):
@@ -229,3 +231,27 @@ def test_bundled_model_stylises(tmp_path):
     # Starry Night is blue: the stylised photo is bluer than the photo, and not a flat colour.
     assert out[..., 2].mean() - out[..., 0].mean() > small[..., 2].mean() - small[..., 0].mean() + 10
     assert out.std() > 20
+
+
+def test_the_exporters_noise_is_silenced_and_nothing_else(caplog):
+    """torch's exporter logs four "torchvision is not installed" lines and a FutureWarning from its own
+    pytree code on every first export: no news to a user. Other warnings and log lines still show."""
+    import logging
+    import warnings
+
+    from brushwork.style.export import _REGISTRATION_LOGGER, _quiet_exporter
+
+    logger = logging.getLogger(_REGISTRATION_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=_REGISTRATION_LOGGER), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with _quiet_exporter():
+            logger.warning("torchvision is not installed. Skipping torchvision::nms")
+            logger.warning("something else went wrong")
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning, stacklevel=1)
+            warnings.warn("another deprecation", FutureWarning, stacklevel=1)
+        logger.warning("torchvision is not installed. after the export")
+    assert [r.getMessage() for r in caplog.records] == [
+        "something else went wrong",
+        "torchvision is not installed. after the export",
+    ]
+    assert [str(w.message) for w in seen] == ["another deprecation"]

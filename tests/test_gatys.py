@@ -134,10 +134,10 @@ def test_python_api_returns_image_with_parameters(tiny_net, images):
     )
     record = record_of(out)
     params = record.parameters
-    assert out.size == (32, 21) and record.engine == "gatys" and record.seed == 5
-    assert params["seed"] == 5 and params["style_blend"] == [2, 1] and params["backbone"] == "tiny"
+    assert out.size == (32, 21) and record.engine == "stylize" and record.seed == 5
+    assert params["seed"] == 5 and params["style_blend_weights"] == [2, 1] and params["backbone"] == "tiny"
     assert record.inputs["styles"][1]["name"] == "style2.png" and len(record.inputs["content"]["sha256"]) == 64
-    assert out.info["parameters"].startswith("brushwork gatys: content.png in the style of style.png + style2.png")
+    assert out.info["parameters"].startswith("brushwork stylize: content.png in the style of style.png + style2.png")
 
 
 def test_continue_from_a_later_step(tiny_net):

@@ -60,7 +60,7 @@ def test_a_run_by_regions_replays(images, tmp_path, capsys):
     assert main([*argv, *FAST, "--style-mask-feather", "2", "--style-blend-weights", "1,3", "-o", str(first)]) == 0
     assert main([*argv, "-q", "-o", str(again), "--params-from", str(first)]) == 0
     stored = _settings(first)
-    assert stored["style_mask_feather"] == 2 and stored["style_blend"] == [1, 3]
+    assert stored["style_mask_feather"] == 2 and stored["style_blend_weights"] == [1, 3]
     assert _settings(again) == stored and _same_pixels(first, again)
     assert read_record(again).inputs["style_masks"] == read_record(first).inputs["style_masks"]
     # Another mask today: the replay says so (by SHA-256) and goes on.

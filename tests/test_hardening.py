@@ -443,14 +443,20 @@ def test_interrupt_while_the_command_starts(tmp_path):
     import subprocess
     import sys
 
-    # Ctrl-C 50 ms in: torch is still loading (it takes seconds), before the CLI's own handler exists.
-    code = ("import os, signal, sys, threading; sys.argv = ['brushwork', '--version']; "
-            "threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT)).start(); "
+    # Ctrl-C just as torch starts loading (it takes seconds; a verb that needs it loads it as it starts).
+    code = ("import os, signal, sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, *args):\n"
+            "        if name == 'torch':\n"
+            "            os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "sys.argv = ['brushwork', 'stylize', '--help']\n"
             "from brushwork.cli import main; sys.exit(main())")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == "brushwork: interrupted"
+    assert proc.stdout == ""  # interrupted before the help was printed
 
 
 def test_read_only_run_folder_and_max_pixels_on_every_verb(tmp_path, monkeypatch, capsys):

@@ -17,7 +17,8 @@ from tests.conftest import make_image
 def _record(tmp_path) -> Record:
     content = tmp_path / "photo.png"
     make_image().save(content)
-    return new_record("gatys", {"iterations": 30, "style_weight": 20.0, "style_blend": (3, 7), "scales": None},
+    return new_record("stylize", {"iterations": 30, "style_weight": 20.0, "style_blend_weights": (3, 7),
+                                      "scales": None, "optimizer": "lbfgs"},
                       inputs={"content": describe_input(content), "styles": [{"name": "a, b.jpg"}]}, seed=4,
                       models={"backbone": {"name": "vgg19"}},
                       device="cpu")  # fmt: skip
@@ -29,7 +30,7 @@ def test_every_format_carries_the_record(tmp_path, suffix):
     path = save_output(make_image(), tmp_path / f"out{suffix}", record)
     back = read_record(path)
     assert back.to_dict() == record.to_dict()
-    assert back.parameters["style_blend"] == [3, 7] and back.seed == 4 and back.finished is not None
+    assert back.parameters["style_blend_weights"] == [3, 7] and back.seed == 4 and back.finished is not None
     assert len(back.inputs["content"]["sha256"]) == 64 and back.versions["torch"]
     assert back.inputs["content"] == {"name": "photo.png", "sha256": back.inputs["content"]["sha256"]}  # no folder
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
@@ -40,9 +41,9 @@ def test_png_infotext_is_a1111_style(tmp_path):
     path = save_output(make_image(48, 32), tmp_path / "out.png", record)
     with Image.open(path) as img:
         first, second = img.info["parameters"].split("\n")
-    assert first == "brushwork gatys: photo.png in the style of a, b.jpg"
-    assert second.startswith("Steps: 30, Seed: 4, Size: 48x32, Model: vgg19, Engine: gatys, ")
-    assert "Style weight: 20.0" in second and 'Style blend: "3,7"' in second and "Engine: gatys" in second
+    assert first == "brushwork stylize: photo.png in the style of a, b.jpg"
+    assert second.startswith("Sampler: L-BFGS, Steps: 30, Seed: 4, Size: 48x32, Model: vgg19, Engine: stylize, ")
+    assert "Style weight: 20.0" in second and 'Style blend weights: "3,7"' in second
     assert infotext(record, (48, 32)) == img.info["parameters"]
 
 
@@ -60,7 +61,7 @@ def test_exit_refuses_overwrite_wrong_suffix_and_missing_record(tmp_path):
     image = attach(make_image(), record)
     assert record_of(image) is record
     assert brushwork.save(image, tmp_path / "new.png") == tmp_path / "new.png"  # the documented way keeps it
-    assert read_record(tmp_path / "new.png").engine == "gatys"
+    assert read_record(tmp_path / "new.png").engine == "stylize"
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
@@ -159,7 +160,7 @@ def test_cli_info_prints_the_record_and_refuses_hostile_files(tmp_path, capsys):
 
     path = save_output(make_image(), tmp_path / "out.jpg", _record(tmp_path))
     assert main(["info", str(path)]) == 0
-    assert json.loads(capsys.readouterr().out)["engine"] == "gatys"
+    assert json.loads(capsys.readouterr().out)["engine"] == "stylize"
     _png_with_text(tmp_path / "bad.png", "brushwork", "[" * 100_000)
     assert main(["info", str(tmp_path / "bad.png")]) == 2
     err = capsys.readouterr().err
@@ -215,3 +216,63 @@ def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
     pixels = tifffile.imread(path).astype(int)
     assert (pixels[:2] - pixels[2:]).mean() > 9 * 257  # the mark
     assert len(np.unique(pixels[3, :, 0])) > 900  # still 16 bits where unmarked
+
+
+def _examples():
+    from pathlib import Path
+
+    return Path(brushwork.__file__).resolve().parent / "examples"
+
+
+def test_a1111_reader_sees_sampler_steps_and_seed_of_every_engine(tmp_path, tiny_net):
+    """sd-parsers (what image tools use to read A1111's PNG chunk) finds Sampler, Steps and Seed, each honest."""
+    sd_parsers = pytest.importorskip("sd_parsers")
+    content, style = tmp_path / "photo.png", tmp_path / "style.png"
+    make_image(40, 32).save(content)
+    make_image(40, 32, 1, "noise").save(style)
+    examples = _examples()
+    made = {
+        "stylize": brushwork.stylize(
+            content, [style], backbone=tiny_net, image_size=32, iterations=2, seed=7, optimizer="adam"
+        ),  # fmt: skip
+        "fast": brushwork.fast_apply(examples / "starry_night-fast.safetensors", content),
+        "adain": brushwork.adain_apply(examples / "adain-lite0.safetensors", content, style),
+    }
+    expected = {"stylize": ("Adam", "2", "7"), "fast": ("feed-forward network (one pass)", "1", "none (deterministic)"),
+                "adain": ("feed-forward network (one pass)", "1", "none (deterministic)")}  # fmt: skip
+    for engine, image in made.items():
+        path = brushwork.save(image, tmp_path / f"{engine}.png", protection=None)
+        with Image.open(path) as img:
+            info = sd_parsers.ParserManager().parse(img)
+        assert info is not None, engine
+        sampler = info.samplers[0]
+        assert (sampler.name, sampler.parameters["steps"], sampler.parameters["seed"]) == expected[engine]
+        assert info.metadata["Engine"] == engine
+    record = record_of(made["stylize"])
+    assert not [k for k in record.parameters if k.startswith("clip_") or k == "style_text"]  # no words: no CLIP keys
+    assert "style_blend" not in record.parameters and "style_blend_weights" in record.parameters
+
+
+def test_an_old_style_record_still_replays(tmp_path, capsys):
+    """Records written before the names were unified (engine "gatys", "style_blend", unused CLIP keys)."""
+    from brushwork.cli import main
+
+    content, a, b = tmp_path / "photo.png", tmp_path / "a.png", tmp_path / "b.png"
+    make_image(40, 32).save(content)
+    make_image(40, 32, 1, "noise").save(a)
+    make_image(40, 32, 2, "stripes").save(b)
+    old = {"iterations": 3, "image_size": 32, "style_blend": [1, 3], "backbone": "lite0", "seed": 2,
+           "style_text": None, "clip_model": "ViT-B-32", "clip_pretrained": "openai", "clip_weight": 5.0,
+           "clip_patch_weight": 20.0, "clip_crops": 8, "clip_crop_fraction": 0.4, "clip_threshold": 0.7}  # fmt: skip
+    record = new_record("gatys", old, inputs={"content": describe_input(content), "styles": [describe_input(a),
+                        describe_input(b)]}, seed=2)  # fmt: skip
+    save_output(make_image(32, 26), tmp_path / "old.png", record)
+    assert read_record(tmp_path / "old.png").engine == "stylize"
+    again = tmp_path / "again.png"
+    argv = ["stylize", str(content), "--style", str(a), str(b), "--params-from", str(tmp_path / "old.png")]
+    assert main([*argv, "-q", "--no-sign", "--no-register", "--no-watermark", "-o", str(again)]) == 0, (
+        capsys.readouterr().err
+    )
+    params = read_record(again).parameters
+    assert params["style_blend_weights"] == [1, 3] and params["iterations"] == 3 and params["seed"] == 2
+    assert read_record(again).engine == "stylize" and "clip_model" not in params

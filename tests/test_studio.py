@@ -78,7 +78,7 @@ def test_job_runs_through_the_api_with_previews_events_and_record(client, config
     out = config.data_dir / "got.png"
     out.write_bytes(image.content)
     record = read_record(out)
-    assert record.engine == "gatys" and record.parameters["iterations"] == 3 and record.extra["studio_job"] == job_id
+    assert record.engine == "stylize" and record.parameters["iterations"] == 3 and record.extra["studio_job"] == job_id
     assert job["record"]["inputs"]["content"] == {k: v for k, v in record.inputs["content"].items() if k != "path"}
     assert str(config.data_dir) not in json.dumps(job)  # no server paths over the API
     assert Image.open(out).size == (32, 24)
@@ -423,3 +423,20 @@ def test_serve_needs_a_token_beyond_loopback():
 
     assert all(_is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
     assert not any(_is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+
+
+def test_docs_page_works_offline(client):
+    """/docs loads Swagger UI from the studio itself (the swagger-ui-bundle package), never from a CDN."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", page.text), "an external URL in /docs"
+    assert "cdn" not in page.text.lower()
+    assets = re.findall(r"(?:src|href)=[\"']([^\"']+)[\"']", page.text)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 0, asset
+    assert client.get("/openapi.json").json()["info"]["title"] == "brushwork studio"
+    assert client.get("/redoc").status_code == 404  # ReDoc would come from a CDN

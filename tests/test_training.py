@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, remove_stale_temps
 from brushwork.gan.data import load_dataset
 from brushwork.gan.train import train_gan
@@ -149,3 +150,37 @@ def test_a_kill_between_the_two_checkpoint_files_resumes_the_tensors_step(tmp_pa
     (tmp_path / "m.json").write_text(json_before)  # as if killed after the tensors, before the JSON
     tensors, meta = load_checkpoint(path, "x")
     assert meta["step"] == 2 and tensors["w"].item() == 1
+
+
+def test_resume_steps_is_the_total_on_every_trainer(trainer, monkeypatch):
+    """One rule for fast, adain and gan: a resumed run's --steps is the new total, counted from the first
+    step, lower or higher than the stored target; a checkpoint already there is refused in words."""
+    import tests.test_training as me
+
+    run, _ = trainer
+
+    def stop_at_2(step):
+        if step.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run("cut")(on_step=stop_at_2)  # stored target: STEPS (6)
+    monkeypatch.setattr(me, "STEPS", 3)
+    seen = []
+    run("cut", resume=True)(on_step=lambda step: seen.append(step.step))
+    assert seen == [3], seen  # stopped at the new total, not the stored 6
+    with pytest.raises(BrushworkError, match="already trained for 3 steps and --steps 3 is the total"):
+        run("cut", resume=True)()
+    monkeypatch.setattr(me, "STEPS", 4)
+    seen.clear()
+    run("cut", resume=True)(on_step=lambda step: seen.append(step.step))
+    assert seen == [4], seen
+
+
+@pytest.mark.parametrize("verb", ["fast", "adain", "gan"])
+def test_the_steps_rule_is_in_every_trainers_help(verb, capsys):
+    from brushwork.cli import main
+
+    with pytest.raises(SystemExit):
+        main([verb, "train", "--help"])
+    assert "with --resume the new total" in " ".join(capsys.readouterr().out.split())

@@ -3,25 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 
-from brushwork.cli import adain, fast, gan, judge, protect, studio, styles, stylize, video
-from brushwork.cli.common import missing_sub_verb, parse_with_stored_params
-from brushwork.cli.stylize import EXAMPLES
+from brushwork.cli.common import EXAMPLES, missing_sub_verb, parse_with_stored_params
 from brushwork.errors import BrushworkError
 
-__all__ = ["EXAMPLES", "build_parser", "main"]
-MODULES = (stylize, fast, adain, styles, video, gan, judge, protect, studio)
+__all__ = ["EXAMPLES", "VERBS", "build_parser", "main"]
+MODULES = ("stylize", "info", "fast", "adain", "styles", "video", "gan", "judge", "protect", "studio")
+
+#: Each verb's module (``brushwork.cli.<module>``) and its line in ``brushwork --help``. Only the module
+#: of the verb being run is imported: most import brushwork.api and torch (seconds) to build their
+#: options, and ``--help``, ``info``, ``verify``, ``keys``, ``registry`` and ``judge`` need neither (#21).
+#: The lines are the modules' own (tests/test_cli.py checks that they match).
+VERBS = {
+    "stylize": ("stylize", "paint photos in the style of one or more paintings (Gatys et al.)"),
+    "demo": ("stylize", "stylise the bundled example photo offline (a quick first run)"),
+    "info": ("info", "print the record of any brushwork output (image, GIF or MP4)"),
+    "fast": ("fast", "per-style feed-forward networks: train once, stylise in milliseconds"),
+    "adain": ("adain", "arbitrary style transfer (AdaIN): any style image at run time"),
+    "styles": ("styles", "a style library: rank it by words (CLIP)"),
+    "video": ("video", "stylise a video frame by frame, steadied, audio kept (fast or adain)"),
+    "gan": ("gan", "train GANs on your own image folders; sample by seed and class"),
+    "judge": ("judge", "score outputs, collect human ratings, learn each user's taste"),
+    "protect": ("protect", "a watermarked, signed, registered copy; --encrypt keeps the original private"),
+    "verify": ("protect", "is this an intact brushwork output, a modified one, or unknown?"),
+    "unlock": ("protect", "restore the byte-identical original from a vault file"),
+    "keys": ("protect", "signing keys for C2PA provenance"),
+    "registry": ("protect", "the registry of protected works"),
+    "serve": ("studio", "the web studio: queue, live previews, gallery, ratings (REST API at /docs)"),
+    "worker": ("studio", "run the studio's jobs (beside 'serve', or on other machines with --queue)"),
+}
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def _verb_of(argv: list[str]) -> str | None:
+    """The verb on a command line (the first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(verb: str | None = "*") -> tuple[argparse.ArgumentParser, dict]:
+    """The parser and {verb: handler}: every verb's options ("*"), or only ``verb``'s module's (its
+    siblings listed by name and help alone, so ``brushwork --help`` and a mistyped verb read the same)."""
     parser = argparse.ArgumentParser(prog="brushwork", description="brushwork: an AI art studio")
     parser.add_argument("--version", action="store_true", help="print the version")
     sub = parser.add_subparsers(dest="verb")
     handlers: dict = {}
-    for module in MODULES:
-        handlers.update(module.register(sub))
+    wanted = set(MODULES) if verb == "*" else {VERBS[verb][0]} if verb in VERBS else set()
+    for name in MODULES:
+        if name in wanted:
+            handlers.update(importlib.import_module(f"brushwork.cli.{name}").register(sub))
+            continue
+        for listed, (module, text) in VERBS.items():
+            if module == name:
+                sub.add_parser(listed, help=text)
     return parser, handlers
 
 
@@ -31,11 +66,12 @@ def _memory_error(exc: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, handlers = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     # A second Ctrl-C during the save would leave nothing; make the first one a clean exception.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        # Inside the try: the verb's module may load torch (seconds), and Ctrl-C then is an interrupt too.
+        parser, handlers = build_parser(_verb_of(argv))
         args = parse_with_stored_params(parser, argv)
         if args.version:
             from brushwork._version import __version__

@@ -92,7 +92,7 @@ def _run_apply(args: argparse.Namespace) -> int:
     pick = pick_by_text(args, "images")
     styles = [pick, *args.style] if pick else args.style  # the words' choice comes first (white in a mask)
     style_paths = [str(pick.best.path), *args.style] if pick else args.style
-    outputs = outputs_for(sources, style_paths[0], args.output, args.out_dir, output_suffix(args))
+    outputs = outputs_for(sources, style_paths[0], args.output, args.out_dir, output_suffix(args), "adain")
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(args.model, backbone=args.backbone, weights=args.weights,

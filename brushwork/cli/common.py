@@ -14,8 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from brushwork import api
 from brushwork.errors import BrushworkError
+from brushwork.settings import Control, controls
+
+#: The bundled example photos, styles and models.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# ``brushwork.api`` (and with it torch) is imported inside the functions that need it: the verbs that
+# never touch a network (info, verify, keys, registry, judge rate) start in milliseconds (#21).
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -73,12 +79,12 @@ def name_list(text: str) -> list[str]:
 def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = (),
                  keep_defaults: bool = True, defaults: dict | None = None,
                  choices: dict[str, tuple] | None = None) -> None:  # fmt: skip
-    """A flag for each control of a settings class (``brushwork.api.controls``): its name, help, default,
+    """A flag for each control of a settings class (``brushwork.settings.controls``): its name, help, default,
     choices and older spellings come from the settings; the values are read and checked as the studio reads
     and checks them. ``defaults`` are this face's own (``--seeds 0-63``), ``choices`` lists known only at run
     time. Without ``keep_defaults`` an unset flag is None (a resumed run keeps its own setting) and the help
     names the settings' default."""
-    for c in api.controls(settings_cls):
+    for c in controls(settings_cls):
         if c.name in skip or (only is not None and c.name not in only):
             continue
         default = (defaults or {}).get(c.name, c.default)
@@ -107,7 +113,7 @@ def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, sk
                                help=argparse.SUPPRESS)  # fmt: skip
 
 
-def _reader(control: api.Control) -> Callable[[str], object]:
+def _reader(control: Control) -> Callable[[str], object]:
     """The control's own reading of typed text, as argparse's type (its refusal: argparse's one-line error)."""
 
     def read(text: str) -> object:
@@ -127,7 +133,7 @@ def _shown(value) -> str:
 def settings_values(settings_cls, args: argparse.Namespace, *, given_only: bool = False) -> dict:
     """The settings on the command line, by keyword (with ``given_only``: the flags set, for training runs
     where an unset flag keeps the run's own setting)."""
-    values = {c.name: getattr(args, c.name) for c in api.controls(settings_cls) if hasattr(args, c.name)}
+    values = {c.name: getattr(args, c.name) for c in controls(settings_cls) if hasattr(args, c.name)}
     return {k: v for k, v in values.items() if v is not None} if given_only else values
 
 
@@ -151,6 +157,8 @@ def add_output_options(p, what: str, default: str | None = None, *, required: bo
 
 def add_run_options(p, *, device: bool = True, max_pixels: bool = True) -> None:
     """``-q``, ``--device`` and ``--max-pixels``: on every verb that makes images."""
+    from brushwork import api
+
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     if device:
         p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -173,11 +181,15 @@ def precision(args: argparse.Namespace):
     """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
     import contextlib
 
+    from brushwork import api
+
     return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()
 
 
 def add_backbone_options(g, *, pooling: bool = True, device: bool = True, backbone: bool = True) -> None:
     """The backbone's file options; ``--backbone``/``--pooling`` too where they are not an engine's settings."""
+    from brushwork import api
+
     if backbone:
         g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
                        help="feature network: auto/vgg19 = VGG-19, torchvision's weights if cached, else the "
@@ -196,23 +208,29 @@ def backbone_options(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in keys if hasattr(args, k)}
 
 
-def default_output(source: str | Path, by: str | Path, suffix: str = ".png", folder: str | Path = ".") -> Path:
-    """The one default name pattern: ``INPUT-STYLE.png`` (the style image's or the model's name) here."""
-    return Path(folder) / f"{Path(source).stem}-{Path(by).stem}{suffix}"
+def default_output(source: str | Path, by: str | Path, suffix: str = ".png", folder: str | Path = ".",
+                   engine: str = "") -> Path:  # fmt: skip
+    """The one default name pattern: ``INPUT-STYLE-ENGINE.png`` (the style image's or the model's name) here.
+    The engine's name keeps stylize, fast and adain outputs of one photo and style from overwriting each
+    other; a model already named after its engine (``starry_night-fast``) does not get it twice."""
+    by_stem = Path(by).stem
+    tag = f"-{engine}" if engine and not by_stem.endswith(f"-{engine}") else ""
+    return Path(folder) / f"{Path(source).stem}-{by_stem}{tag}{suffix}"
 
 
 def outputs_for(sources: list[Path], by: str | Path, output: str | None, out_dir: str | None,
-                suffix: str = ".png") -> list[Path]:  # fmt: skip
-    """Output paths for a batch: ``-o`` for one input, else the default name in ``--out-dir``.
-    Two inputs that would write the same file are refused (nothing is overwritten by its sibling)."""
+                suffix: str = ".png", engine: str = "") -> list[Path]:  # fmt: skip
+    """Output paths for a batch: ``-o`` for one input, else the default name in ``--out-dir`` (created with
+    its parents). Two inputs that would write the same file are refused (nothing is overwritten by its sibling)."""
     if output and len(sources) > 1:
         raise BrushworkError("-o names one output; for several images use --out-dir")
     if output:
         return [Path(output)]
     folder = Path(out_dir or ".")
-    if not folder.is_dir():
-        raise BrushworkError(f"{folder}: output folder does not exist")
-    outs = [default_output(s, by, suffix, folder) for s in sources]
+    if folder.exists() and not folder.is_dir():
+        raise BrushworkError(f"{folder}: not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    outs = [default_output(s, by, suffix, folder, engine) for s in sources]
     seen: dict[Path, Path] = {}
     for src, out in zip(sources, outs, strict=True):
         if out in seen:
@@ -305,6 +323,8 @@ def parse_with_stored_params(parser: argparse.ArgumentParser, argv: list[str]) -
     replay: Replay | None = getattr(args, "replay", None)
     if replay is None or not getattr(args, "params_from", None):
         return args
+    from brushwork import api
+
     record = api.info(args.params_from)
     if record.engine != replay.engine:
         raise BrushworkError(f"{args.params_from}: was made by the {record.engine!r} engine; this verb repeats "
@@ -349,6 +369,8 @@ def add_taste_options(p) -> None:
 
 def apply_taste(args: argparse.Namespace, engine: str, content, styles=(), model=None, **fixed) -> dict | None:
     """With --taste-db: set the settings the user's taste model picks on ``args``; the choice, for the record."""
+    from brushwork import api
+
     if not args.taste_db:
         return None
     choice = api.taste_settings(engine, content, styles, taste_db=args.taste_db, user=args.user, model=model,
@@ -369,6 +391,8 @@ def apply_taste(args: argparse.Namespace, engine: str, content, styles=(), model
 
 def note_taste(image, taste: dict | None):
     """Keep the taste's choice in the output's record."""
+    from brushwork import api
+
     if taste is not None:
         api.record_of(image).extra["taste"] = taste
     return image

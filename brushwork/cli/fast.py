@@ -111,7 +111,7 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     sources = api.image_files(images)
     pick = pick_by_text(args, "fast")
     model_path = str(pick.best.path) if pick else model_path
-    outputs = outputs_for(sources, model_path, args.output, args.out_dir, output_suffix(args))
+    outputs = outputs_for(sources, model_path, args.output, args.out_dir, output_suffix(args), "fast")
     for path in outputs:
         api.check_output_path(path, args.force, tuple(api.IMAGE_SUFFIXES))
     model = api.load_model(pick or model_path, device=args.device)

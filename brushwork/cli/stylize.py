@@ -1,14 +1,14 @@
-"""brushwork stylize | demo | info: the optimisation engine, the first run, and any output's record."""
+"""brushwork stylize | demo: the optimisation engine and the first run."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from brushwork import api
 from brushwork.cli.common import (
+    EXAMPLES,
     Replay,
     add_backbone_options,
     add_bit_depth,
@@ -29,8 +29,6 @@ from brushwork.cli.common import (
     settings_from,
 )
 from brushwork.errors import BrushworkError
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 GUIDED = ("style_mask_feather", "style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight",
           "clip_crops", "clip_crop_fraction", "clip_threshold")  # fmt: skip
@@ -72,7 +70,7 @@ def register(sub) -> dict:
     p.add_argument("content", nargs="+", help="the photo(s), or a folder of them")
     p.add_argument("--style", nargs="+", default=[], help="one or more style images (or --style-text)")
     _add_stylize_options(p)
-    add_params_from(p, Replay(p, "gatys", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
+    add_params_from(p, Replay(p, "stylize", lambda a: {"content": a.content[0] if len(a.content) == 1 else None,
                                                     "styles": a.style, "style_masks": a.style_mask,
                                                     "audio": a.audio, "init_image": a.init_image}))  # fmt: skip
 
@@ -85,10 +83,7 @@ def register(sub) -> dict:
                    help="auto: VGG-19, the seed's network (offline); lite0: a faster preview")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_protection_options(p)
-
-    p = add_parser(sub, "info", "print the record of any brushwork output (image, GIF or MP4)")
-    p.add_argument("image", help="a file brushwork wrote")
-    return {"stylize": _run_stylize, "demo": _run_demo, "info": _run_info}
+    return {"stylize": _run_stylize, "demo": _run_demo}
 
 
 def _settings(args: argparse.Namespace, n_styles: int | None = None):
@@ -108,7 +103,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:  # a CLI-only option: checked here
         raise BrushworkError(f"save every must be 0 (never) or a number of iterations, not {args.save_every}")
     outputs = outputs_for(
-        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args)
+        contents, args.style[0] if args.style else "text", args.output, args.out_dir, output_suffix(args), "stylize"
     )
     for output in outputs:
         api.check_output_path(output, args.force, tuple(api.IMAGE_SUFFIXES))
@@ -228,9 +223,4 @@ def _run_demo(args: argparse.Namespace) -> int:
         f"(Magenta's arbitrary network, any style: {time.perf_counter() - start:.2f} s for a 512 px image, "
         "loading included)"
     )
-    return 0
-
-
-def _run_info(args: argparse.Namespace) -> int:
-    print(json.dumps(api.info(args.image).to_dict(), indent=2, sort_keys=True))
     return 0

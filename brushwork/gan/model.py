@@ -17,7 +17,7 @@ from brushwork.errors import BrushworkError, require, seed_check
 from brushwork.gan.losses import LOSSES
 from brushwork.gan.nets import CONDITIONING, RESOLUTIONS, Discriminator, Generator
 from brushwork.settings import setting
-from brushwork.training import config_from_dict
+from brushwork.training import STEPS_HELP, config_from_dict
 
 KIND = "gan"
 CHECKPOINT = "checkpoint.safetensors"
@@ -44,7 +44,7 @@ class GanConfig:
     conditioning: str = setting("projection", help="how G and D see the class", choices=CONDITIONING)
     loss: str = setting("hinge", help="adversarial loss", choices=LOSSES)
     batch_size: int = setting(64, help="images per step (split among processes under torchrun)")
-    steps: int = setting(10000, help="training steps in all (on --resume: raise it to train longer)")
+    steps: int = setting(10000, help=STEPS_HELP)
     lr_g: float = setting(2e-4, help="generator learning rate (Adam)")
     lr_d: float = setting(2e-4, help="discriminator learning rate (Adam)")
     ema: float = setting(0.999, help="decay of the generator's moving average used for sampling")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork import backbones
+from brushwork import backbones, networks
 from brushwork.backbones import BACKBONES
 from brushwork.checkpoints import load_meta
 from brushwork.device import pick_device
@@ -163,6 +163,31 @@ def paint_any_style(model: Model, contents: list[Image.Image], styles: list[Imag
                              style_size)  # fmt: skip
     return apply_adain(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size, style_size,
                        model.device)  # fmt: skip
+
+
+def _file_key(path: PathLike | None) -> tuple | str | None:
+    """A file's identity for the network cache: a changed file is loaded afresh."""
+    if path is None or not Path(path).is_file():  # None, or a name such as MAGENTA_MODEL
+        return None if path is None else str(path)
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def cached_backbone(name: str = "auto", weights: PathLike | None = None, weights_layout: str = "torchvision",
+                    pooling: str = "max") -> backbones.FeatureExtractor:  # fmt: skip
+    """``load_backbone``'s network, kept between calls in an LRU bounded by the memory weights take
+    (``brushwork.networks``; ``BRUSHWORK_NETWORK_CACHE_MB``): for a process that runs many small jobs."""
+    key = ("backbone", name, _file_key(weights), weights_layout, pooling)
+    return networks.cached(key, lambda: backbones.load_backbone(name, weights, weights_layout, pooling))
+
+
+def cached_model(path: PathLike, *, backbone: str = "auto", weights: PathLike | None = None,
+                 weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
+    """:func:`load_model`'s fast or AdaIN model (its decoder and encoder), kept between calls like
+    :func:`cached_backbone`; a file changed since is loaded again."""
+    key = ("model", _file_key(path), backbone, _file_key(weights), weights_layout, pooling, str(pick_device(device)))
+    load = {"backbone": backbone, "weights": weights, "weights_layout": weights_layout, "pooling": pooling}
+    return networks.cached(key, lambda: load_model(path, device=device, **load))
 
 
 def model_of(model: Model | PathLike | StylePick, kind: str, **load) -> Model:

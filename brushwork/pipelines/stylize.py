@@ -32,7 +32,10 @@ from brushwork.settings import Checked, check, setting
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.gatys import GatysEngine, Step, StyleConfig
 
-ENGINE = "gatys"
+ENGINE = "stylize"
+#: StyleConfig's settings of the words objective: recorded only for a run that paints by words.
+CLIP_OPTIONS = ("style_text", "clip_model", "clip_pretrained", "clip_weight", "clip_patch_weight", "clip_crops",
+                "clip_crop_fraction", "clip_threshold")  # fmt: skip
 
 
 @dataclass
@@ -84,7 +87,7 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
     init_img = open_image(inputs.init_image, max_pixels) if inputs.init_image is not None else None
     mask_imgs = [open_image(m, max_pixels) for m in masks]
     # 2. A sound's mood scales the style (the record keeps what was asked; the mapping goes in its extra).
-    chosen = asdict(config)
+    chosen = recorded_style_options(asdict(config))  # what was asked; the sound's mapping goes in the extra
     audio_mapping = _apply_audio_mood(config, inputs.audio, len(styles)) if inputs.audio is not None else None
     config.validate(len(style_imgs))
     # 3. The networks: the backbone, and CLIP for a style in words.
@@ -124,6 +127,18 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
     return attach(result, record.finish())
 
 
+def recorded_style_options(options: dict) -> dict:
+    """A stylize run's settings as its record keeps them: under the API's and CLI's names
+    (``style_blend_weights``), without the CLIP settings of a run that used no words."""
+    options = dict(options)
+    if "style_blend" in options:
+        options["style_blend_weights"] = options.pop("style_blend")
+    if not options.get("style_text"):
+        for key in CLIP_OPTIONS:
+            options.pop(key, None)
+    return options
+
+
 def _apply_audio_mood(config: StyleConfig, audio: PathLike, n_styles: int) -> dict:
     """Scale ``config``'s style weight and scale (and, for two styles, set the blend) from a sound file."""
     from brushwork.style.audio import still_settings
@@ -150,7 +165,7 @@ def stylize_record(content: ImageSource, styles: Sequence[ImageSource], step: St
                    **parameters) -> Record:  # fmt: skip
     """The record of an intermediate (or interrupted) picture of a run: its settings, inputs and step."""
     inputs = {"content": describe_input(content), "styles": described(styles)}
-    return new_record(ENGINE, parameters, inputs=inputs, seed=parameters.get("seed"),
+    return new_record(ENGINE, recorded_style_options(parameters), inputs=inputs, seed=parameters.get("seed"),
                       extra={"step": step.step, "scale": step.scale, **(extra or {})})  # fmt: skip
 
 
@@ -172,7 +187,8 @@ def keep_intermediate(path: Path, content: ImageSource, styles: Sequence[ImageSo
 def resume_point(candidates: Sequence[Path], content: ImageSource, settings: Settings) -> tuple[int, Path | None]:
     """(step, file) of the newest readable intermediate among ``candidates`` that this same run made (same
     photo, same settings; tiling changes memory, not the image), or (0, None) to start afresh."""
-    wanted = json.loads(json.dumps({k: v for k, v in asdict(settings.config()).items() if k != "tile"}))
+    recorded = recorded_style_options(asdict(settings.config()))
+    wanted = json.loads(json.dumps({k: v for k, v in recorded.items() if k != "tile"}))
     name = Path(content).name if not isinstance(content, Image.Image) else None
     for path in sorted(candidates, reverse=True):
         try:

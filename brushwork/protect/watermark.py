@@ -23,8 +23,10 @@ the original had.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -124,15 +126,27 @@ def work_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(MIN_WORK_SHORT_SIDE, round(w * scale)), max(MIN_WORK_SHORT_SIDE, round(h * scale))
 
 
+@functools.cache
 def _models():
+    """RivaGAN's ONNX encoder and decoder sessions (``.encoder``, ``.decoder``), made once per process.
+
+    They are read from the invisible-watermark wheel without importing it: its Python wrapper imports
+    torch (seconds), which ``verify`` and the registry need for nothing else (#21)."""
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("imwatermark")
+    folder = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
     try:
-        from imwatermark.rivaGan import RivaWatermark
-    except ImportError as exc:  # pragma: no cover - the protect extra is missing
+        import onnxruntime
+    except ImportError:  # pragma: no cover - the protect extra is missing
+        folder = None
+    if folder is None or not (folder / "rivagan_encoder.onnx").is_file():
         raise BrushworkError(
             "the watermark needs 'invisible-watermark' and 'onnxruntime' (pip install brushwork reinstalls them)"
-        ) from exc
-    RivaWatermark.loadModel()  # ONNX files inside the wheel: no download
-    return RivaWatermark
+        )
+    encoder, decoder = (onnxruntime.InferenceSession(str(folder / f"rivagan_{p}.onnx")) for p in ("encoder", "decoder"))
+    return types.SimpleNamespace(encoder=encoder, decoder=decoder)  # ONNX files inside the wheel: no download
 
 
 def _to_frame(rgb: np.ndarray) -> np.ndarray:

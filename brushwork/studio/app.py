@@ -96,7 +96,9 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         yield
         studio.stop_background()
 
-    app = FastAPI(title="brushwork studio", version="1", lifespan=lifespan,
+    # /docs from Swagger UI's files in the swagger-ui-bundle package, not FastAPI's CDN: the studio works offline.
+    # ReDoc would load from a CDN too, so it is left out.
+    app = FastAPI(title="brushwork studio", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Queue style-transfer jobs, follow them live, browse and rate the results.")  # fmt: skip
     app.state.studio = studio
 
@@ -115,6 +117,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     app.openapi = openapi
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _offline_docs(app)
 
     @app.exception_handler(BrushworkError)
     async def _bad_input(request: Request, exc: BrushworkError):
@@ -321,3 +324,18 @@ def serve_app(config: StudioConfig, host: str, port: int, worker: bool = True) -
 
     uvicorn.run(asgi_app(config, worker=worker), host=host, port=port, log_level="warning",
                 timeout_graceful_shutdown=5)  # fmt: skip
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """The OpenAPI page at /docs with Swagger UI served from the installed package (/docs-assets/)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title}: API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")  # fmt: skip

@@ -12,7 +12,6 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +135,9 @@ def _check_limits(params: dict, limits: Limits) -> None:
 # stylize: Gatys et al.'s optimisation (brushwork.api.stylize), with live previews.
 
 
-@lru_cache(maxsize=2)
 def _backbone(name: str, pooling: str):
     """A worker keeps its feature network between jobs: loading it costs more than a small job."""
-    return api.load_backbone(name, None, "torchvision", pooling)
+    return api.cached_backbone(name, None, "torchvision", pooling)
 
 
 def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
@@ -177,15 +175,10 @@ def _keep_intermediate(workdir: Path, inputs: Inputs, settings, step) -> None:
 # The model engines: one API call each.
 
 
-@lru_cache(maxsize=4)
-def _fast_model(path: Path, modified: float, device: str):
-    """A worker keeps a fast model between jobs (by file and modification time): loading it costs more
-    than applying it to a small picture."""
-    return api.load_model(path, device=device)
-
-
-def _loaded(path: Path, device: str):
-    return _fast_model(path, path.stat().st_mtime, device)
+def _loaded(path: Path, device: str, backbone: str = "auto"):
+    """A worker keeps a model between jobs (by file and modification time, in an LRU bounded by memory):
+    loading it costs more than applying it to a small picture."""
+    return api.cached_model(path, device=device, backbone=backbone)
 
 
 def _fast_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
@@ -201,13 +194,15 @@ def _fast_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int
 
 
 def _adain_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
-    return [api.adain_apply(inputs.model, inputs.content, inputs.styles, device=ctx.device,
-                            max_pixels=ctx.max_pixels, **params)]  # fmt: skip
+    model = _loaded(inputs.model, ctx.device, params.get("backbone", "auto"))
+    return [api.adain_apply(model, inputs.content, inputs.styles, device=ctx.device, max_pixels=ctx.max_pixels,
+                            **params)]  # fmt: skip
 
 
 def _adain_batch(inputs: list[Inputs], params: dict, device: str, max_pixels: int) -> list[Results]:
     """Jobs with the same model, styles and settings: one forward pass for the photos of one size."""
-    images = api.adain_apply_many(inputs[0].model, [i.content for i in inputs], inputs[0].styles, device=device,
+    model = _loaded(inputs[0].model, device, params.get("backbone", "auto"))
+    images = api.adain_apply_many(model, [i.content for i in inputs], inputs[0].styles, device=device,
                                   max_pixels=max_pixels, **params)  # fmt: skip
     return [[image] for image in images]
 

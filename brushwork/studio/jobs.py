@@ -29,6 +29,7 @@ from typing import Any
 
 from PIL import Image
 
+from brushwork import threads
 from brushwork.database import check_database, damaged, immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.files import remove_stale_temps
@@ -556,6 +557,8 @@ class Worker:
         claims = self.store.claim_batch(job_id, self.name, limit, batchable_engines())
         if not claims:
             return None
+        # CPU threads to the cores free now: another worker (or any job) on this machine keeps its own.
+        threads.fit()
         for job, _ in claims:
             log.info("job %s (%s): attempt %d%s", job.id, job.engine, job.attempts,
                      f", in a batch of {len(claims)}" if len(claims) > 1 else "")  # fmt: skip

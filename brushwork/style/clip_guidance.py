@@ -10,18 +10,22 @@ text's embedding lies from a neutral source text ("a photo"):
   left alone so the style spreads instead of piling up where it already is.
 
 The engine keeps its content loss (and any style images' Gram loss) beside these, so the words
-restyle the photo without erasing it. CLIP comes from ``open_clip`` (``pip install 'brushwork[clip]'``):
-its code and tokenizer are on PyPI, its weights are not. ``load_clip`` takes them from the
-Hugging Face cache (``~/.cache/huggingface/hub``, filled by one online run) or from ``--clip-weights``.
+restyle the photo without erasing it. CLIP comes from transformers' ``CLIPModel``
+(``pip install 'brushwork[clip]'``, no torchvision: a local folder or a repo in the Hugging Face
+cache) or from ``open_clip`` (``brushwork[openclip]``, which needs a torchvision built for your torch).
+Their code and tokenizers are on PyPI, the weights are not: ``load_clip`` takes them from the Hugging
+Face cache (``~/.cache/huggingface/hub``, filled by one online run), a folder, or ``--clip-weights``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -110,8 +114,21 @@ def load_clip(
     device: torch.device | str = "cpu",
 ) -> Clip:
     """open_clip model ``name`` with weights from ``weights`` (a .safetensors or state-dict file in open_clip's
-    layout) or, without it, the ``pretrained`` tag from the Hugging Face cache (downloaded when online)."""
-    open_clip = _open_clip()
+    layout) or, without it, the ``pretrained`` tag from the Hugging Face cache (downloaded when online).
+
+    ``name`` may instead be a transformers CLIP: a local folder (``config.json`` and weights, as
+    ``save_pretrained`` or ``hf download`` leave it) or a Hugging Face repo ID (``openai/clip-vit-base-patch32``)
+    read from the cache. That path needs only ``transformers``, no torchvision; it is also taken for
+    OpenAI's weights of ViT-B-32, ViT-B-16 and ViT-L-14 when open_clip cannot be imported."""
+    if weights is None and _is_transformers_name(name):
+        return load_transformers_clip(name, device)
+    try:
+        open_clip = _open_clip()
+    except BrushworkError:
+        repo = OPENAI_REPOS.get(name) if pretrained == DEFAULT_PRETRAINED and weights is None else None
+        if repo is None:
+            raise
+        return load_transformers_clip(repo, device)
     if name not in open_clip.list_models():
         raise BrushworkError(f"unknown CLIP model {name!r}; e.g. {DEFAULT_MODEL}, ViT-B-16, ViT-L-14")
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained) or {}
@@ -138,6 +155,92 @@ def load_clip(
         root.setLevel(level)
     _load_weights(model, path, name)
     return Clip.wrap(model, open_clip.get_tokenizer(name), name, source, identity).to(device)
+
+
+#: OpenAI's CLIP weights as transformers publishes them, by open_clip's model name.
+OPENAI_REPOS = {
+    "ViT-B-32": "openai/clip-vit-base-patch32",
+    "ViT-B-16": "openai/clip-vit-base-patch16",
+    "ViT-L-14": "openai/clip-vit-large-patch14",
+}
+
+
+def _is_transformers_name(name: str) -> bool:
+    """A local folder, or an ``org/name`` Hugging Face repo ID (open_clip's names have no slash)."""
+    return Path(name).expanduser().is_dir() or (name.count("/") == 1 and not name.startswith(("/", ".", "~")))
+
+
+class _TransformersClip(torch.nn.Module):
+    """transformers' CLIPModel behind open_clip's names (``encode_image``, ``encode_text``, ``visual``)."""
+
+    def __init__(self, model, mean, std):
+        super().__init__()
+        self.model = model
+        size = model.config.vision_config.image_size
+        # What Clip.wrap reads from open_clip's visual tower: the input size and normalisation.
+        self.visual = SimpleNamespace(image_size=size, preprocess_cfg={"mean": mean, "std": std})
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
+        return self.model.visual_projection(pooled)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        pooled = self.model.text_model(input_ids=tokens).pooler_output
+        return self.model.text_projection(pooled)
+
+
+class _TransformersTokenizer:
+    """open_clip's tokenizer interface (called on a list of texts -> ids; ``encode``; ``context_length``)."""
+
+    def __init__(self, tokenizer, context_length: int):
+        self.tokenizer, self.context_length = tokenizer, context_length
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                              max_length=self.context_length)["input_ids"]  # fmt: skip
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+
+def load_transformers_clip(source: str, device: torch.device | str = "cpu") -> Clip:
+    """A transformers CLIP from a local folder or, offline, the Hugging Face cache; never a download here."""
+    try:
+        from transformers import AutoTokenizer, CLIPModel
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise BrushworkError(
+            f"CLIP {source} needs transformers: pip install 'brushwork[clip]' (no torchvision needed) ({exc})"
+        ) from exc
+    hf_logging.disable_progress_bar()  # a bar per load on stderr; brushwork shows its own progress
+    folder = Path(source).expanduser()
+    where = str(folder.resolve()) if folder.is_dir() else source
+    try:
+        model = CLIPModel.from_pretrained(where, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(where, local_files_only=True)
+    except (OSError, ValueError) as exc:  # transformers says "not found" as OSError (EnvironmentError)
+        if folder.is_dir():
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise BrushworkError(f"{folder}: not a transformers CLIP folder ({first})") from exc
+        raise BrushworkError(
+            f"CLIP {source} is not in the Hugging Face cache (~/.cache/huggingface/hub) and brushwork does not "
+            f"download it: run 'hf download {source}' once online, or pass a folder holding it as --clip-model"
+        ) from exc
+    mean, std = CLIP_MEAN, CLIP_STD
+    processor = Path(model.config.name_or_path) / "preprocessor_config.json"
+    if processor.is_file():
+        cfg = json.loads(processor.read_text())
+        mean, std = tuple(cfg.get("image_mean", mean)), tuple(cfg.get("image_std", std))
+    context = int(model.config.text_config.max_position_embeddings)
+    identity = f"transformers:{_folder_identity(folder) if folder.is_dir() else source}"
+    wrapped = _TransformersClip(model, mean, std)
+    return Clip.wrap(wrapped, _TransformersTokenizer(tokenizer, context), source, "transformers", identity).to(device)
+
+
+def _folder_identity(folder: Path) -> str:
+    """The hashes of a folder's weights files: names these exact weights for the embedding caches."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
+    return ",".join(sha256_file(p)[:16] for p in files) or str(folder.resolve())
 
 
 def _cached_or_downloaded(open_clip, tag_cfg: dict, name: str, pretrained: str) -> Path:

@@ -5,7 +5,11 @@ Needs the ``export`` extra (onnx, onnxscript; onnxruntime to verify): ``pip inst
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +41,36 @@ def export_onnx(
         }
         for i in range(len(examples))
     )
-    program = torch.onnx.export(
-        net.cpu().eval(), examples, input_names=input_names, output_names=["stylised"],
-        dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, verbose=False,
-    )  # fmt: skip
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            net.cpu().eval(), examples, input_names=input_names, output_names=["stylised"],
+            dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, verbose=False,
+        )  # fmt: skip
     return atomic_write(path, program.save)
+
+
+#: What torch's exporter says that is no news to a user: it registers torchvision's operators when it can
+#: (brushwork's networks use none), and a deprecation inside torch's own pytree code.
+_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+_NOT_NEWS = "torchvision is not installed"
+
+
+class _DropNotNews(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _NOT_NEWS not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence those two, and only those, for the export call; every other warning still shows."""
+    logger, drop = logging.getLogger(_REGISTRATION_LOGGER), _DropNotNews()
+    logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
+            yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def max_difference(net: nn.Module, path: str | os.PathLike, inputs: dict[str, torch.Tensor]) -> float:

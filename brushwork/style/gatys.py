@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from brushwork import threads
 from brushwork.backbones.base import FeatureExtractor
 from brushwork.errors import BrushworkError, finite_weights, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, resize_long_side, tensor_to_image
@@ -26,11 +27,10 @@ from brushwork.style.clip_guidance import Clip, ClipObjective, ClipSettings
 from brushwork.style.lbfgs import DeviceLBFGS
 from brushwork.style.losses import (
     GuidedTargets,
+    RelativeErrors,
     blended_grams,
-    content_loss,
     gram_matrix,
     guided_style_loss,
-    style_loss,
     tv_loss,
 )
 from brushwork.style.tiling import (
@@ -204,6 +204,8 @@ class GatysEngine:
         self.plans: list[dict[str, int]] = []
         #: What the last run adjusted in its inputs, one line each (e.g. a mask resized to the output).
         self.notes: list[str] = []
+        #: L-BFGS kept on the device (``lbfgs.DeviceLBFGS``): None is on CUDA only (benchmarks set it).
+        self.device_lbfgs: bool | None = None
         if self.device.type == "cuda":
             # NHWC lets cuDNN pick its fastest convolution kernels on tensor-core GPUs.
             self.backbone = self.backbone.to(memory_format=torch.channels_last)
@@ -289,7 +291,10 @@ class GatysEngine:
             else:
                 with torch.no_grad():
                     content_targets = self.backbone(content_t, content_layers)
-                objective = partial(self._objective, image, cfg, content_targets, style_targets)
+                    content_losses = RelativeErrors(content_targets, scale=cfg.content_weight)
+                    if not isinstance(style_targets, GuidedTargets) and style_targets:
+                        style_targets = RelativeErrors(style_targets, scale=cfg.style_weight)
+                objective = partial(self._objective, image, cfg, content_losses, style_targets)
             if cfg.style_text:
                 objective = self._with_clip(objective, image, clip, cfg, content_t, len(self.plans))
             done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step, history)
@@ -357,23 +362,22 @@ class GatysEngine:
         self,
         image: torch.Tensor,
         cfg: StyleConfig,
-        content_targets: dict[str, torch.Tensor],
-        style_targets: dict[str, torch.Tensor] | GuidedTargets,
+        content_losses: RelativeErrors,
+        style_targets: RelativeErrors | GuidedTargets | dict,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and its parts at ``image``; leaves the gradient in ``image.grad``."""
+        """Loss and its parts at ``image``; leaves the gradient in ``image.grad``. The content and plain
+        style losses come weighted (``RelativeErrors``' scale): a step dispatches no more operators than it must."""
         guided = isinstance(style_targets, GuidedTargets)
-        style_names = style_targets.layers if guided else list(style_targets)
-        feats = self.backbone(image, list(dict.fromkeys([*content_targets, *style_names])))
+        style_names = style_targets.layers if guided else list(getattr(style_targets, "targets", style_targets))
+        feats = self.backbone(image, list(dict.fromkeys([*content_losses.targets, *style_names])))
         if guided:
-            style = guided_style_loss(feats, style_targets)
+            style = cfg.style_weight * guided_style_loss(feats, style_targets)
+        elif style_targets:
+            style = style_targets(style_targets.grams(feats))
         else:
-            style = style_loss(feats, style_targets) if style_targets else torch.zeros((), device=image.device)
-        parts = {
-            "content": cfg.content_weight * content_loss(feats, content_targets),
-            "style": cfg.style_weight * style,
-            "tv": cfg.tv_weight * tv_loss(image),
-        }
-        loss = sum(parts.values())
+            style = torch.zeros((), device=image.device)
+        parts = {"content": content_losses(feats), "style": style, "tv": cfg.tv_weight * tv_loss(image)}
+        loss = parts["content"] + parts["style"] + parts["tv"]
         loss.backward()
         return loss, parts
 
@@ -423,6 +427,8 @@ class GatysEngine:
 
         def closure() -> torch.Tensor:
             image.grad = None
+            if self.device.type == "cpu":
+                threads.refit()  # a job started or ended beside this run: threads to the cores free now
             loss, parts = objective()  # leaves the gradient in image.grad
             counter[0] += 1
             if on_step is not None:
@@ -433,7 +439,7 @@ class GatysEngine:
 
         if cfg.optimizer == "lbfgs":
             # One evaluation per iteration, no tolerance stop: the same budget semantics as neural-style.
-            if self.device.type == "cuda":
+            if self.device.type == "cuda" if self.device_lbfgs is None else self.device_lbfgs:
                 DeviceLBFGS(image, history=history).run(closure, iterations)
             else:
                 # Host syncs and kernel launches cost nothing on a CPU, and there torch's two-loop recursion

@@ -31,20 +31,26 @@ class _Gram(torch.autograd.Function):
         weighted = flat if weight is None else flat * weight
         ctx.save_for_backward(weighted)
         ctx.n = n
-        return torch.bmm(weighted, flat.transpose(1, 2)) / n
+        if isinstance(n, torch.Tensor):  # a mask's mass, on the device
+            return torch.bmm(weighted, flat.transpose(1, 2)) / n
+        # One operator for the product and its scale: a step's host cost is its operator count (#21).
+        return torch.baddbmm(flat.new_empty(()), weighted, flat.transpose(1, 2), beta=0, alpha=1 / n)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (weighted,) = ctx.saved_tensors
-        # Scale the small (C, C) factor, not the (C, N) result.
-        return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, weighted), None, None
+        if isinstance(ctx.n, torch.Tensor):
+            # Scale the small (C, C) factor, not the (C, N) result.
+            return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, weighted), None, None
+        both = grad + grad.transpose(1, 2)
+        return torch.baddbmm(both.new_empty(()), both, weighted, beta=0, alpha=1 / ctx.n), None, None
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, C) channel co-activations averaged over positions, in float32 at least."""
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    return _Gram.apply(flat if flat.dtype == torch.float64 else flat.float(), h * w)
+    return _Gram.apply(flat if flat.dtype in (torch.float32, torch.float64) else flat.float(), h * w)
 
 
 def weighted_gram(
@@ -145,9 +151,39 @@ def blended_grams(per_style: Sequence[Mapping[str, torch.Tensor]], blend: Sequen
 
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    dy = image[..., 1:, :] - image[..., :-1, :]
-    return dx.pow(2).mean() + dy.pow(2).mean()
+    # mse_loss: one operator (and one back) for the difference, its square and its mean.
+    dx = F.mse_loss(image[..., :, 1:], image[..., :, :-1])
+    dy = F.mse_loss(image[..., 1:, :], image[..., :-1, :])
+    return dx + dy
+
+
+class RelativeErrors:
+    """``content_loss`` / ``style_loss`` for a batch of one against fixed targets, as few operators as can be:
+    the targets' squared norms are taken once, each layer's error is one ``mse_loss`` and the weighted
+    mean over layers one product, ``scale`` (a loss weight) included. An optimisation step's host cost
+    is its operator count, which on a GPU is what a small step costs (#21)."""
+
+    def __init__(self, targets: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float] | None = None,
+                 scale: float = 1.0):  # fmt: skip
+        self.targets = {name: t if t.dtype == torch.float32 else t.float() for name, t in targets.items()}
+        weights = [1.0 if layer_weights is None else layer_weights.get(name, 1.0) for name in self.targets]
+        norm = sum(weights)
+        squares = [t.double().pow(2).sum() + EPS for t in self.targets.values()]
+        coef = [scale * w / norm / sq for w, sq in zip(weights, squares, strict=True)]
+        device = next(iter(self.targets.values())).device
+        self.coef = torch.stack(coef).to(device, torch.float32) if coef else torch.zeros(0, device=device)
+
+    def errors(self, values: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """``values`` (one per target: features or Gram matrices) minus the targets, squared and summed."""
+        return [F.mse_loss(v if (v := values[name]).dtype == torch.float32 else v.float(), target, reduction="sum")
+                for name, target in self.targets.items()]  # fmt: skip
+
+    def __call__(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.stack(self.errors(values)) @ self.coef
+
+    def grams(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The Gram matrices of ``features`` at the targets' layers (for a style loss)."""
+        return {name: gram_matrix(features[name]) for name in self.targets}
 
 
 def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
