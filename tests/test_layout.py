@@ -101,9 +101,12 @@ def test_faces_reach_the_engines_through_the_api():
     comes through ``brushwork.api`` (the judge's and protection's public functions are theirs to call)."""
     known = modules()
     below = (*ENGINE_PACKAGES, PIPELINES, "brushwork.records", "brushwork.media")
+    # Verbs that start without torch (#21) read images and records through their public functions.
+    torch_free = {("brushwork.cli.info", "brushwork.records"), ("brushwork.cli.protect", "brushwork.media"),
+                  ("brushwork.cli.judge", "brushwork.media")}  # fmt: skip
     offenders = [f"{name} imports {m}" for name, path in known.items()
                  if _within(name, ("brushwork.cli", "brushwork.studio"))
-                 for m in imported(path, known) if _within(m, below)]  # fmt: skip
+                 for m in imported(path, known) if _within(m, below) and (name, m) not in torch_free]  # fmt: skip
     assert not offenders, offenders
 
 

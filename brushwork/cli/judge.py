@@ -123,11 +123,11 @@ def _rate(args: argparse.Namespace) -> int:
 def _rate_interactive(args: argparse.Namespace) -> int:
     import shutil
 
-    from brushwork.api import load_image
     from brushwork.cli.terminal import side_by_side
     from brushwork.judge.ratings import RatingsStore
     from brushwork.judge.scores import image_files
     from brushwork.judge.taste import FeatureEmbedding, TasteModel
+    from brushwork.media import load_image
 
     if args.rounds < 1:
         raise BrushworkError("--rounds must be at least 1")

@@ -91,7 +91,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _self_test(args: argparse.Namespace) -> int:
-    from brushwork.api import load_image
+    from brushwork.media import load_image
     from brushwork.protect.robustness import ATTACKS, false_positives, self_test, synthetic_images
 
     if args.files:
@@ -142,7 +142,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> int:
-    from brushwork.api import load_image
+    from brushwork.media import load_image
     from brushwork.protect import Registry, export_bundle
     from brushwork.protect.clips import is_clip, middle_frame, sample_frames
 
