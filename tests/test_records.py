@@ -198,15 +198,21 @@ def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
     from brushwork.media import high_precision, tensor_to_image
 
     class Brighten:
-        def before_write(self, image, record, path):
-            arr = np.asarray(image).copy()
-            arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
-            return Image.fromarray(arr)
+        def before_write_many(self, images, records, paths):
+            marked = []
+            for image in images:
+                arr = np.asarray(image).copy()
+                arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
+                marked.append(Image.fromarray(arr))
+            return marked
 
-        def abandon(self, record):
+        def seal(self, data, record, path):
+            return data
+
+        def abandon_many(self, records):
             pass
 
-        def after_write(self, path, record):
+        def after_write_many(self, paths, records):
             pass
 
     with high_precision():

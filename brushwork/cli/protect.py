@@ -17,7 +17,8 @@ def register(sub) -> dict:
     p.add_argument("-o", "--output", help="the protected copy / public preview (default IMAGE.protected.png)")
     p.add_argument("--encrypt", action="store_true", help="encrypt the original into the vault; -o is a preview")
     p.add_argument("--vault", help="vault folder (default: beside the registry)")
-    p.add_argument("--preview-size", type=int, help="long side of the preview (default 1024 with --encrypt)")
+    p.add_argument("--preview-size", type=int, help="long side of the preview, 64-4096 px and smaller than the "
+                   "original (default with --encrypt: 1024, or half the original's long side if smaller)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite the output and the vault file")
     add_protection_options(p)
 
@@ -75,6 +76,7 @@ def _protect(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from brushwork.protect import Registry, verify
+    from brushwork.protect.verify import INTACT
 
     if args.self_test:
         return _self_test(args)
@@ -86,8 +88,9 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         for report in reports:
             print(report.line())
-    # Like cmp/diff: 0 when every file is an intact brushwork output, 1 otherwise (2 is an error).
-    return 0 if all(r.verdict == "intact brushwork output" for r in reports) else 1
+    # Like cmp/diff: 0 when every file is an intact brushwork output (signed by a trusted signer, or
+    # unsigned and byte-identical to the registry's entry), 1 otherwise (2 is an error).
+    return 0 if all(r.verdict == INTACT for r in reports) else 1
 
 
 def _self_test(args: argparse.Namespace) -> int:
