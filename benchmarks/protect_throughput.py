@@ -9,7 +9,8 @@
 
 Each is timed whole-process (start-up, painting, writing), once with ``--no-watermark --no-sign
 --no-register`` and once protected as by default (watermark, IPTC tag, C2PA signature with keys made
-here, registry), off and on taking turns ``--repeats`` times. Keys, registry and outputs live in a
+here, registry), off and on taking turns ``--repeats`` times; wall and CPU seconds (user + system) of
+the whole process, as the wall time of a shared machine swings with its neighbours. Keys, registry and outputs live in a
 temporary folder. Prints one JSON line per run and the overhead of protection.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -59,13 +61,17 @@ def photos(folder: Path, count: int, side: int) -> Path:
     return folder
 
 
-def timed(argv: list[str], env: dict) -> float:
+def timed(argv: list[str], env: dict) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one whole CLI process. On a machine shared with
+    other work the wall time swings with the neighbours' load; the CPU time is the process's own cost."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "brushwork", *argv], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -92,7 +98,7 @@ def main() -> None:
             jobs["fast apply"] = lambda out, extra: ["fast", "apply", str(model), str(folder), "--out-dir", str(out),
                                                      *extra]  # fmt: skip
         for name, argv in jobs.items():
-            times: dict[str, list[float]] = {"off": [], "on": []}
+            times: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
             for repeat in range(args.repeats):
                 for mode in ("off", "on"):
                     out = tmp / f"{name.replace(' ', '-')}-{mode}-{repeat}"
@@ -100,11 +106,13 @@ def main() -> None:
                         out.mkdir()
                     times[mode].append(timed(argv(out, OFF if mode == "off" else []), env))
                     count = sum(1 for p in out.rglob("*.png"))
-                    print(json.dumps({"job": name, "protection": mode, "outputs": count,
-                                      "seconds": round(times[mode][-1], 2)}), flush=True)  # fmt: skip
-            off, on = min(times["off"]), min(times["on"])
-            print(json.dumps({"job": name, "off_s": round(off, 2), "on_s": round(on, 2),
-                              "overhead": f"{100 * (on - off) / off:+.1f} %"}), flush=True)  # fmt: skip
+                    wall, cpu = times[mode][-1]
+                    print(json.dumps({"job": name, "protection": mode, "outputs": count, "wall_s": round(wall, 2),
+                                      "cpu_s": round(cpu, 2)}), flush=True)  # fmt: skip
+            for i, what in ((0, "wall"), (1, "cpu")):
+                off, on = min(t[i] for t in times["off"]), min(t[i] for t in times["on"])
+                print(json.dumps({"job": name, "measure": what, "off_s": round(off, 2), "on_s": round(on, 2),
+                                  "overhead": f"{100 * (on - off) / off:+.1f} %"}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

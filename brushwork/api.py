@@ -77,7 +77,7 @@ def save(image: Image.Image, path: PathLike, record: Record | None = None, *, fo
          protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
          bit_depth: int = 8) -> Path:  # fmt: skip
     """Write an output with its record through the one exit, protected: an invisible watermark, the
-    IPTC AI-source tag and (once ``brushwork keys init`` made keys) a C2PA signature, and a registry
+    IPTC AI-source tag, a C2PA signature (this computer's key, made on first use), and a registry
     entry. ``protection=None`` writes it unprotected; a ``brushwork.protect.Protection`` chooses."""
     return save_output(image, path, record, force=force, protection=_protection(protection), quality=quality,
                        bit_depth=bit_depth)  # fmt: skip

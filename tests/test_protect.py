@@ -440,3 +440,75 @@ def test_a_signature_that_fails_at_write_time_leaves_nothing(home, photo, monkey
     with pytest.raises(BrushworkError, match="signing failed"):
         save_output(image, home / "out.png", new_record("test", {}), protection=Protection())
     assert _left_behind(home) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed by default
+
+
+def test_the_first_output_makes_the_signing_key_once_and_never_shows_it(home, photo, capsys):
+    image = Image.open(photo).convert("RGB")
+    first = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
+    err = capsys.readouterr().err
+    key = home / "config" / "keys" / "signer-key.pem"
+    assert err.count("\n") == 1 and "made this computer's signing key" in err and str(key) in err, err
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert key.read_text().splitlines()[1] not in err  # the path is said, the key never
+    assert check_manifest(first, [home / "config" / "keys" / "ca.pem"]).state == "trusted"
+    save_output(image, home / "b.png", new_record("test", {}), protection=Protection())
+    assert capsys.readouterr().err == ""  # made once
+    assert main(["verify", str(first)]) == 0
+    assert "self-made certificate, not a trusted public CA" in capsys.readouterr().out
+
+
+def test_own_cert_and_key_still_sign_without_making_a_local_key(home, photo):
+    theirs = init_keys(home / "theirs")
+    out = home / "out.png"
+    assert main(["protect", str(photo), "-o", str(out), "--cert", str(theirs.chain), "--key", str(theirs.key)]) == 0
+    assert not (home / "config" / "keys").exists()
+    assert check_manifest(out, theirs.anchors).state == "trusted"
+
+
+def test_tests_keep_keys_and_registry_out_of_the_real_home():
+    from brushwork.protect.provenance import config_dir
+    from brushwork.protect.registry import registry_path
+
+    for path in (config_dir(), registry_path()):
+        assert Path.home() not in path.parents or "brushwork-tests-" in str(path) or "pytest-" in str(path), path
+
+
+# ---------------------------------------------------------------------------------------------
+# Protecting an existing output (#23)
+
+
+def test_protecting_an_output_keeps_how_it_was_made_and_its_work_id(home, photo, monkeypatch, capsys):
+    from brushwork.protect.provenance import manifest_store
+
+    image = Image.open(photo).convert("RGB")
+    made = save_output(image, home / "made.png", new_record("fast", {"strength": 0.7}), protection=Protection())
+    first = read_record(made)
+    work_id = first.extra["protection"]["work_id"]
+    again = home / "again.png"
+    assert main(["protect", str(made), "-o", str(again)]) == 0
+    record = read_record(again)
+    assert record.engine == "fast" and record.parameters == {"strength": 0.7}  # not "brushwork protect"
+    assert record.extra["protected"]["by"] == "brushwork protect"
+    assert record.extra["protected"]["source_protection"]["work_id"] == work_id
+    note = record.extra["protection"]
+    assert note["work_id"] == work_id and "not marked again" in note["watermark_kept"]
+    assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), np.asarray(Image.open(made).convert("RGB")))
+    assert verify(again).verdict == INTACT and verify(again).watermark["work_id"] == work_id
+    manifest = manifest_store(again)
+    active = manifest["manifests"][manifest["active_manifest"]]
+    parents = [i for i in active["ingredients"] if i.get("relationship") == "parentOf"]
+    assert len(parents) == 1 and parents[0]["title"] == "made.png"
+    assert parents[0].get("active_manifest")  # the source's own signed manifest travels with it
+    assert [row[0] for row in _registry_rows()] == [work_id]  # the same work, not a second one
+    assert Registry().get(work_id).path == str(again.resolve())
+    # Its encrypted preview is the same work too.
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    preview = home / "preview.png"
+    assert main(["protect", str(made), "--encrypt", "--preview-size", "256", "-o", str(preview)]) == 0
+    assert read_record(preview).extra["protection"]["work_id"] == work_id
+    assert verify(preview).watermark["work_id"] == work_id
+    assert [row[0] for row in _registry_rows()] == [work_id]

@@ -3,6 +3,7 @@
 import json
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -68,12 +69,12 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     path.write_bytes(b"old")
     record = _record(tmp_path)
 
-    def half_written(self, fp, *args, **kwargs):
-        with open(fp, "wb") as fh:
-            fh.write(b"\x89PNG half")
+    def half_written(self, data):  # the image is encoded in memory; the disk fills while writing it
+        with open(self, "wb") as fh:
+            fh.write(data[:10])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Image.Image, "save", half_written)
+    monkeypatch.setattr(Path, "write_bytes", half_written)
     with pytest.raises(BrushworkError, match="disk is full"):  # one line for the user, not a traceback
         save_output(make_image(), path, record, force=True)
     assert path.read_bytes() == b"old"

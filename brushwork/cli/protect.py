@@ -37,7 +37,8 @@ def register(sub) -> dict:
     u.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     _, ksub = add_verb_group(sub, "keys", "signing keys for C2PA provenance", "keys_verb")
-    ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor)")
+    ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor); "
+                    "the first protected output does this by itself")  # fmt: skip
     ki.add_argument("--dir", help="where to put them (default: the user config folder)")
     ki.add_argument("--organization", default="brushwork user", help="the name in the certificates")
     ki.add_argument("--force", action="store_true", help="replace existing keys (old signatures stop being trusted)")
@@ -70,7 +71,7 @@ def _protect(args: argparse.Namespace) -> int:
     if result["vault"]:
         print(f"original encrypted to {result['vault']}")
     if protection.provenance and protection.keys is None:
-        print("not signed: run 'brushwork keys init' once to sign outputs with C2PA")
+        print("not signed: no signing key could be made (see above); run 'brushwork keys init'")
     return 0
 
 
@@ -139,7 +140,7 @@ def _keys(args: argparse.Namespace) -> int:
     print(
         json.dumps(keys.to_dict(), indent=2)
         if keys
-        else f"no keys in {config_dir() / 'keys'}; run 'brushwork keys init'"
+        else f"no keys in {config_dir() / 'keys'} yet; the first protected output makes them (or 'brushwork keys init')"
     )
     return 0
 

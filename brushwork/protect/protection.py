@@ -1,10 +1,11 @@
 """What the output exit calls: mark the pixels before writing, add provenance and register after.
 
-``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write`
-and :meth:`Protection.after_write`; ``brushwork.output.save_clip`` (MP4, GIF) runs
+``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write_many`,
+:meth:`Protection.seal` and :meth:`Protection.after_write_many` (``save_outputs`` a batch at a time);
+``brushwork.output.save_clip`` (MP4, GIF) runs
 :meth:`Protection.start_clip`, whose marker marks every frame, and the same ``after_write``. The
-watermark is on by default; the IPTC tag and the C2PA signature come once keys exist (``brushwork
-keys init``); every choice, opt-outs included, is written into the record's ``extra["protection"]``.
+watermark, the IPTC tag and the C2PA signature are on by default (this computer's signing key is made
+on first use); every choice, opt-outs included, is written into the record's ``extra["protection"]``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +49,10 @@ WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{w
 class Protection:
     """Protection settings; one object serves any number of outputs (each gets its own work ID).
 
-    ``keys``: None = the local keys if ``keys init`` made them. ``work_id``: None = a fresh
-    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's;
-    ``last_clip``: the latest clip's frame marker (frames marked, frames whose payload read back).
+    ``keys``: None = this computer's keys, made on first use (:func:`provenance.local_keys`).
+    ``work_id``: None = a fresh random ID per output; set it to give one work a chosen ID.
+    ``last_work_id``: the latest output's; ``last_clip``: the latest clip's frame marker (frames
+    marked, frames whose payload read back).
 
     An output is one transaction: :meth:`before_write` reserves its ID and marks the pixels,
     :meth:`seal` tags and signs the encoded bytes (nothing is on disk yet), the output exit publishes
@@ -67,10 +71,25 @@ class Protection:
     last_clip: ClipMarker | None = field(default=None, init=False)
     #: What :meth:`seal` found for each output on its way out (its registry entry), by ``id(record)``.
     _sealed: dict = field(default_factory=dict, init=False, repr=False)
+    #: While :meth:`keeping` a work: its ID, whether the picture already carries it, the source file.
+    _kept: dict | None = field(default=None, init=False, repr=False)
+
+    @contextmanager
+    def keeping(self, work_id: int | None, marked: bool, parent: Path) -> Iterator[None]:
+        """Protect a new file of an existing work (``protect`` on a brushwork output): it keeps the work's
+        ``work_id`` (its registry row, if here, is updated, not duplicated), is not marked again when
+        ``marked`` (the picture already carries that ID), and names ``parent`` as its C2PA parent.
+        ``work_id`` None: only the parent."""
+        saved, self._kept = self.work_id, {"work_id": work_id, "marked": marked, "parent": Path(parent)}
+        self.work_id = work_id if work_id is not None else saved
+        try:
+            yield
+        finally:
+            self.work_id, self._kept = saved, None
 
     def __post_init__(self) -> None:
         if self.provenance and self.keys is None:
-            self.keys = provenance.find_keys()
+            self.keys = provenance.local_keys()  # signed by default: made on first use
         if self.provenance and self.keys is not None:
             provenance.check_keys(self.keys)  # a bad or mismatched key fails before anything is reserved
 
@@ -86,7 +105,11 @@ class Protection:
             for image, record, path, work_id in zip(images, records, paths, ids, strict=True):
                 lossless = path is not None and Path(path).suffix.lower() in LOSSLESS_SUFFIXES
                 notes.append(self._begin(record, image.size, MIN_FRAGILE_SIDE if lossless else MIN_MARK_SIDE, work_id))
-            todo = [i for i, note in enumerate(notes) if note["watermark"]]
+            if self._kept is not None and self._kept["marked"]:
+                for note in notes:
+                    if note["watermark"]:
+                        note["watermark_kept"] = f"the picture already carries work {note['work_id']}: not marked again"
+            todo = [i for i, note in enumerate(notes) if note["watermark"] and "watermark_kept" not in note]
             out = list(images)
             marked = watermark.embed_many([images[i] for i in todo], [notes[i]["work_id"] for i in todo])
             for i, (picture, ok, strength) in zip(todo, marked, strict=True):
@@ -94,6 +117,9 @@ class Protection:
                     picture = self._mark_choosing_id(images[i], notes[i], refused=(picture, strength))[0]
                 notes[i]["watermark_reads_back"] = notes[i].get("watermark_reads_back", ok)
                 out[i] = picture
+            for note in notes:
+                if "watermark_kept" in note:
+                    note["watermark_reads_back"] = True
         except BaseException:
             if self.register:
                 self.registry.release(*{w for w in [*ids, *(n["work_id"] for n in notes)] if w is not None})
@@ -104,6 +130,8 @@ class Protection:
     def _reserve(self, count: int) -> list[int | None]:
         if not self.register:
             return [self.work_id] * count
+        if self._kept is not None and self._kept["work_id"] is not None:
+            return [self.registry.reserve_many(1, self.work_id, existing_ok=True)[0] for _ in range(count)]
         if self.work_id is not None:
             return [self.registry.reserve(self.work_id) for _ in range(count)]
         return self.registry.reserve_many(count)
@@ -191,7 +219,8 @@ class Protection:
         """The encoded output ``data`` (to be written to ``path``) tagged and signed; what its registry
         entry needs is kept for :meth:`after_write`. Nothing touches the disk."""
         if self.provenance:
-            data = provenance.provenance_bytes(data, path, record, self.keys, source_type=True)
+            parent = self._kept["parent"] if self._kept is not None else None
+            data = provenance.provenance_bytes(data, path, record, self.keys, source_type=True, parent=parent)
         phash = manifest = None
         if self.register:
             with Image.open(io.BytesIO(data)) as written:
@@ -286,7 +315,7 @@ def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, prote
     from brushwork.media import load_image, resize_long_side
     from brushwork.output import published_or_nothing
     from brushwork.protect import vault
-    from brushwork.records import IMAGE_SUFFIXES, describe_input, encode_image, new_record, read_record
+    from brushwork.records import IMAGE_SUFFIXES, encode_image
 
     source = Path(source)
     image = load_image(source)
@@ -295,13 +324,7 @@ def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, prote
     side = preview_size(image.size, preview_side, encrypt)
     if side is not None:
         image = resize_long_side(image, side)
-    try:
-        source_record = read_record(source).to_dict()
-    except BrushworkError:
-        source_record = None
-    record = new_record("protect", {"encrypt": encrypt, "preview_side": preview_side},
-                        inputs={"original": describe_input(source)},
-                        extra={"source_record": source_record} if source_record else None)  # fmt: skip
+    record, work_id = _protect_record(source, {"encrypt": encrypt, "preview_side": preview_side})
     output = check_output_path(output, force, tuple(IMAGE_SUFFIXES))
     locked, sealed, original_sha = None, None, None
     if encrypt:  # everything about the vault is checked, and the original encrypted, before anything is written
@@ -315,14 +338,49 @@ def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, prote
         locked = check_output_path(vault_dir / f"{source.stem}{vault.SUFFIX}", force, vault.SUFFIX)
         original = source.read_bytes()
         sealed, original_sha = vault.seal(source.name, original, passphrase), hashlib.sha256(original).hexdigest()
-    marked = protection.before_write_many([image], [record], [output])[0]
-    written: list[Path] = []
-    with published_or_nothing(protection, [record], written):
-        record.finish()
-        data = protection.seal(encode_image(marked, output, record), record, output)
-        if sealed is not None:
-            written.append(atomic_write(locked, lambda tmp: Path(tmp).write_bytes(sealed)))
-        written.append(atomic_write(output, lambda tmp: Path(tmp).write_bytes(data)))
-        protection.after_write_many([output], [record], originals=[original_sha])
+    if work_id is not None and protection.work_id is None:  # keep the work's ID (and its mark, if it reads)
+        carried = protection.watermark and watermark.detect(image).work_id == work_id
+        keeping = protection.keeping(work_id, carried, source)
+    else:
+        keeping = protection.keeping(None, False, source)
+    with keeping:
+        marked = protection.before_write_many([image], [record], [output])[0]
+        written: list[Path] = []
+        with published_or_nothing(protection, [record], written):
+            if record.finished is None:
+                record.finish()
+            data = protection.seal(encode_image(marked, output, record), record, output)
+            if sealed is not None:
+                written.append(atomic_write(locked, lambda tmp: Path(tmp).write_bytes(sealed)))
+            written.append(atomic_write(output, lambda tmp: Path(tmp).write_bytes(data)))
+            protection.after_write_many([output], [record], originals=[original_sha])
     work_id = record.extra["protection"]["work_id"]
     return {"output": str(output), "work_id": work_id, "vault": str(locked) if locked else None}
+
+
+def _protect_record(source: Path, how: dict) -> tuple[Record, int | None]:
+    """The record of ``protect``'s copy of ``source``, and the work ID to keep. A brushwork output keeps
+    its own record (engine, parameters, inputs: how it was made, which the infotext shows), with what
+    ``protect`` did in ``extra["protected"]`` and the earlier protection note there too; its work ID is
+    the one its record names or, stripped of its record, the one its watermark carries. Anything else
+    gets a fresh ``protect`` record. Either way the source is the C2PA parent ingredient."""
+    from brushwork.errors import BrushworkError
+    from brushwork.media import load_image
+    from brushwork.records import describe_input, new_record, read_record
+
+    protected = {"by": "brushwork protect", **how, "source": describe_input(source)}
+    try:
+        record = read_record(source)
+    except BrushworkError:
+        record = None
+    if record is not None:
+        earlier = record.extra.pop("protection", None) or {}
+        protected["source_protection"] = earlier or None
+        record.extra["protected"] = protected
+        work_id = earlier.get("work_id")
+        if work_id is not None:
+            return record, work_id
+    else:
+        record = new_record("protect", how, inputs={"original": describe_input(source)},
+                            extra={"protected": protected})  # fmt: skip
+    return record, watermark.detect(load_image(source)).work_id

@@ -148,8 +148,9 @@ class Registry:
         """A new work ID (random, or ``work_id``), unused in this registry, held until :meth:`register` fills it in."""
         return self.reserve_many(1, work_id)[0]
 
-    def reserve_many(self, count: int, work_id: int | None = None) -> list[int]:
-        """:meth:`reserve` for ``count`` outputs in one transaction (``work_id``: only with ``count`` 1)."""
+    def reserve_many(self, count: int, work_id: int | None = None, existing_ok: bool = False) -> list[int]:
+        """:meth:`reserve` for ``count`` outputs in one transaction (``work_id``: only with ``count`` 1).
+        ``existing_ok``: ``work_id`` may already be here (a new file of a registered work)."""
         rng = random.SystemRandom()
         ids: list[int] = []
         with self._transaction() as db:
@@ -157,6 +158,8 @@ class Registry:
                 if not 1 <= work_id <= MAX_WORK_ID:
                     raise BrushworkError(f"work id must be between 1 and {MAX_WORK_ID}, not {work_id}")
                 if db.execute("SELECT 1 FROM works WHERE id = ?", (work_id,)).fetchone():
+                    if existing_ok:
+                        return [work_id]
                     raise BrushworkError(f"work id {work_id} is already in {self.path}")
                 db.execute("INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved')", (work_id, _now()))
                 return [work_id]
