@@ -221,12 +221,13 @@ class Protection:
         if self.provenance:
             parent = self._kept["parent"] if self._kept is not None else None
             data = provenance.provenance_bytes(data, path, record, self.keys, source_type=True, parent=parent)
-        phash = manifest = None
+        phash = None
         if self.register:
             with Image.open(io.BytesIO(data)) as written:
                 phash = perceptual_hash(written)
-            manifest = provenance.manifest_of(data, path) if self.keys and self.provenance else None
-        self._sealed[id(record)] = (record, phash, manifest, hashlib.sha256(data).hexdigest())
+        # The manifest store is not read back here (40 % of the cost of sealing a small picture): the
+        # registry's bundle export reads it from the registered file (registry.export_bundle).
+        self._sealed[id(record)] = (record, phash, None, hashlib.sha256(data).hexdigest())
         return data
 
     def after_write(self, path: Path, record: Record) -> None:

@@ -479,17 +479,3 @@ def manifest_store(path: str | os.PathLike) -> dict | None:
         return None
     with reader:
         return json.loads(reader.json())
-
-
-def manifest_of(data: bytes, path: str | os.PathLike) -> dict | None:
-    """:func:`manifest_store` of bytes about to be written to ``path`` (read before anything is on disk)."""
-    import c2pa
-
-    try:
-        reader = c2pa.Reader.try_create(MIME_TYPES[_format(Path(path))], io.BytesIO(data))
-    except c2pa.C2paError:
-        return None
-    if reader is None:
-        return None
-    with reader:
-        return json.loads(reader.json())

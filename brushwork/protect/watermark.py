@@ -279,6 +279,8 @@ def embed_many(images: list[Image.Image], work_ids: list[int]) -> list[tuple[Ima
     """:func:`embed_hinted` (without hint) for many pictures at once: the same strength search, each
     of its steps one encoder or decoder call for every picture of a working size still searching.
     Returns (marked, whether every bit reads back, strength) per picture, in order."""
+    if not images:  # a batch of pictures too small to mark: not even the ONNX runtime is loaded
+        return []
     riva = _models()
     results: list = [None] * len(images)
     groups: dict[tuple[int, int], list[int]] = {}
