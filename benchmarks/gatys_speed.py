@@ -36,7 +36,7 @@ def _backbone(args):
     from brushwork.backbones import load_backbone
     from brushwork.backbones.vgg import VGG
 
-    if args.backbone.startswith("vgg") and not args.weights:
+    if args.backbone in ("vgg19", "vgg16") and not args.weights:
         return VGG(int(args.backbone[3:]), layout=args.weights_layout).freeze()
     return load_backbone(args.backbone, args.weights, args.weights_layout)
 
@@ -199,7 +199,12 @@ def _child_environment(engine: str) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("brushwork", "baseline"), default="brushwork")
-    parser.add_argument("--backbone", default="vgg19", choices=("vgg19", "vgg16", "lite0"))
+    parser.add_argument(
+        "--backbone",
+        default="vgg19",
+        choices=("vgg19", "vgg19-caffe-q8", "vgg16", "lite0"),
+        help="vgg19/vgg16 without --weights: random weights (speed only)",
+    )
     parser.add_argument("--weights")
     parser.add_argument("--weights-layout", default="torchvision")
     parser.add_argument("--sizes", default="256,512", type=lambda s: [int(x) for x in s.split(",")])

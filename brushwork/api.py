@@ -213,7 +213,7 @@ def stylize(
     elif clip is not None:
         clip = clip.to(dev)
 
-    parameters = {"backbone": net.name, "weights": weights, "weights_layout": getattr(net, "layout", None),
+    parameters = {"backbone": net.variant, "weights": weights, "weights_layout": getattr(net, "layout", None),
                   "pooling": pooling, "resumed_from_step": start_step or None, **chosen}  # fmt: skip
     inputs = {"content": describe_input(content), "styles": _described(styles)}
     if init_image is not None:
@@ -222,7 +222,7 @@ def stylize(
         inputs["style_masks"] = _described(style_masks)
     if audio is not None:
         inputs["audio"] = describe_input(audio)
-    models = {"backbone": describe_input(weights) if weights else {"name": net.name}}
+    models = {"backbone": describe_input(weights) if weights else {"name": net.variant}}
     if config.style_text:
         parameters["clip_weights"] = clip_weights
         models["clip"] = (

@@ -4,9 +4,12 @@ the database as it was and two writers never interleave."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from brushwork.errors import BrushworkError
 
 
 @contextmanager
@@ -20,3 +23,29 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def damaged(path: os.PathLike | str, what: str, exc: sqlite3.Error) -> BrushworkError:
+    """A file that SQLite cannot read as a database: one line naming it and what to do."""
+    return BrushworkError(
+        f"{path}: not a {what}, or a damaged one ({exc}); brushwork left it as it is: restore a copy, or move it "
+        "aside to start an empty one"
+    )
+
+
+def check_database(db: sqlite3.Connection, path: os.PathLike | str, what: str, own_tables: set[str]) -> None:
+    """Before anything is created in ``db``: refuse a damaged file, and another program's database
+    (tables, none of them ours), instead of adding our tables to it."""
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is sqlite3.DatabaseError:  # SQLite's "not a database", "malformed"
+            raise damaged(path, what, exc) from None
+        raise  # busy, locked, cannot open: the caller words those
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    if tables and not tables & own_tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise BrushworkError(
+            f"{path}: a database of another program (tables {shown}), not a {what}; brushwork leaves it "
+            "alone: give another file"
+        )

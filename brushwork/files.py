@@ -36,13 +36,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, exc) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        cause = os_error_in(exc)
+        if cause is not None:
+            raise write_error(path, cause) from exc
         raise
     return path
+
+
+_OS_ERROR_TEXT = re.compile(r"\(os error (\d+)\)")
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The file system refusal behind ``exc``: itself if an OSError, or one a writer library wrapped in
+    its own exception type (safetensors' SafetensorError says only "… (os error 28)" in its text)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError):
+            return exc
+        if isinstance(exc, Exception):
+            found = _OS_ERROR_TEXT.search(str(exc))
+            if found:
+                code = int(found.group(1))
+                return OSError(code, os.strerror(code))
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def readable_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -68,7 +87,8 @@ def write_error(path: Path, exc: OSError) -> BrushworkError:
     """An OS failure while writing ``path`` (read-only folder, full disk, ...) as one line for the user."""
     why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-           errno.EROFS: "the file system is read-only"}.get(exc.errno, exc.strerror or str(exc))  # fmt: skip
+           errno.EROFS: "the file system is read-only", errno.EFBIG: "the file is larger than this system allows",
+           }.get(exc.errno, exc.strerror or str(exc))  # fmt: skip
     return BrushworkError(f"{path}: could not write ({why}); nothing was written")
 
 

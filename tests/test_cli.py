@@ -176,10 +176,13 @@ def test_demo_runs_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
     out = tmp_path / "demo.png"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 0
-    assert read_record(out).parameters["backbone"] == "lite0"
+    record = read_record(out)  # the seed's network with no network access: the original VGG-19, 8-bit
+    assert record.parameters["backbone"] == "vgg19-caffe-q8" and record.models["backbone"]["name"] == "vgg19-caffe-q8"
     assert read_record(tmp_path / "demo-fast.png").engine == "fast"
     assert read_record(tmp_path / "demo-adain.png").engine == "adain"
     assert main(["demo", "-o", str(out), "--image-size", "48", "--iterations", "3"]) == 2  # no --force
+    argv = ["demo", "-o", str(out), "--image-size", "48", "--iterations", "2", "--backbone", "lite0", "--force"]
+    assert main(argv) == 0 and read_record(out).parameters["backbone"] == "lite0"
 
 
 def test_resume_after_kill(images, tmp_path):

@@ -48,7 +48,7 @@ def config(tmp_path) -> StudioConfig:
 
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False)) as c:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -142,7 +142,7 @@ def test_refused_requests_store_nothing(client, config):
 
 def test_token_required_when_set(config):
     config.token = "s3cret-token"
-    with TestClient(asgi_app(config, worker=False)) as client:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as client:
         assert client.get("/api/jobs").status_code == 401
         assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/", params={"token": "wrong"}).status_code == 401

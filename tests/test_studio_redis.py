@@ -74,7 +74,7 @@ def test_jobs_through_rq_and_two_workers(tmp_path, redis_url):
     try:
         redis = Redis.from_url(redis_url)
         wait_for(lambda: len(RQWorker.all(connection=redis)) == 2, 60, "two RQ workers")
-        with TestClient(asgi_app(config, worker=False)) as client:
+        with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as client:
             params = json.dumps({"backbone": "lite0", "image_size": 32, "iterations": 15})
             form = {"engine": "stylize", "params": params, "content_ref": "example:tubingen.jpg",
                     "style_ref": "example:starry_night.jpg"}  # fmt: skip

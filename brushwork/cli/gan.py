@@ -143,9 +143,9 @@ def _run_train(args: argparse.Namespace) -> int:
     shown: dict = {}
 
     def run(on_step):
+        # config_values holds --resolution and --channels (GanConfig fields) when they are given.
         return api.gan_train(args.data, args.output, conditional=args.conditional, resume=args.resume,
                              force=args.force, device=args.device, on_step=on_step, on_start=on_start,
-                             resolution=args.resolution, channels=args.channels,
                              **config_values(api.GanConfig, args))  # fmt: skip
 
     # images/s in the bar: the batch is known once the run's settings are read.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from brushwork.cli.common import add_parser, add_verb_group
+from brushwork.cli.common import add_parser, add_verb_group, progress_bar
 from brushwork.errors import BrushworkError
 
 SORT_KEYS = {"artfid": "artfid_lite0", "content": "content_distance", "style": "style_distance",
@@ -172,12 +172,22 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _rank(args: argparse.Namespace) -> int:
-    from brushwork.judge.ratings import RatingsStore
+    from brushwork.judge.ratings import RatingsStore, check_bootstrap
 
-    if not 0 <= args.bootstrap <= 10000:
-        raise BrushworkError("--bootstrap must be between 0 and 10000")
-    with RatingsStore(args.db, create=False) as store:
-        ranking = store.rank(args.user, args.bootstrap, args.seed)
+    check_bootstrap(args.bootstrap, args.seed)
+    bar = None
+
+    def on_resample(done: int, total: int) -> None:  # each resample is a whole fit: show how far
+        nonlocal bar
+        bar = bar or progress_bar(total, unit="resample")
+        bar.update(1)
+
+    with RatingsStore(args.db, create=False, read_only=True) as store:
+        try:
+            ranking = store.rank(args.user, args.bootstrap, args.seed, on_resample=on_resample)
+        finally:
+            if bar is not None:
+                bar.close()
         agreement = store.agreement() if args.user is None else []
     if args.json:
         print(json.dumps({"ranking": ranking.to_dict(), "agreement": [vars(a) for a in agreement]}, indent=2))

@@ -92,7 +92,10 @@ def register(sub) -> dict:
     p = add_parser(sub, "demo", "stylise the bundled example photo offline (a quick first run)")
     add_output_options(p, "output image", "brushwork-demo.png")
     p.add_argument("--image-size", type=int, default=256, help="long side of the output in px")
-    p.add_argument("--iterations", type=int, default=150, help="iterations of the optimisation engine")
+    # 60 L-BFGS steps of VGG-19 at 256 px paint the demo fully (docs/benchmarks.md): ~35 s on 2 CPU cores.
+    p.add_argument("--iterations", type=int, default=60, help="iterations of the optimisation engine")
+    p.add_argument("--backbone", choices=api.BACKBONES, default="auto",
+                   help="auto: VGG-19, the seed's network (offline); lite0: a faster preview")  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_protection_options(p)
 
@@ -234,14 +237,18 @@ def _run_demo(args: argparse.Namespace) -> int:
             bar = bar or progress_bar(step.total)
             bar.update(1)
 
+    start = time.perf_counter()
     try:
         result = api.stylize(photo, EXAMPLES / "starry_night.jpg", image_size=args.image_size,
-                             iterations=args.iterations, on_step=on_step)  # fmt: skip
+                             iterations=args.iterations, backbone=args.backbone, on_step=on_step)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     protection = protection_from_args(args)
     print(api.save(result, output, force=args.force, protection=protection))
+    backbone = api.record_of(result).parameters["backbone"]
+    print(f"(optimisation on {backbone}: {time.perf_counter() - start:.1f} s for {args.iterations} iterations "
+          f"at {args.image_size} px, loading included)")  # fmt: skip
     start = time.perf_counter()
     result = api.fast_apply(EXAMPLES / "starry_night-fast.safetensors", photo, image_size=512)
     print(api.save(result, fast_out, force=args.force, protection=protection))

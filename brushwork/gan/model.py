@@ -171,7 +171,7 @@ def read_options(run_dir: str | Path) -> tuple[GanConfig, dict]:
         raise BrushworkError(f"{run_dir}: not a brushwork GAN run (no {OPTIONS})")
     try:
         options = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise BrushworkError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
     if not isinstance(options, dict):
         raise BrushworkError(f"{path}: not a JSON object")

@@ -20,14 +20,15 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from brushwork.database import immediate_transaction
+from brushwork.database import check_database, immediate_transaction
 from brushwork.errors import BrushworkError
 
 SCHEMA_VERSION = 1
@@ -147,6 +148,9 @@ def _check_image(path: Path) -> None:
     """Refuse a file that is not an image (reads its header only)."""
     from PIL import Image, UnidentifiedImageError
 
+    from brushwork.files import readable_file
+
+    readable_file(path, "image")  # missing, a folder, permission denied: said as such, not "not an image"
     try:
         with Image.open(path) as img:
             img.size  # noqa: B018 - the header is parsed on open; touching it is the check
@@ -161,7 +165,10 @@ def _is_sha(text: str) -> bool:
 class RatingsStore:
     """A ratings database. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | os.PathLike, create: bool = True, timeout: float = BUSY_TIMEOUT_S):
+    def __init__(self, path: str | os.PathLike, create: bool = True, timeout: float = BUSY_TIMEOUT_S,
+                 read_only: bool = False):  # fmt: skip
+        """``read_only``: for commands that only read (rank): works on a file or folder this user may not
+        write, where SQLite could not make the WAL's ``-wal``/``-shm`` files beside it."""
         self.path = Path(path)
         self.timeout = timeout
         if self.path.is_dir():
@@ -172,12 +179,18 @@ class RatingsStore:
             if not self.path.parent.exists():
                 raise BrushworkError(f"{self.path.parent}: folder does not exist")
         self._db = None
+        self._created = not self.path.exists()
         try:
             # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE) by each command.
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            if read_only:
+                self._db = sqlite3.connect(self._read_only_uri(), timeout=timeout, isolation_level=None, uri=True)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            check_database(self._db, self.path, "ratings database", {"schema_version", "judgements"})
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._check_schema()
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._check_schema(create=not read_only)
         except (sqlite3.Error, BrushworkError) as exc:
             if self._db is not None:
                 self._db.close()
@@ -185,11 +198,23 @@ class RatingsStore:
                 raise
             raise BrushworkError(f"{self.path}: {_describe(exc, self.timeout)}") from exc
 
-    def _check_schema(self) -> None:
+    def _read_only_uri(self) -> str:
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        folder_writable = os.access(self.path.parent, os.W_OK)
+        if not folder_writable and not Path(f"{self.path}-wal").exists():
+            # Nobody can be writing here (no WAL beside it, none can be made): read it as a plain file.
+            uri += "&immutable=1"
+        return uri
+
+    def _check_schema(self, create: bool = True) -> None:
         """Create the tables in a new database; refuse one written by a newer brushwork."""
         has_version = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
         ).fetchone()
+        if not has_version and not create:
+            raise BrushworkError(f"{self.path}: not a ratings database (no ratings tables)")
         if not has_version:
             with self.transaction():
                 # Statement by statement: executescript() would commit the open transaction first.
@@ -213,8 +238,18 @@ class RatingsStore:
     def __enter__(self) -> RatingsStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        # A command that made this database and then failed (an image refused, say) leaves no empty one.
+        empty = False
+        if exc_type is not None and self._created:
+            try:
+                empty = not self._db.execute("SELECT 1 FROM judgements UNION ALL SELECT 1 FROM images").fetchone()
+            except sqlite3.Error:
+                empty = False
         self.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -290,7 +325,10 @@ class RatingsStore:
         row = self._query("SELECT record FROM images WHERE sha256 = ?", (sha,))
         if not row:
             raise BrushworkError(f"image {sha[:12]}… is not in {self.path}")
-        return json.loads(row[0][0]) if row[0][0] else None
+        try:
+            return json.loads(row[0][0]) if row[0][0] else None
+        except (ValueError, RecursionError):
+            raise BrushworkError(f"{self.path}: the stored record of image {sha[:12]}… is damaged (not JSON)") from None
 
     def images(self) -> list[tuple[str, str]]:
         """(sha256, path) of every image in the store, oldest first."""
@@ -407,7 +445,14 @@ class RatingsStore:
             for sha, blob in self._query(
                 f"SELECT sha256, vector FROM embeddings WHERE embedder = ? AND sha256 IN ({marks})", [embedder, *chunk]
             ):
-                found[sha] = np.frombuffer(blob, dtype=np.float64).copy()
+                if isinstance(blob, bytes) and blob and len(blob) % 8 == 0:
+                    found[sha] = np.frombuffer(blob, dtype=np.float64).copy()
+        # A cache, so a damaged row (cut short, another length than the rest, not finite) is no entry:
+        # the embedding is computed again and the row replaced.
+        lengths = Counter(v.size for v in found.values() if np.isfinite(v).all())
+        if lengths:
+            common = lengths.most_common(1)[0][0]
+            found = {sha: v for sha, v in found.items() if v.size == common and np.isfinite(v).all()}
         return found
 
     def store_embeddings(self, embedder: str, vectors: dict[str, np.ndarray]) -> None:
@@ -419,13 +464,15 @@ class RatingsStore:
 
     # -- ranking ---------------------------------------------------------------------------------------------
 
-    def rank(self, rater: str | None = None, bootstrap: int = 0, seed: int = 0) -> Ranking:
+    def rank(self, rater: str | None = None, bootstrap: int = 0, seed: int = 0,
+             on_resample: Callable[[int, int], None] | None = None) -> Ranking:  # fmt: skip
         """Bradley–Terry strengths of the images ``rater`` (or everyone) judged, best first, with 95 %
-        intervals: from the Hessian, or from ``bootstrap`` resamples."""
+        intervals: from the Hessian, or from ``bootstrap`` resamples (``on_resample(done, total)`` after each)."""
+        check_bootstrap(bootstrap, seed)
         judgements = self.judgements(rater)
         if not judgements:
             raise BrushworkError(f"no judgements{f' by {rater!r}' if rater else ''} in {self.path}")
-        strengths, low, high, items = bradley_terry(judgements, bootstrap, seed)
+        strengths, low, high, items = bradley_terry(judgements, bootstrap, seed, on_resample)
         wins: dict[str, float] = dict.fromkeys(items, 0.0)
         counts: dict[str, int] = dict.fromkeys(items, 0)
         for j in judgements:
@@ -459,9 +506,23 @@ def _pairs(judgements: Iterable[Judgement], index: dict[str, int]) -> list[tuple
     return pairs
 
 
-def bradley_terry(judgements: list[Judgement], bootstrap: int = 0, seed: int = 0):
+#: Resamples a bootstrap may ask for: each is one more fit over every judgement.
+MAX_BOOTSTRAP = 10_000
+
+
+def check_bootstrap(bootstrap: int, seed: int) -> None:
+    """Refuse resample counts and seeds numpy cannot take, before any work is done."""
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        raise BrushworkError(f"bootstrap must be between 0 and {MAX_BOOTSTRAP} resamples, not {bootstrap}")
+    if not 0 <= seed < 2**63:
+        raise BrushworkError(f"seed must be between 0 and 2**63 - 1, not {seed}")
+
+
+def bradley_terry(judgements: list[Judgement], bootstrap: int = 0, seed: int = 0,
+                  on_resample: Callable[[int, int], None] | None = None):  # fmt: skip
     """(strengths, 95 % interval low and high, image hashes) over the images judged. Intervals from the
-    Hessian, or from ``bootstrap`` resamples when more than 1."""
+    Hessian, or from ``bootstrap`` resamples when more than 1 (``on_resample(done, total)`` after each)."""
+    check_bootstrap(bootstrap, seed)
     items = sorted({j.winner for j in judgements} | {j.loser for j in judgements})
     index = {sha: i for i, sha in enumerate(items)}
     pairs = _pairs(judgements, index)
@@ -472,6 +533,8 @@ def bradley_terry(judgements: list[Judgement], bootstrap: int = 0, seed: int = 0
         for k in range(bootstrap):
             resampled = [judgements[i] for i in rng.integers(0, len(judgements), len(judgements))]
             samples[k] = _fit(len(items), _pairs(resampled, index))
+            if on_resample is not None:
+                on_resample(k + 1, bootstrap)
         low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     else:
         half_width = 1.959964 * np.sqrt(np.diag(_covariance(strengths, pairs)))

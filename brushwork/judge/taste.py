@@ -296,18 +296,29 @@ def _store_embeddings(store, embedding, images: list[tuple[str, str]]) -> tuple[
 
     name = getattr(embedding, "name", None)
     cached = store.cached_embeddings(name, [sha for sha, _ in images]) if name else {}
-    pictures = {}
-    for sha, path in images:
-        if sha not in cached:
+
+    def embed(wanted: list[tuple[str, str]]) -> dict:
+        pictures = {}
+        for sha, path in wanted:
             try:
                 pictures[sha] = load_image(path)
             except BrushworkError:
                 continue  # moved or deleted since it was rated
-    if pictures:
+        if not pictures:
+            return {}
         fresh = dict(zip(pictures, embedding(list(pictures.values())), strict=True))
         if name:
             store.store_embeddings(name, fresh)
+        return fresh
+
+    fresh = embed([(sha, path) for sha, path in images if sha not in cached])
+    if fresh:
+        # Stored rows of another length than this embedder gives are damaged: embed those again.
+        size = np.size(next(iter(fresh.values())))
+        stale = {sha for sha, v in cached.items() if np.size(v) != size}
+        cached = {sha: v for sha, v in cached.items() if sha not in stale}
         cached.update(fresh)
+        cached.update(embed([(sha, path) for sha, path in images if sha in stale]))
     elif hasattr(embedding, "groups") and not embedding.groups:
         embedding([Image.new("RGB", (64, 64))])  # learn the layout of the statistic groups
     kept = [(sha, path) for sha, path in images if sha in cached]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from brushwork.database import immediate_transaction
+from brushwork.database import check_database, immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.protect.clips import detect_clip, middle_frame
 from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID
@@ -123,6 +123,7 @@ class Registry:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             try:
+                check_database(db, self.path, "work registry", {"works"})
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
             except BaseException:
@@ -204,11 +205,12 @@ class Registry:
                 )  # fmt: skip
 
     def get(self, work_id: int) -> Work | None:
-        if not self.path.exists():
+        # No ID outside 1..MAX_WORK_ID is ever given (and SQLite cannot even compare one beyond 64 bits).
+        if not self.path.exists() or not 1 <= work_id <= MAX_WORK_ID:
             return None
         with self._transaction(create=False) as db:
             row = db.execute("SELECT * FROM works WHERE id = ?", (work_id,)).fetchone()
-        return _work(row) if row else None
+        return _work(row, self.path) if row else None
 
     def find(self, image: Image.Image | list[Image.Image],
              use_watermark: bool = True) -> tuple[Work | None, str, int | None]:  # fmt: skip
@@ -230,14 +232,20 @@ class Registry:
             rows = db.execute("SELECT * FROM works WHERE phash IS NOT NULL").fetchall()
         scored = sorted(((hash_distance(phash, row[6]), row) for row in rows), key=lambda pair: pair[0])
         if scored and scored[0][0] <= PHASH_MATCH_BITS:
-            return _work(scored[0][1]), "perceptual-hash", scored[0][0]
+            return _work(scored[0][1], self.path), "perceptual-hash", scored[0][0]
         return None, "none", None
 
 
-def _work(row: tuple) -> Work:
+def _work(row: tuple, path: Path) -> Work:
     work = Work(*row)
-    work.record = json.loads(work.record) if work.record else None
-    work.manifest = json.loads(work.manifest) if work.manifest else None
+    for field in ("record", "manifest"):
+        text = getattr(work, field)
+        try:
+            setattr(work, field, json.loads(text) if text else None)
+        except (ValueError, RecursionError):  # a row damaged outside brushwork: name it, do not guess
+            raise BrushworkError(
+                f"{path}: work {work.id}'s stored {field} is damaged (not JSON); restore the registry from a copy"
+            ) from None
     return work
 
 

@@ -112,15 +112,21 @@ def unlock_file(vault_file: str | os.PathLike, passphrase: str, output: str | os
 def passphrase_from_user(confirm: bool = False) -> str:
     """``BRUSHWORK_PASSPHRASE`` if set, else a prompt (twice when ``confirm``). Never a command-line argument."""
     value = os.environ.get(PASSPHRASE_ENV)
-    if value:
+    if value is not None:  # set, even to nothing: the user chose the environment over a prompt
+        if not value:
+            raise BrushworkError(f"{PASSPHRASE_ENV} is set but empty")
         return value
     import getpass
+    import warnings
 
     try:
-        value = getpass.getpass("passphrase: ")
-        if confirm and getpass.getpass("again: ") != value:
-            raise BrushworkError("the passphrases differ")
-    except EOFError:
+        # Without a terminal getpass warns that the input may be echoed, then reads stdin: refuse instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            value = getpass.getpass("passphrase: ")
+            if confirm and getpass.getpass("again: ") != value:
+                raise BrushworkError("the passphrases differ")
+    except (EOFError, getpass.GetPassWarning):
         raise BrushworkError(f"no passphrase: set {PASSPHRASE_ENV} or run in a terminal") from None
     if not value:
         raise BrushworkError("the passphrase is empty")

@@ -1,15 +1,13 @@
 """The studio's web face: a FastAPI app over :class:`~brushwork.studio.service.Studio`.
 
 REST under ``/api`` (OpenAPI at ``/docs``), the page at ``/`` (Jinja2 + vendored htmx/Alpine.js),
-live progress as server-sent events. Request bodies are bounded before they are read; when a token
-is set, every request needs it (``Authorization: Bearer``, the ``brushwork_token`` cookie, or once
-``?token=`` which sets the cookie).
+live progress as server-sent events. Request bodies are bounded before they are read; Host, origin
+and token checks (:mod:`brushwork.studio.guard`) run before every request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import time
@@ -19,13 +17,14 @@ from typing import Annotated
 
 import anyio
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 
 from brushwork.errors import BrushworkError
+from brushwork.studio import guard
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import available_engines
 from brushwork.studio.jobs import FINAL
@@ -33,7 +32,6 @@ from brushwork.studio.library import list_images, list_models, resolve_image
 from brushwork.studio.service import Studio, Upload
 
 HERE = Path(__file__).resolve().parent
-COOKIE = "brushwork_token"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}:\d{1,3}")
 #: How long one event stream stays open (a browser reconnects by itself).
@@ -105,20 +103,9 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, 400)
 
     @app.middleware("http")
-    async def _token(request: Request, call_next):
-        token = config.token
-        if not token:
-            return await call_next(request)
-        given = request.query_params.get("token")
-        if given is not None and hmac.compare_digest(given.encode(), token.encode()):
-            response = RedirectResponse(request.url.remove_query_params("token"), 303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-            return response
-        header = request.headers.get("authorization", "")
-        candidates = [header[7:] if header.lower().startswith("bearer ") else "", request.cookies.get(COOKIE, "")]
-        if not any(c and hmac.compare_digest(c.encode(), token.encode()) for c in candidates):
-            return JSONResponse({"detail": "missing or wrong token"}, 401, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    async def _guard(request: Request, call_next):
+        refused = guard.check(request, config)
+        return refused if refused is not None else await call_next(request)
 
     def job_or_404(job_id: str):
         job = studio.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
@@ -301,8 +288,14 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
 
 
 def asgi_app(config: StudioConfig, *, worker: bool = True) -> LimitBody:
-    """The app behind its body-size limit: what uvicorn serves (and what the tests drive)."""
-    return LimitBody(create_app(config, worker=worker), config.limits.upload_bytes)
+    """The app behind its body-size limit: what uvicorn serves (and what the tests drive). With a worker
+    token, the worker API (``remote.py``) is served beside it, under its own token."""
+    app = create_app(config, worker=worker)
+    if config.worker_token:
+        from brushwork.studio.remote import with_worker_api
+
+        app = with_worker_api(app, config.worker_token)
+    return LimitBody(app, config.limits.upload_bytes)
 
 
 def serve_app(config: StudioConfig, host: str, port: int, worker: bool = True) -> None:

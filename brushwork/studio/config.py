@@ -54,18 +54,33 @@ class StudioConfig:
     #: runs as one batch (1: one job at a time); None: see :meth:`batch_for`.
     batch_size: int | None = None
     queue_url: str | None = None  # redis://… : jobs go through RQ on Redis as well as SQLite
+    #: When set, every request needs it (``serve`` beyond loopback, or ``BRUSHWORK_TOKEN``).
     token: str | None = None
+    #: ``serve``'s per-run token (in the URL it prints): a state-changing request (POST, PUT, PATCH,
+    #: DELETE) needs it or proof that it comes from the studio's own page (Origin, Referer or
+    #: Sec-Fetch-Site). None: only requests that show a foreign origin are refused.
+    session_token: str | None = None
+    #: Host header names accepted besides loopback ones (a page on another name reaching this server
+    #: through DNS rebinding is refused); "*" accepts any.
+    allowed_hosts: tuple[str, ...] = ()
+    #: postgresql://… : the job store for a studio on several hosts (default: SQLite in the data folder).
+    store_url: str | None = None
+    #: The token of workers on other hosts (the worker API at /api/worker/; off without one).
+    worker_token: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         if self.queue_url is not None and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise BrushworkError(f"--queue must be a redis:// URL, not {self.queue_url!r}")
+        if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
+            raise BrushworkError("--store must be a postgresql:// URL")  # the URL may hold a password: not shown
         if self.lease_seconds <= 0:
             raise BrushworkError("lease must be a positive number of seconds")
         if self.batch_size is not None and not 1 <= self.batch_size <= 256:
             raise BrushworkError(f"batch size must be 1..256, not {self.batch_size}")
         if not self.intermediate_seconds >= 0:
             raise BrushworkError("intermediate seconds must be 0 (none) or more")
+        self.allowed_hosts = tuple(h.lower().rstrip(".").strip("[]") for h in self.allowed_hosts)
 
     def batch_for(self, device: str) -> int:
         """The batch a worker on ``device`` takes: ``batch_size`` if set, else 8 on a GPU and 1 on the CPU,

@@ -72,7 +72,7 @@ _HELP = {
     "stabilize": "against flicker: 0 = off, 0.5 steady",
     "max_frames": "only the first N frames",
     "crf": "H.264 quality: lower is better, bigger",
-    "backbone": "the feature network (auto: VGG-19 if its weights are here, else Lite0)",
+    "backbone": "the feature network (auto: VGG-19, offline; lite0: a fast preview)",
 }
 _BASIC = {"image_size", "iterations", "style_weight", "content_weight", "style_scale",
           "style_blend_weights", "preserve_colors", "seed", "strength", "seeds", "class_name", "truncation",

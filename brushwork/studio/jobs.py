@@ -29,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from brushwork.database import immediate_transaction
+from brushwork.database import check_database, damaged, immediate_transaction
 from brushwork.errors import BrushworkError
 from brushwork.files import remove_stale_temps
 from brushwork.studio.config import StudioConfig
@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     enqueued REAL                  -- when it was last handed to the distributed queue
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
+-- One row per published job (remote workers): the primary key makes a second publication impossible.
+CREATE TABLE IF NOT EXISTS publications (
+    job_id TEXT PRIMARY KEY,
+    claim TEXT NOT NULL,           -- the attempt that published
+    outputs TEXT NOT NULL,
+    published REAL NOT NULL
+);
 """
 _ADDED_COLUMNS = {"worker": "TEXT"}
 
@@ -143,6 +150,7 @@ class JobStore:
     def __init__(self, config: StudioConfig):
         self.config = config.prepare()
         with self._connect() as db:
+            check_database(db, config.db_path, "studio job database", {"jobs"})
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
             # Columns added after the first release of the table, for databases made before them.
@@ -155,10 +163,14 @@ class JobStore:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.config.db_path, timeout=60, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA busy_timeout=60000")
         try:
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=60000")
             yield db
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:  # not busy, not a constraint: damaged, now or since opened
+                raise damaged(self.config.db_path, "studio job database", exc) from None
+            raise
         finally:
             db.close()
 
@@ -313,6 +325,27 @@ class JobStore:
                 f"UPDATE jobs SET {sets} WHERE id = :id AND claim = :token AND status = 'running' RETURNING id",
                 {"id": job_id, "token": token, **fields},
             ).fetchone()
+        return row is not None
+
+    def publication(self, job_id: str) -> dict | None:
+        """The publication row of a job a remote worker published, if any."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM publications WHERE job_id = ?", (job_id,)).fetchone()
+        return dict(zip(row.keys(), row, strict=True)) if row else None
+
+    def publish(self, job_id: str, token: str, outputs: list[str], record: str | None) -> bool:
+        """Mark the job done with ``outputs`` and write its publication row, in one transaction, if
+        ``token`` still holds it; False (nothing written) otherwise."""
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute(
+                "UPDATE jobs SET status = 'done', finished = ?, lease_until = NULL, progress = 1.0, eta = 0.0, "
+                "outputs = ?, record = ? WHERE id = ? AND claim = ? AND status = 'running' RETURNING id",
+                (now, json.dumps(outputs), record, job_id, token),
+            ).fetchone()
+            if row is not None:  # a second publication fails on the primary key and rolls all back
+                db.execute("INSERT INTO publications (job_id, claim, outputs, published) VALUES (?, ?, ?, ?)",
+                           (job_id, token, json.dumps(outputs), now))  # fmt: skip
         return row is not None
 
 

@@ -169,7 +169,7 @@ def _model_kind(json_path: Path) -> str | None:
         if json_path.stat().st_size > _MAX_MODEL_JSON:
             return None
         kind = json.loads(json_path.read_text()).get("kind")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # deep nesting: not a model of ours
         return None
     return kind if isinstance(kind, str) else None
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import get_engine
-from brushwork.studio.jobs import JobStore, Worker, public_record
+from brushwork.studio.jobs import Worker, public_record
 from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
 from brushwork.studio.ratings import JudgeRatings, RatingsStore, StudioRatings, next_pair, score
+from brushwork.studio.store_postgres import open_store
 
 log = logging.getLogger("brushwork.studio")
 
@@ -32,7 +33,7 @@ class Upload:
 class Studio:
     def __init__(self, config: StudioConfig):
         self.config = config
-        self.store = JobStore(config)
+        self.store = open_store(config)
         self.ratings = self._ratings()
         self.queue = None
         if config.queue_url:

@@ -1,0 +1,520 @@
+"""Workers that share nothing with the server but the network.
+
+A remote worker (``brushwork worker --server URL``) holds no data folder: it claims a job, downloads
+that job's inputs, runs the engine, and hands back progress, previews and results, all through the
+worker API under ``/api/worker/`` of the studio itself. The server stays the one owner of the gallery,
+the records and the protection keys: a worker uploads its results unprotected, and the server
+watermarks, signs and registers them as it publishes (so signing keys never leave the server).
+
+Guarantees, and where they come from:
+
+- A job is durable once ``POST /api/jobs`` returns: it is a row of the job store (SQLite, or
+  PostgreSQL for several hosts).
+- Delivery is at-least-once: the queue (RQ on Redis) only carries job ids; the server's dispatcher
+  re-sends a job whose lease ran out (its worker died or was cut off) or that the queue lost.
+- A job runs once at a time: a claim is one transaction on the store, and every later call of an
+  attempt (renew, preview, publish) carries its claim token and is refused once another attempt
+  took over.
+- A job is published at most once: publishing writes a row keyed by the job id (a primary key) in
+  the same transaction that marks the job done with the claim that made it; a publish that is sent
+  again (its answer was lost) is answered from that row instead of publishing twice.
+
+Workers authenticate with their own token (``BRUSHWORK_WORKER_TOKEN``, never the browser's), a worker
+reads only the inputs of a job it holds, and its uploads are bounded like a user's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+
+from brushwork.errors import BrushworkError
+from brushwork.studio.config import StudioConfig
+
+log = logging.getLogger("brushwork.studio")
+
+#: The environment variable holding the worker token (on the server and on each worker).
+WORKER_TOKEN_ENV = "BRUSHWORK_WORKER_TOKEN"
+#: Path prefix of the worker API (kept apart from the browser's API and its token).
+PREFIX = "/api/worker"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_CLAIM = re.compile(r"[0-9a-f]{32}")
+_WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
+#: Roles of a job's input files as the worker API names them.
+_ROLES = ("content", "style", "model", "model-json")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
+
+
+def env_worker_token() -> str | None:
+    return os.environ.get(WORKER_TOKEN_ENV) or None
+
+
+# ---------------------------------------------------------------------------------------------
+# The server side: the worker API
+
+
+def create_worker_app(studio, token: str):
+    """The worker API as its own FastAPI app, mounted under :data:`PREFIX` by ``app.asgi_app``: its own
+    token, none of the browser's cookies or pages."""
+    config: StudioConfig = studio.config
+    store = studio.store
+    locks: dict[str, threading.Lock] = {}
+    locks_guard = threading.Lock()
+
+    def authorised(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong worker token", headers={"WWW-Authenticate": "Bearer"})
+
+    app = FastAPI(title="brushwork worker API", dependencies=[Depends(authorised)], docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+
+    @app.exception_handler(BrushworkError)
+    async def _bad_input(request: Request, exc: BrushworkError):
+        return JSONResponse({"detail": str(exc)}, 400)
+
+    def held(job_id: str, claim: str):
+        """The job if ``claim`` holds it now, else 409 (or 404 for no such job)."""
+        job = store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise HTTPException(404, f"no job {job_id[:40]!r}")
+        if not _CLAIM.fullmatch(claim or "") or job.status != "running" or job.claim != claim:
+            raise HTTPException(409, "this attempt does not hold the job (its lease was lost or it ended)")
+        return job
+
+    def job_lock(job_id: str) -> threading.Lock:
+        with locks_guard:
+            return locks.setdefault(job_id, threading.Lock())
+
+    @app.post("/claim")
+    def claim(body: dict):
+        worker, job_id = str(body.get("worker") or ""), body.get("job")
+        if not _WORKER_NAME.fullmatch(worker):
+            raise HTTPException(400, "worker name: 1-100 letters, digits or _.:@-")
+        if job_id is not None and not (isinstance(job_id, str) and _JOB_ID.fullmatch(job_id)):
+            raise HTTPException(400, "job must be a job id")
+        claimed = store.claim(job_id, worker=worker)
+        if claimed is None:
+            return {"job": None}
+        job, token = claimed
+        log.info("job %s: attempt %d by remote worker %s", job.id, job.attempts, worker)
+        return {"job": {"id": job.id, "engine": job.engine, "params": job.params, "inputs": job.inputs,
+                        "attempts": job.attempts, "preview_step": job.preview_step}, "claim": token}  # fmt: skip
+
+    @app.get("/jobs/{job_id}/input/{role}")
+    def job_input(job_id: str, role: str, claim: str, n: int = 0):
+        """One input file of a job this worker holds (content, style n, the model file and its JSON)."""
+        from brushwork.studio.library import resolve_image, resolve_model
+
+        job = held(job_id, claim)
+        if role not in _ROLES:
+            raise HTTPException(404, f"no input role {role[:20]!r}")
+        inputs = job.inputs
+        if role == "content" and inputs.get("content"):
+            path = resolve_image(config, inputs["content"], video=job.engine == "video")
+        elif role == "style" and 0 <= n < len(inputs.get("styles") or []):
+            path = resolve_image(config, inputs["styles"][n])
+        elif role in ("model", "model-json") and inputs.get("model"):
+            path = resolve_model(config, inputs["model"], job.engine)
+            if path.is_dir():
+                raise HTTPException(409, "a GAN run folder is not served to remote workers")
+            path = path.with_suffix(".json") if role == "model-json" else path
+        else:
+            raise HTTPException(404, f"job {job_id} has no {role} input {n}")
+        return FileResponse(path, media_type="application/octet-stream")
+
+    @app.post("/jobs/{job_id}/renew")
+    def renew(job_id: str, body: dict):
+        """Keep the lease, with progress; answers whether to go on (False: cancelled or lost)."""
+        claim = str(body.get("claim") or "")
+        held(job_id, claim)
+        fields: dict[str, Any] = {}
+        for key in ("progress", "eta"):
+            value = body.get(key)
+            if isinstance(value, (int, float)) and value == value and abs(value) < 1e9:
+                fields[key] = min(1.0, max(0.0, float(value))) if key == "progress" else float(value)
+        return {"go_on": store.renew(job_id, claim, **fields)}
+
+    @app.post("/jobs/{job_id}/preview")
+    def preview(job_id: str, claim: Annotated[str, Form()], image: Annotated[UploadFile, File()]):
+        """A live preview: checked as an image within the pixel limit, kept as a working file."""
+        job = held(job_id, claim)
+        data = image.file.read(config.limits.upload_bytes + 1)
+        picture = _load_upload(data, config)
+        step = job.preview_step + 1
+        name = f"{job.id}-{claim[:8]}-{step:05d}.jpg"
+        _atomic_write(config.previews / name, lambda fh: picture.convert("RGB").save(fh, "JPEG", quality=85))
+        if not store.renew(job_id, claim, preview=name, preview_step=step):
+            (config.previews / name).unlink(missing_ok=True)
+            raise HTTPException(409, "this attempt does not hold the job")
+        if job.preview and job.preview != name:
+            (config.previews / job.preview).unlink(missing_ok=True)
+        return {"ok": True}
+
+    @app.post("/jobs/{job_id}/publish")
+    def publish(job_id: str, claim: Annotated[str, Form()], records: Annotated[str, Form()],
+                image: Annotated[list[UploadFile], File()]):  # fmt: skip
+        """The results of an attempt: published (protected, recorded) once, whatever the retries."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise HTTPException(404, "no such job")
+        with job_lock(job_id):
+            done = store.publication(job_id)
+            if done is not None:
+                if done["claim"] == claim:  # the same attempt sent it again: its answer was lost
+                    return {"status": "done", "outputs": json.loads(done["outputs"]), "again": True}
+                raise HTTPException(409, "the job was already published by another attempt")
+            job = held(job_id, claim)
+            return {"status": "done", "outputs": _publish(studio, job, claim, records, image)}
+
+    @app.post("/jobs/{job_id}/end")
+    def end(job_id: str, body: dict):
+        """An attempt that ends without results: failed (with its error) or cancelled."""
+        claim, status = str(body.get("claim") or ""), body.get("status")
+        if status not in ("failed", "cancelled"):
+            raise HTTPException(400, "status: failed or cancelled")
+        with job_lock(job_id):
+            held(job_id, claim)
+            error = str(body.get("error") or "")[:2000] if status == "failed" else None
+            ok = store.finish(job_id, claim, status, error=error)
+        if ok:
+            shutil.rmtree(config.job_dir(job_id), ignore_errors=True)
+        return {"ok": ok}
+
+    return app
+
+
+def _load_upload(data: bytes, config: StudioConfig):
+    """An image a worker sent, within the same bounds as a user's upload."""
+    from brushwork.media import load_image
+
+    if len(data) > config.limits.upload_bytes:
+        raise BrushworkError("image larger than the upload limit")
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=config.uploads)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return load_image(tmp, config.limits.image_pixels)  # refuses non-images and bombs
+    except BrushworkError as exc:  # said without the server's temporary path
+        raise BrushworkError(f"a worker's image refused: {str(exc).replace(tmp, 'it')}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _publish(studio, job, claim: str, records_json: str, files) -> list[str]:
+    """Check, protect and save an attempt's images, then mark the job done in one transaction with its
+    publication row; on any failure nothing stays behind."""
+    from brushwork.api import save
+    from brushwork.records import IMAGE_INFO_KEY, Record
+
+    config: StudioConfig = studio.config
+    if not 1 <= len(files) <= config.limits.files_per_job:
+        raise BrushworkError(f"publish 1 to {config.limits.files_per_job} images")
+    if len(records_json.encode()) > config.limits.params_bytes * 4:
+        raise BrushworkError("records too large")
+    try:
+        records = json.loads(records_json)
+    except ValueError:
+        raise BrushworkError("records is not valid JSON") from None
+    if not isinstance(records, list) or len(records) != len(files):
+        raise BrushworkError("give one record per image")
+    pictures = []
+    for upload, data in zip(files, records, strict=True):
+        picture = _load_upload(upload.file.read(config.limits.upload_bytes + 1), config)
+        try:
+            record = Record.from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise BrushworkError("a record that is not a brushwork record") from None
+        # The worker's temporary paths mean nothing here; the hashes identify the inputs.
+        record.inputs = {role: _without_paths(value) for role, value in record.inputs.items()}
+        record.extra["studio_job"] = job.id
+        picture.info[IMAGE_INFO_KEY] = record
+        pictures.append(picture)
+    written: list[Path] = []
+    try:
+        for n, picture in enumerate(pictures):
+            written.append(save(picture, config.outputs / f"{job.id}-{claim[:8]}-{n}.png"))
+        names = [p.name for p in written]
+        if not studio.store.publish(job.id, claim, names, pictures[0].info[IMAGE_INFO_KEY].to_json()):
+            raise BrushworkError("this attempt lost the job while publishing")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
+    return names
+
+
+def _without_paths(value):
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) else value
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker side
+
+
+class Lost(Exception):
+    """This attempt no longer holds its job (or the server could not be reached in time)."""
+
+
+class ServerClient:
+    """The worker API over HTTP, retrying through outages (a restarted server, a cut link) for up to
+    ``patience`` seconds per call."""
+
+    def __init__(self, url: str, token: str, patience: float = 120.0, timeout: float = 30.0):
+        import httpx
+
+        if not url.startswith(("http://", "https://")):
+            raise BrushworkError(f"--server must be an http:// or https:// URL, not {url[:80]!r}")
+        self.patience = patience
+        self.http = httpx.Client(base_url=url.rstrip("/") + PREFIX, timeout=timeout,
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+    def call(self, method: str, path: str, **kwargs):
+        import httpx
+
+        deadline, pause = time.monotonic() + self.patience, 0.2
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+                if response.status_code not in (502, 503, 504):
+                    break
+                reason = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                reason = type(exc).__name__
+            if time.monotonic() > deadline:
+                raise Lost(f"server unreachable for {self.patience:.0f} s ({reason})")
+            log.info("worker API %s %s: %s; retrying", method, path.split("?")[0], reason)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            for value in kwargs.get("files") or []:  # rewind uploads for the next try
+                value[1][1].seek(0)
+        if response.status_code == 409:
+            raise Lost(response.json().get("detail", "lost"))
+        if response.status_code == 401:
+            raise BrushworkError("the server refused the worker token (set BRUSHWORK_WORKER_TOKEN)")
+        if 400 <= response.status_code < 500:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = None
+            said = str(detail or response.status_code)[:500]
+            raise BrushworkError(f"the server refused {path.split('?')[0]}: {said}")
+        response.raise_for_status()
+        return response
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class _RemoteAttempt:
+    """One attempt at a job on a remote worker: a heartbeat thread renews the lease with progress."""
+
+    def __init__(self, client: ServerClient, job: dict, claim: str, lease: float, preview_seconds: float = 1.0):
+        self.client, self.job, self.claim = client, job, claim
+        self.interval = max(0.5, lease / 3)
+        self.preview_seconds = preview_seconds
+        self.stopped: str | None = None
+        self.fraction, self.eta = 0.0, None
+        self.start = time.monotonic()
+        self.last_preview = 0.0
+        self._done = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"lease-{job['id'][:8]}")
+
+    def __enter__(self):
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._beat.join()
+
+    def _heartbeat(self):
+        while not self._done.wait(self.interval):
+            try:
+                body = {"claim": self.claim, "progress": self.fraction, "eta": self.eta}
+                if not self.client.call("POST", f"/jobs/{self.job['id']}/renew", json=body).json()["go_on"]:
+                    self.stopped = "cancelled"
+            except Lost as exc:
+                self.stopped = f"lease lost: {exc}"
+            except Exception as exc:  # noqa: BLE001 - a bad answer now and then: try again at the next beat
+                log.warning("job %s: renewal failed: %s", self.job["id"], exc)
+
+    def progress(self, fraction: float, make_preview=None) -> None:
+        from brushwork.studio.jobs import JobStopped
+
+        if self.stopped:
+            raise JobStopped(self.stopped)
+        self.fraction = min(1.0, max(0.0, fraction))
+        elapsed = time.monotonic() - self.start
+        self.eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else None
+        now = time.monotonic()
+        if make_preview is not None and now - self.last_preview >= self.preview_seconds and self.fraction < 1.0:
+            self.last_preview = now
+            buffer = io.BytesIO()
+            make_preview().convert("RGB").save(buffer, "JPEG", quality=80)
+            buffer.seek(0)
+            try:
+                self.client.call("POST", f"/jobs/{self.job['id']}/preview", data={"claim": self.claim},
+                                 files=[("image", ("preview.jpg", buffer, "image/jpeg"))])  # fmt: skip
+            except Lost as exc:
+                self.stopped = f"lease lost: {exc}"
+        if self.stopped:
+            raise JobStopped(self.stopped)
+
+
+class RemoteWorker:
+    """Runs jobs of a studio on another host through its worker API: nothing shared but the network."""
+
+    def __init__(self, server_url: str, token: str, device: str = "auto", lease: float = 30.0,
+                 name: str | None = None, patience: float = 120.0, max_pixels: int = 40_000_000):  # fmt: skip
+        self.client = ServerClient(server_url, token, patience=patience)
+        self.device, self.lease, self.max_pixels = device, lease, max_pixels
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        if not _WORKER_NAME.fullmatch(self.name):
+            raise BrushworkError("--name: 1-100 letters, digits or _.:@-")
+        self.stop = threading.Event()
+
+    def run_once(self, job_id: str | None = None) -> str | None:
+        """Claim and run one job (``job_id``, or the oldest); return its final status ("lost" when another
+        attempt took over), or None when there was nothing to claim."""
+        answer = self.client.call("POST", "/claim", json={"worker": self.name, "job": job_id}).json()
+        if answer["job"] is None:
+            return None
+        job, claim = answer["job"], answer["claim"]
+        log.info("job %s (%s): attempt %d", job["id"], job["engine"], job["attempts"])
+        with tempfile.TemporaryDirectory(prefix="brushwork-job-") as tmp:
+            try:
+                return self._run(job, claim, Path(tmp))
+            except Lost as exc:
+                log.warning("job %s: %s", job["id"], exc)
+                return "lost"
+
+    def _run(self, job: dict, claim: str, tmp: Path) -> str:
+        from brushwork.studio.engines import RunContext, Written, get_engine
+        from brushwork.studio.jobs import JobStopped
+
+        def end(status: str, error: str | None = None) -> str:
+            body = {"claim": claim, "status": status, "error": error}
+            ok = self.client.call("POST", f"/jobs/{job['id']}/end", json=body).json()["ok"]
+            return status if ok else "lost"
+
+        with _RemoteAttempt(self.client, job, claim, self.lease) as attempt:
+            try:
+                inputs = self._fetch_inputs(job, claim, tmp)
+                ctx = RunContext(attempt.progress, self.device, self.max_pixels,
+                                 lambda suffix: tmp / f"out{suffix}", tmp / "work")  # fmt: skip
+                (tmp / "work").mkdir()
+                results = get_engine(job["engine"]).run(inputs, job["params"], ctx)
+                if attempt.stopped:
+                    raise JobStopped(attempt.stopped)
+                if any(isinstance(r, Written) for r in results):
+                    raise BrushworkError("video jobs need a worker that shares the data folder")
+            except JobStopped as stop:
+                return end("cancelled") if str(stop) == "cancelled" else "lost"
+            except BrushworkError as exc:
+                return end("failed", str(exc))
+            except Lost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a worker outlives any one job; the error goes to the client
+                log.exception("job %s failed", job["id"])
+                return end("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        try:
+            return self._publish(job, claim, results)
+        except BrushworkError as exc:  # the server refused the results (too large, not images): say why
+            return end("failed", str(exc))
+
+    def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
+        from brushwork.studio.engines import Inputs
+
+        def fetch(role: str, name: str, n: int = 0) -> Path:
+            response = self.client.call("GET", f"/jobs/{job['id']}/input/{role}", params={"claim": claim, "n": n})
+            path = tmp / name
+            path.write_bytes(response.content)
+            return path
+
+        refs = job["inputs"]
+        content = refs.get("content")
+        model = None
+        if refs.get("model"):
+            name = refs["model"] if _MODEL_NAME.fullmatch(str(refs["model"])) else "model"
+            model = fetch("model", f"{name}.safetensors")
+            fetch("model-json", f"{name}.json")
+        suffix = Path(content.split(":", 1)[1]).suffix if content else ""
+        return Inputs(
+            content=fetch("content", f"content{suffix}") if content else None,
+            styles=[
+                fetch("style", f"style-{n}{Path(ref.split(':', 1)[1]).suffix}", n)
+                for n, ref in enumerate(refs.get("styles") or [])
+            ],  # fmt: skip
+            model=model,
+            frames=refs.get("frames"),
+        )
+
+    def _publish(self, job: dict, claim: str, results: list) -> str:
+        from brushwork.records import record_of
+
+        files, records = [], []
+        for image in results:
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")  # unprotected: the server marks, signs and registers
+            buffer.seek(0)
+            files.append(("image", (f"{len(files)}.png", buffer, "image/png")))
+            record = record_of(image)
+            if record is None:
+                raise BrushworkError(f"engine {job['engine']} made an image without a record")
+            records.append(record.to_dict())
+        self.client.call("POST", f"/jobs/{job['id']}/publish", data={"claim": claim, "records": json.dumps(records)},
+                         files=files)  # fmt: skip
+        return "done"
+
+    def run_forever(self, poll: float = 0.5) -> None:
+        while not self.stop.is_set():
+            try:
+                if self.run_once() is None:
+                    self.stop.wait(poll)
+            except Lost as exc:
+                log.warning("%s", exc)
+                self.stop.wait(poll)
+
+
+def with_worker_api(app, token: str):
+    """An ASGI app that serves :data:`PREFIX` from the worker API and everything else from ``app`` (the
+    browser's token and pages stay out of the worker API's way, and the other way round)."""
+    worker_app = create_worker_app(app.state.studio, token)
+
+    async def dispatch(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX + "/"):
+            scope = {**scope, "root_path": scope.get("root_path", "") + PREFIX}
+            return await worker_app(scope, receive, send)
+        return await app(scope, receive, send)
+
+    dispatch.state = app.state
+    return dispatch
