@@ -14,7 +14,7 @@ CLI and the studio behave alike. The choice lists the CLI offers come from here 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,7 +42,7 @@ from brushwork.media import (
     load_image,
     tensor_to_image,
 )
-from brushwork.output import Protection, gif_frame, save_clip, save_output
+from brushwork.output import Protection, gif_frame, save_clip, save_output, save_outputs
 from brushwork.records import IMAGE_SUFFIXES, Record, attach, describe_input, new_record, read_record, record_of
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
@@ -82,10 +82,19 @@ def save(image: Image.Image, path: PathLike, record: Record | None = None, *, fo
          protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
          bit_depth: int = 8) -> Path:  # fmt: skip
     """Write an output with its record through the one exit, protected: an invisible watermark, the
-    IPTC AI-source tag and (once ``brushwork keys init`` made keys) a C2PA signature, and a registry
+    IPTC AI-source tag, a C2PA signature (this computer's key, made on first use), and a registry
     entry. ``protection=None`` writes it unprotected; a ``brushwork.protect.Protection`` chooses."""
     return save_output(image, path, record, force=force, protection=_protection(protection), quality=quality,
                        bit_depth=bit_depth)  # fmt: skip
+
+
+def save_all(items: Iterable[tuple[Image.Image, PathLike]], *, force: bool = False,
+             protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
+             bit_depth: int = 8) -> Iterator[Path]:  # fmt: skip
+    """:func:`save` for many ``(image, path)`` pairs, yielding each path once written: the protection
+    marks, signs and registers them a batch at a time (``output.save_outputs``)."""
+    return save_outputs(((image, path, None) for image, path in items), force=force,
+                        protection=_protection(protection), quality=quality, bit_depth=bit_depth)  # fmt: skip
 
 
 def _protection(protection: Protection | str | None) -> Protection | None:
@@ -1130,6 +1139,7 @@ __all__ = [
     "record_of",
     "load_backbone",
     "save",
+    "save_all",
     "step_name",
     "slim_model",
     "all_or_nothing_folder",

@@ -118,10 +118,15 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     model = api.load_model(pick or model_path, device=args.device)
     protection = protection_from_args(args)
     taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
-    for src, dst in zip(sources, outputs, strict=True):
-        with precision(args):
-            result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
-                                    image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
-        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
+
+    def painted():
+        for src, dst in zip(sources, outputs, strict=True):
+            with precision(args):
+                result = api.fast_apply(model, src, strength=args.strength, preserve_colors=args.preserve_colors,
+                                        image_size=args.image_size, max_pixels=args.max_pixels)  # fmt: skip
+            yield note_taste(result, taste), dst
+
+    # protected a batch at a time: one watermark call, one registry transaction per batch
+    for dst in api.save_all(painted(), force=args.force, bit_depth=args.bit_depth, protection=protection):
         print(dst)
     return 0
