@@ -15,7 +15,7 @@ taste, a style library ranked by words). The command line and the studio go thro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from brushwork.gan.nets import CONDITIONING as GAN_CONDITIONING
 from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.judge.distribution import EXTRACTORS
 from brushwork.media import DEFAULT_MAX_PIXELS, high_precision, load_image, require_av, video_stream
-from brushwork.output import Protection, save_output
+from brushwork.output import Protection, save_output, save_outputs
 from brushwork.pipelines import adain as adain_pipeline
 from brushwork.pipelines import fast as fast_pipeline
 from brushwork.pipelines import gan_sample as gan_sample_pipeline
@@ -109,10 +109,19 @@ def save(image: Image.Image, path: PathLike, record: Record | None = None, *, fo
          protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
          bit_depth: int = 8) -> Path:  # fmt: skip
     """Write an output with its record through the one exit, protected: an invisible watermark, the
-    IPTC AI-source tag and (once ``brushwork keys init`` made keys) a C2PA signature, and a registry
+    IPTC AI-source tag, a C2PA signature (this computer's key, made on first use), and a registry
     entry. ``protection=None`` writes it unprotected; a ``brushwork.protect.Protection`` chooses."""
     return save_output(image, path, record, force=force, protection=protection_of(protection), quality=quality,
                        bit_depth=bit_depth)  # fmt: skip
+
+
+def save_all(items: Iterable[tuple[Image.Image, PathLike]], *, force: bool = False,
+             protection: Protection | str | None = DEFAULT_PROTECTION, quality: int = 95,
+             bit_depth: int = 8) -> Iterator[Path]:  # fmt: skip
+    """:func:`save` for many ``(image, path)`` pairs, yielding each path once written: the protection
+    marks, signs and registers them a batch at a time (``output.save_outputs``)."""
+    return save_outputs(((image, path, None) for image, path in items), force=force,
+                        protection=protection_of(protection), quality=quality, bit_depth=bit_depth)  # fmt: skip
 
 
 def changed_inputs(record: Record, inputs: dict) -> list[str]:
@@ -302,6 +311,7 @@ __all__ = [
     "record_of",
     "load_backbone",
     "save",
+    "save_all",
     "step_name",
     "slim_model",
     "all_or_nothing_folder",

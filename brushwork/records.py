@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import json
 import math
 import os
@@ -268,13 +269,23 @@ def write_image(image: Image.Image, path: str | os.PathLike, record: Record, qua
     ``bit_depth=16`` writes a 16-bit-per-channel TIFF from the pixels an engine kept at 16 bits
     (``media.high_precision``). The caller checks the path first (``files.check_output_path``).
     """
+    data = encode_image(image, path, record, quality, bit_depth)
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def encode_image(image: Image.Image, path: str | os.PathLike, record: Record, quality: int = 95,
+                 bit_depth: int = 8) -> bytes:  # fmt: skip
+    """The bytes :func:`write_image` would write to ``path`` (whose suffix names the format): the output
+    exit signs them before anything reaches the disk."""
     path = Path(path)
     fmt = IMAGE_SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise BrushworkError(f"{path}: output must be one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     text, payload = infotext(record, image.size), record.to_json()
+    buffer = io.BytesIO()
     if bit_depth == 16:
-        return _write_tiff16(image, path, fmt, text, payload)
+        _write_tiff16(image, path, buffer, fmt, text, payload)
+        return buffer.getvalue()
     if bit_depth != 8:
         raise BrushworkError(f"bit depth must be 8 or 16, not {bit_depth}")
     if fmt == "PNG":
@@ -291,11 +302,12 @@ def write_image(image: Image.Image, path: str | os.PathLike, record: Record, qua
         if fmt == "TIFF":
             options = {"tiffinfo": {700: options["xmp"], 270: text}, "compression": "tiff_deflate"}
     rgb = image if image.mode in ("RGB", "L") else image.convert("RGB")
-    return atomic_write(path, lambda tmp: rgb.save(tmp, format=fmt, **options))
+    rgb.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
-def _write_tiff16(image: Image.Image, path: Path, fmt: str, text: str, payload: str) -> Path:
-    """A 16-bit RGB TIFF with the record as XMP (tag 700) and the infotext as its description.
+def _write_tiff16(image: Image.Image, path: Path, out: io.BytesIO, fmt: str, text: str, payload: str) -> None:
+    """A 16-bit RGB TIFF with the record as XMP (tag 700) and the infotext as its description, into ``out``.
 
     Written with tifffile: Pillow writes 16 bits per sample only for single-channel images."""
     from brushwork.media import HIGH_PRECISION_KEY
@@ -311,9 +323,8 @@ def _write_tiff16(image: Image.Image, path: Path, fmt: str, text: str, payload: 
     except ImportError as exc:
         raise BrushworkError("16-bit TIFF needs tifffile: pip install 'brushwork[print]'") from exc
     xmp = xmp_packet(payload)
-    return atomic_write(path, lambda tmp: tifffile.imwrite(
-        tmp, pixels, photometric="rgb", compression="zlib", metadata=None, description=text,
-        extratags=[(700, "B", len(xmp), xmp, True)]))  # fmt: skip
+    tifffile.imwrite(out, pixels, photometric="rgb", compression="zlib", metadata=None, description=text,
+                     extratags=[(700, "B", len(xmp), xmp, True)])  # fmt: skip
 
 
 def xmp_packet(record_json: str) -> bytes:

@@ -27,6 +27,7 @@ from brushwork.records import new_record, read_record  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
 INTACT, MODIFIED, UNKNOWN = "intact brushwork output", "modified brushwork output", "unknown"
+UNTRUSTED = "signed by a signer not trusted here"
 
 
 @pytest.fixture
@@ -83,9 +84,53 @@ def test_signature_without_the_trust_anchor_is_valid_not_trusted(home, photo, mo
     out = _protected(home, photo)
     assert main(["verify", str(out), "--trust", str(home / "missing.pem")]) == 2
     assert main(["verify", str(out), "--trust", str(photo)]) == 2
+    ca = home / "config" / "keys" / "ca.pem"
     monkeypatch.setenv("BRUSHWORK_CONFIG_DIR", str(home / "elsewhere"))
     assert check_manifest(out).state == "valid"
-    assert verify(out).verdict == INTACT
+    # Registered and byte-identical, but signed by a CA this computer does not trust: not intact.
+    assert verify(out).verdict == UNTRUSTED
+    assert main(["verify", str(out)]) == 1
+    assert verify(out, [ca]).verdict == INTACT
+    assert main(["verify", str(out), "--trust", str(ca)]) == 0
+
+
+def test_a_strangers_keys_init_ca_does_not_make_a_file_intact(home, photo, capsys):
+    """Anyone can run 'keys init': a file signed with such a CA is untrusted here until --trust names it."""
+    stranger = init_keys(home / "stranger")  # the same names as this computer's CA would have, other keys
+    forged = home / "forged.png"
+    args = ["protect", str(photo), "-o", str(forged), "--cert", str(stranger.chain), "--key", str(stranger.key),
+            "--no-register"]  # fmt: skip
+    assert main(args) == 0
+    report = verify(forged)
+    assert report.manifest["state"] == "valid" and report.verdict == UNTRUSTED, report.line()
+    capsys.readouterr()
+    assert main(["verify", str(forged)]) == 1
+    assert "not trusted" in capsys.readouterr().out
+    assert main(["verify", str(forged), "--trust", str(stranger.anchors[0])]) == 0
+    own = _protected(home, photo)
+    assert main(["verify", str(own)]) == 0
+    assert "self-made certificate, not a trusted public CA" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "63", "4097", "384", "1000"])
+def test_a_preview_is_bounded_and_smaller_than_the_original(home, photo, monkeypatch, size):
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    preview = home / "preview.png"
+    assert main(["protect", str(photo), "--encrypt", "--preview-size", size, "-o", str(preview)]) == 2
+    assert not preview.exists() and not (home / "data" / "vault" / "photo.bwvault").exists()
+    assert not (home / "data" / "registry.sqlite").exists() or not _registry_rows()
+
+
+def test_the_default_preview_of_a_small_original_is_half_its_size(home, photo, monkeypatch):
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    preview = home / "preview.png"
+    assert main(["protect", str(photo), "--encrypt", "-o", str(preview)]) == 0
+    assert max(Image.open(preview).size) == 192  # the photo is 384 px: 1024 would have been the original
+
+
+def _registry_rows() -> list:
+    with sqlite3.connect(Registry().path) as db:
+        return db.execute("SELECT id, state FROM works").fetchall()
 
 
 def _png_chunks(path: Path) -> list[tuple[bytes, bytes]]:
@@ -281,16 +326,16 @@ def test_one_protection_serves_a_batch(home):
 def test_a_payload_the_picture_will_not_carry_gets_a_fresh_id(home, monkeypatch):
     from brushwork.protect import watermark
 
-    real, refused = watermark.embed_hinted, []
+    real, refused = watermark.embed_many, []
 
-    def first_refused(image, work_id, hint=None, survive=None):
-        marked, ok, strength = real(image, work_id, hint, survive)
+    def first_refused(images, work_ids):
+        results = real(images, work_ids)
         if not refused:
-            refused.append(work_id)
-            return marked, False, strength
-        return marked, ok, strength
+            refused.append(work_ids[0])
+            return [(marked, False, strength) for marked, _, strength in results]
+        return results
 
-    monkeypatch.setattr(watermark, "embed_hinted", first_refused)
+    monkeypatch.setattr(watermark, "embed_many", first_refused)
     image = Image.open(EXAMPLES / "tubingen.jpg").convert("RGB").resize((320, 240))
     path = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
     note = read_record(path).extra["protection"]
@@ -310,3 +355,160 @@ def test_the_mark_is_laid_on_in_strips_without_changing_it(monkeypatch):
     diff = np.abs(np.asarray(whole, np.int16) - np.asarray(strips, np.int16))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
     assert watermark.detect(strips).work_id == 0x2B5E7
+
+
+# ---------------------------------------------------------------------------------------------
+# One transaction: everything or nothing
+
+
+def _left_behind(home: Path) -> list[str]:
+    """Files a failed protection could have left: outputs, vault files, temporaries, registry rows."""
+    files = [p.name for p in home.rglob("*") if p.is_file() and p.suffix in (".png", ".bwvault", ".tmp")]
+    rows = _registry_rows() if Registry().path.exists() else []
+    return files + [f"row {row}" for row in rows]
+
+
+def test_an_unwritable_vault_publishes_nothing(home, photo, monkeypatch):
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    init_keys()
+    blocker = home / "not-a-folder"
+    blocker.write_text("a file where the vault folder would go")
+    preview = home / "preview.png"
+    args = ["protect", str(photo), "--encrypt", "--preview-size", "128", "-o", str(preview)]
+    assert main([*args, "--vault", str(blocker / "vault")]) == 2
+    assert _left_behind(home) == []
+
+
+def test_a_failure_after_the_vault_is_written_takes_it_back(home, photo, monkeypatch):
+    """The last file of the transaction cannot be written: the vault file already written goes too."""
+    from brushwork import files
+
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    init_keys()
+    real = files.atomic_write
+
+    def full_for_pngs(path, write):
+        if Path(path).suffix == ".png":
+            raise files.write_error(Path(path), OSError(28, "No space left on device"))
+        return real(path, write)
+
+    monkeypatch.setattr(files, "atomic_write", full_for_pngs)
+    preview = home / "preview.png"
+    assert main(["protect", str(photo), "--encrypt", "--preview-size", "128", "-o", str(preview)]) == 2
+    assert _left_behind(home) == []
+
+
+def test_registering_that_fails_unpublishes_the_files(home, photo, monkeypatch):
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    init_keys()
+
+    def locked(self, entries):
+        raise BrushworkError(f"{self.path}: registry unreadable (database is locked)")
+
+    monkeypatch.setattr(Registry, "register_many", locked)
+    preview = home / "preview.png"
+    assert main(["protect", str(photo), "--encrypt", "--preview-size", "128", "-o", str(preview)]) == 2
+    assert main(["protect", str(photo), "-o", str(home / "copy.png")]) == 2
+    assert _left_behind(home) == []
+
+
+@pytest.mark.parametrize("bad", ["mismatched", "garbage-key", "garbage-cert", "missing"])
+def test_bad_keys_leave_no_output_and_no_registry_row(home, photo, capsys, bad):
+    own, stranger = init_keys(), init_keys(home / "stranger")
+    garbage = home / "garbage.pem"
+    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    cert, key = {"mismatched": (own.chain, stranger.key), "garbage-key": (own.chain, garbage),
+                 "garbage-cert": (garbage, own.key), "missing": (own.chain, home / "nope.pem")}[bad]  # fmt: skip
+    out = home / "out.png"
+    capsys.readouterr()
+    assert main(["protect", str(photo), "-o", str(out), "--cert", str(cert), "--key", str(key)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("brushwork: error: ") and err.count("\n") == 1, err
+    assert _left_behind(home) == []
+
+
+def test_a_signature_that_fails_at_write_time_leaves_nothing(home, photo, monkeypatch):
+    from brushwork.protect import provenance
+
+    init_keys()
+
+    def refused(*args, **kwargs):
+        raise BrushworkError("C2PA signing failed (the signer refused); check the certificate chain and key")
+
+    monkeypatch.setattr(provenance, "sign_bytes", refused)
+    image = Image.open(photo).convert("RGB")
+    with pytest.raises(BrushworkError, match="signing failed"):
+        save_output(image, home / "out.png", new_record("test", {}), protection=Protection())
+    assert _left_behind(home) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed by default
+
+
+def test_the_first_output_makes_the_signing_key_once_and_never_shows_it(home, photo, capsys):
+    image = Image.open(photo).convert("RGB")
+    first = save_output(image, home / "a.png", new_record("test", {}), protection=Protection())
+    err = capsys.readouterr().err
+    key = home / "config" / "keys" / "signer-key.pem"
+    assert err.count("\n") == 1 and "made this computer's signing key" in err and str(key) in err, err
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert key.read_text().splitlines()[1] not in err  # the path is said, the key never
+    assert check_manifest(first, [home / "config" / "keys" / "ca.pem"]).state == "trusted"
+    save_output(image, home / "b.png", new_record("test", {}), protection=Protection())
+    assert capsys.readouterr().err == ""  # made once
+    assert main(["verify", str(first)]) == 0
+    assert "self-made certificate, not a trusted public CA" in capsys.readouterr().out
+
+
+def test_own_cert_and_key_still_sign_without_making_a_local_key(home, photo):
+    theirs = init_keys(home / "theirs")
+    out = home / "out.png"
+    assert main(["protect", str(photo), "-o", str(out), "--cert", str(theirs.chain), "--key", str(theirs.key)]) == 0
+    assert not (home / "config" / "keys").exists()
+    assert check_manifest(out, theirs.anchors).state == "trusted"
+
+
+def test_tests_keep_keys_and_registry_out_of_the_real_home():
+    from brushwork.protect.provenance import config_dir
+    from brushwork.protect.registry import registry_path
+
+    for path in (config_dir(), registry_path()):
+        assert Path.home() not in path.parents or "brushwork-tests-" in str(path) or "pytest-" in str(path), path
+
+
+# ---------------------------------------------------------------------------------------------
+# Protecting an existing output (#23)
+
+
+def test_protecting_an_output_keeps_how_it_was_made_and_its_work_id(home, photo, monkeypatch, capsys):
+    from brushwork.protect.provenance import manifest_store
+
+    image = Image.open(photo).convert("RGB")
+    made = save_output(image, home / "made.png", new_record("fast", {"strength": 0.7}), protection=Protection())
+    first = read_record(made)
+    work_id = first.extra["protection"]["work_id"]
+    again = home / "again.png"
+    assert main(["protect", str(made), "-o", str(again)]) == 0
+    record = read_record(again)
+    assert record.engine == "fast" and record.parameters == {"strength": 0.7}  # not "brushwork protect"
+    assert record.extra["protected"]["by"] == "brushwork protect"
+    assert record.extra["protected"]["source_protection"]["work_id"] == work_id
+    note = record.extra["protection"]
+    assert note["work_id"] == work_id and "not marked again" in note["watermark_kept"]
+    assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), np.asarray(Image.open(made).convert("RGB")))
+    assert verify(again).verdict == INTACT and verify(again).watermark["work_id"] == work_id
+    manifest = manifest_store(again)
+    active = manifest["manifests"][manifest["active_manifest"]]
+    parents = [i for i in active["ingredients"] if i.get("relationship") == "parentOf"]
+    assert len(parents) == 1 and parents[0]["title"] == "made.png"
+    assert parents[0].get("active_manifest")  # the source's own signed manifest travels with it
+    assert [row[0] for row in _registry_rows()] == [work_id]  # the same work, not a second one
+    assert Registry().get(work_id).path == str(again.resolve())
+    # Its encrypted preview is the same work too.
+    monkeypatch.setenv("BRUSHWORK_PASSPHRASE", "correct horse")
+    preview = home / "preview.png"
+    assert main(["protect", str(made), "--encrypt", "--preview-size", "256", "-o", str(preview)]) == 0
+    assert read_record(preview).extra["protection"]["work_id"] == work_id
+    assert verify(preview).watermark["work_id"] == work_id
+    assert [row[0] for row in _registry_rows()] == [work_id]

@@ -189,7 +189,7 @@ def test_an_output_that_is_not_written_gives_back_its_work_id(home, tmp_path, mo
     assert work_id is not None and registry.get(work_id) is None  # reserved while writing, then given back
     record = new_record("fast", {})
     with monkeypatch.context() as patch:
-        patch.setattr(output, "write_image", fails_too)
+        patch.setattr(output, "atomic_write", fails_too)
         with pytest.raises(BrushworkError, match="could not write"):
             output.save_output(frame, tmp_path / "still.png", record, protection=protection)
     work_id = record.extra["protection"]["work_id"]

@@ -3,6 +3,7 @@
 import json
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -69,12 +70,12 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     path.write_bytes(b"old")
     record = _record(tmp_path)
 
-    def half_written(self, fp, *args, **kwargs):
-        with open(fp, "wb") as fh:
-            fh.write(b"\x89PNG half")
+    def half_written(self, data):  # the image is encoded in memory; the disk fills while writing it
+        with open(self, "wb") as fh:
+            fh.write(data[:10])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Image.Image, "save", half_written)
+    monkeypatch.setattr(Path, "write_bytes", half_written)
     with pytest.raises(BrushworkError, match="disk is full"):  # one line for the user, not a traceback
         save_output(make_image(), path, record, force=True)
     assert path.read_bytes() == b"old"
@@ -199,15 +200,21 @@ def test_sixteen_bit_tiff_keeps_a_protection_mark(tmp_path):
     from brushwork.media import high_precision, tensor_to_image
 
     class Brighten:
-        def before_write(self, image, record, path):
-            arr = np.asarray(image).copy()
-            arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
-            return Image.fromarray(arr)
+        def before_write_many(self, images, records, paths):
+            marked = []
+            for image in images:
+                arr = np.asarray(image).copy()
+                arr[:2] = np.minimum(arr[:2].astype(int) + 10, 255)
+                marked.append(Image.fromarray(arr))
+            return marked
 
-        def abandon(self, record):
+        def seal(self, data, record, path):
+            return data
+
+        def abandon_many(self, records):
             pass
 
-        def after_write(self, path, record):
+        def after_write_many(self, paths, records):
             pass
 
     with high_precision():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from brushwork import api
 from brushwork.cli.common import (
@@ -101,12 +102,19 @@ def _run_apply(args: argparse.Namespace) -> int:
     taste = apply_taste(args, "adain", sources[0], style_paths, model=model, max_pixels=args.max_pixels,
                         style_blend_weights=args.style_blend_weights, style_size=args.style_size)  # fmt: skip
     settings = settings_from(api.SETTINGS["adain"], args, len(styles))  # with the taste's choice
-    for src, dst in zip(sources, outputs, strict=True):
-        with precision(args):
-            result = api.adain_apply(model, src, styles, style_mask=args.style_mask, weights=args.weights,
-                                     max_pixels=args.max_pixels, **settings.values())  # fmt: skip
-        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
+    painted_records = {}
+
+    def painted():
+        for src, dst in zip(sources, outputs, strict=True):
+            with precision(args):
+                result = api.adain_apply(model, src, styles, style_mask=args.style_mask, weights=args.weights,
+                                         max_pixels=args.max_pixels, **settings.values())  # fmt: skip
+            painted_records[str(Path(dst))] = api.record_of(result)
+            yield note_taste(result, taste), dst
+
+    # protected a batch at a time: one watermark call, one registry transaction per batch
+    for dst in api.save_all(painted(), force=args.force, bit_depth=args.bit_depth, protection=protection):
         print(dst)
-        for note in api.record_of(result).extra.get("notes", []):
+        for note in painted_records.pop(str(dst)).extra.get("notes", []):
             print(f"brushwork: note: {note}", file=sys.stderr)
     return 0

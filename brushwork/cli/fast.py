@@ -118,9 +118,14 @@ def _run_fast_apply(args: argparse.Namespace) -> int:
     protection = protection_from_args(args)
     taste = apply_taste(args, "fast", sources[0], model=model, max_pixels=args.max_pixels)
     settings = settings_from(api.SETTINGS["fast"], args)  # with the taste's choice
-    for src, dst in zip(sources, outputs, strict=True):
-        with precision(args):
-            result = api.fast_apply(model, src, max_pixels=args.max_pixels, **settings.values())
-        api.save(note_taste(result, taste), dst, force=args.force, bit_depth=args.bit_depth, protection=protection)
+
+    def painted():
+        for src, dst in zip(sources, outputs, strict=True):
+            with precision(args):
+                result = api.fast_apply(model, src, max_pixels=args.max_pixels, **settings.values())
+            yield note_taste(result, taste), dst
+
+    # protected a batch at a time: one watermark call, one registry transaction per batch
+    for dst in api.save_all(painted(), force=args.force, bit_depth=args.bit_depth, protection=protection):
         print(dst)
     return 0

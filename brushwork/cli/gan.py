@@ -112,11 +112,16 @@ def _run_sample(args: argparse.Namespace) -> int:
     with api.all_or_nothing_folder(out, args.force) as folder_out:  # checks the folder first; all the images or none
         images = api.gan_sample(args.run, **options)
         per_class = args.class_name is None and len(api.gan_classes(args.run)) > 0
-        for image in images:
-            params = api.record_of(image).parameters
-            folder = folder_out / params["class_name"] if per_class else folder_out
-            folder.mkdir(parents=True, exist_ok=True)
-            api.save(image, folder / f"seed{params['seeds'][0]:05d}.png", force=True, protection=protection)
+
+        def named():
+            for image in images:
+                params = api.record_of(image).parameters
+                folder = folder_out / params["class_name"] if per_class else folder_out
+                folder.mkdir(parents=True, exist_ok=True)
+                yield image, folder / f"seed{params['seeds'][0]:05d}.png"
+
+        for _ in api.save_all(named(), force=True, protection=protection):  # protected a batch at a time
+            pass
     print(out)
     return 0
 

@@ -17,7 +17,8 @@ def register(sub) -> dict:
     p.add_argument("-o", "--output", help="the protected copy / public preview (default IMAGE.protected.png)")
     p.add_argument("--encrypt", action="store_true", help="encrypt the original into the vault; -o is a preview")
     p.add_argument("--vault", help="vault folder (default: beside the registry)")
-    p.add_argument("--preview-size", type=int, help="long side of the preview (default 1024 with --encrypt)")
+    p.add_argument("--preview-size", type=int, help="long side of the preview, 64-4096 px and smaller than the "
+                   "original (default with --encrypt: 1024, or half the original's long side if smaller)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite the output and the vault file")
     add_protection_options(p)
 
@@ -36,7 +37,8 @@ def register(sub) -> dict:
     u.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     _, ksub = add_verb_group(sub, "keys", "signing keys for C2PA provenance", "keys_verb")
-    ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor)")
+    ki = add_parser(ksub, "init", "make a local CA and a signing certificate (the CA is verify's trust anchor); "
+                    "the first protected output does this by itself")  # fmt: skip
     ki.add_argument("--dir", help="where to put them (default: the user config folder)")
     ki.add_argument("--organization", default="brushwork user", help="the name in the certificates")
     ki.add_argument("--force", action="store_true", help="replace existing keys (old signatures stop being trusted)")
@@ -69,12 +71,13 @@ def _protect(args: argparse.Namespace) -> int:
     if result["vault"]:
         print(f"original encrypted to {result['vault']}")
     if protection.provenance and protection.keys is None:
-        print("not signed: run 'brushwork keys init' once to sign outputs with C2PA")
+        print("not signed: no signing key could be made (see above); run 'brushwork keys init'")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
     from brushwork.protect import Registry, verify
+    from brushwork.protect.verify import INTACT
 
     if args.self_test:
         return _self_test(args)
@@ -86,8 +89,9 @@ def _verify(args: argparse.Namespace) -> int:
     else:
         for report in reports:
             print(report.line())
-    # Like cmp/diff: 0 when every file is an intact brushwork output, 1 otherwise (2 is an error).
-    return 0 if all(r.verdict == "intact brushwork output" for r in reports) else 1
+    # Like cmp/diff: 0 when every file is an intact brushwork output (signed by a trusted signer, or
+    # unsigned and byte-identical to the registry's entry), 1 otherwise (2 is an error).
+    return 0 if all(r.verdict == INTACT for r in reports) else 1
 
 
 def _self_test(args: argparse.Namespace) -> int:
@@ -136,7 +140,7 @@ def _keys(args: argparse.Namespace) -> int:
     print(
         json.dumps(keys.to_dict(), indent=2)
         if keys
-        else f"no keys in {config_dir() / 'keys'}; run 'brushwork keys init'"
+        else f"no keys in {config_dir() / 'keys'} yet; the first protected output makes them (or 'brushwork keys init')"
     )
     return 0
 

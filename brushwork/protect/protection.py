@@ -1,15 +1,20 @@
 """What the output exit calls: mark the pixels before writing, add provenance and register after.
 
-``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write`
-and :meth:`Protection.after_write`; ``brushwork.output.save_clip`` (MP4, GIF) runs
+``brushwork.output.save_output(..., protection=Protection())`` runs :meth:`Protection.before_write_many`,
+:meth:`Protection.seal` and :meth:`Protection.after_write_many` (``save_outputs`` a batch at a time);
+``brushwork.output.save_clip`` (MP4, GIF) runs
 :meth:`Protection.start_clip`, whose marker marks every frame, and the same ``after_write``. The
-watermark is on by default; the IPTC tag and the C2PA signature come once keys exist (``brushwork
-keys init``); every choice, opt-outs included, is written into the record's ``extra["protection"]``.
+watermark, the IPTC tag and the C2PA signature are on by default (this computer's signing key is made
+on first use); every choice, opt-outs included, is written into the record's ``extra["protection"]``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +22,7 @@ from PIL import Image
 
 from brushwork.protect import provenance, watermark
 from brushwork.protect.clips import ClipMarker, as_stored, is_clip, representative_frame
-from brushwork.protect.registry import Registry, perceptual_hash
+from brushwork.protect.registry import Entry, Registry, perceptual_hash
 from brushwork.records import Record, sha256_file
 
 #: Fresh work IDs tried when a picture will not carry the first one.
@@ -28,9 +33,15 @@ ID_RETRIES = 3
 MIN_MARK_SIDE = 128
 #: Still outputs from this side up to MIN_MARK_SIDE, written losslessly (PNG, TIFF), still carry a mark,
 #: noted as fragile: it survives lossless copies (a metadata-stripping re-save keeps the pixels); 48 and
-#: 64 px pictures read back 96 % of the time, 32 px ones 56 % per ID tried. Clips and lossy stills don't.
-MIN_FRAGILE_SIDE = 32
+#: 64 px pictures read back 96 % of the time. 32 px ones read back only 56 % per ID tried, so each took
+#: up to four whole strength searches (1-3 s a sample with protection on, #21) for a mark that one in
+#: two still did not carry: under 48 px a picture cannot hold a mark, and the record says so.
+MIN_FRAGILE_SIDE = 48
 LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff")
+#: Bounds of a public preview's long side: big enough to show, small enough not to be the original.
+PREVIEW_SIDES = (64, 4096)
+#: The preview's long side when none is asked for (or half the original's long side, if that is smaller).
+DEFAULT_PREVIEW_SIDE = 1024
 WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{watermark.CRC_BITS}"
 
 
@@ -38,9 +49,16 @@ WATERMARK_SCHEME = f"rivagan-{watermark.WORK_SIDE}px-id{watermark.ID_BITS}-crc{w
 class Protection:
     """Protection settings; one object serves any number of outputs (each gets its own work ID).
 
-    ``keys``: None = the local keys if ``keys init`` made them. ``work_id``: None = a fresh
-    random ID per output; set it to give one work a chosen ID. ``last_work_id``: the latest output's;
-    ``last_clip``: the latest clip's frame marker (frames marked, frames whose payload read back).
+    ``keys``: None = this computer's keys, made on first use (:func:`provenance.local_keys`).
+    ``work_id``: None = a fresh random ID per output; set it to give one work a chosen ID.
+    ``last_work_id``: the latest output's; ``last_clip``: the latest clip's frame marker (frames
+    marked, frames whose payload read back).
+
+    An output is one transaction: :meth:`before_write` reserves its ID and marks the pixels,
+    :meth:`seal` tags and signs the encoded bytes (nothing is on disk yet), the output exit publishes
+    them, and :meth:`after_write` registers the file; :meth:`abandon` gives the ID back when any step
+    fails. The ``_many`` forms do the same for a batch: one ONNX call per step of the watermark's
+    strength search, one registry transaction to reserve, one to register.
     """
 
     watermark: bool = True
@@ -51,15 +69,72 @@ class Protection:
     work_id: int | None = None
     last_work_id: int | None = field(default=None, init=False)
     last_clip: ClipMarker | None = field(default=None, init=False)
+    #: What :meth:`seal` found for each output on its way out (its registry entry), by ``id(record)``.
+    _sealed: dict = field(default_factory=dict, init=False, repr=False)
+    #: While :meth:`keeping` a work: its ID, whether the picture already carries it, the source file.
+    _kept: dict | None = field(default=None, init=False, repr=False)
+
+    @contextmanager
+    def keeping(self, work_id: int | None, marked: bool, parent: Path) -> Iterator[None]:
+        """Protect a new file of an existing work (``protect`` on a brushwork output): it keeps the work's
+        ``work_id`` (its registry row, if here, is updated, not duplicated), is not marked again when
+        ``marked`` (the picture already carries that ID), and names ``parent`` as its C2PA parent.
+        ``work_id`` None: only the parent."""
+        saved, self._kept = self.work_id, {"work_id": work_id, "marked": marked, "parent": Path(parent)}
+        self.work_id = work_id if work_id is not None else saved
+        try:
+            yield
+        finally:
+            self.work_id, self._kept = saved, None
 
     def __post_init__(self) -> None:
         if self.provenance and self.keys is None:
-            self.keys = provenance.find_keys()
+            self.keys = provenance.local_keys()  # signed by default: made on first use
+        if self.provenance and self.keys is not None:
+            provenance.check_keys(self.keys)  # a bad or mismatched key fails before anything is reserved
 
     def before_write(self, image: Image.Image, record: Record, path: Path | None = None) -> Image.Image:
-        lossless = path is not None and Path(path).suffix.lower() in LOSSLESS_SUFFIXES
-        note = self._begin(record, image.size, MIN_FRAGILE_SIDE if lossless else MIN_MARK_SIDE)
-        return self._mark_choosing_id(image, note)[0] if note["watermark"] else image
+        return self.before_write_many([image], [record], [path])[0]
+
+    def before_write_many(self, images: list[Image.Image], records: list[Record],
+                          paths: list[Path | None]) -> list[Image.Image]:  # fmt: skip
+        """:meth:`before_write` for a batch: the IDs reserved in one transaction, the marks made together."""
+        ids = self._reserve(len(images))
+        notes = []
+        try:
+            for image, record, path, work_id in zip(images, records, paths, ids, strict=True):
+                lossless = path is not None and Path(path).suffix.lower() in LOSSLESS_SUFFIXES
+                notes.append(self._begin(record, image.size, MIN_FRAGILE_SIDE if lossless else MIN_MARK_SIDE, work_id))
+            if self._kept is not None and self._kept["marked"]:
+                for note in notes:
+                    if note["watermark"]:
+                        note["watermark_kept"] = f"the picture already carries work {note['work_id']}: not marked again"
+            todo = [i for i, note in enumerate(notes) if note["watermark"] and "watermark_kept" not in note]
+            out = list(images)
+            marked = watermark.embed_many([images[i] for i in todo], [notes[i]["work_id"] for i in todo])
+            for i, (picture, ok, strength) in zip(todo, marked, strict=True):
+                if not ok:  # a few pictures will not carry some payloads; another usually does
+                    picture = self._mark_choosing_id(images[i], notes[i], refused=(picture, strength))[0]
+                notes[i]["watermark_reads_back"] = notes[i].get("watermark_reads_back", ok)
+                out[i] = picture
+            for note in notes:
+                if "watermark_kept" in note:
+                    note["watermark_reads_back"] = True
+        except BaseException:
+            if self.register:
+                self.registry.release(*{w for w in [*ids, *(n["work_id"] for n in notes)] if w is not None})
+            raise
+        self.last_work_id = notes[-1]["work_id"] if notes else self.last_work_id
+        return out
+
+    def _reserve(self, count: int) -> list[int | None]:
+        if not self.register:
+            return [self.work_id] * count
+        if self._kept is not None and self._kept["work_id"] is not None:
+            return [self.registry.reserve_many(1, self.work_id, existing_ok=True)[0] for _ in range(count)]
+        if self.work_id is not None:
+            return [self.registry.reserve(self.work_id) for _ in range(count)]
+        return self.registry.reserve_many(count)
 
     def start_clip(self, record: Record, first_frame: Image.Image, path: Path) -> ClipMarker | None:
         """Protect a clip (MP4, GIF) to be written to ``path`` that starts with ``first_frame``: note it
@@ -67,7 +142,7 @@ class Protection:
         clip is not marked). The ID is chosen as a still's is, on the first frame; every frame must
         carry it as the format will store it (:func:`clips.as_stored`), and how many did is in
         :attr:`last_clip`. The C2PA manifest states the IPTC source type (MP4 and GIF hold no XMP here)."""
-        note = self._begin(record, first_frame.size, MIN_MARK_SIDE)
+        note = self._begin(record, first_frame.size, MIN_MARK_SIDE, self._reserve(1)[0])
         note["iptc"] = False
         note["source_type_in"] = "c2pa" if note["c2pa"] else None
         self.last_clip = None
@@ -79,14 +154,21 @@ class Protection:
             self.last_clip = marker.starting_with(first_frame, marked, note["watermark_reads_back"], strength)
         return self.last_clip
 
-    def _mark_choosing_id(self, image: Image.Image, note: dict,
-                          survive=None) -> tuple[Image.Image, watermark.Strength]:  # fmt: skip
+    def _mark_choosing_id(self, image: Image.Image, note: dict, survive=None,
+                          refused=None) -> tuple[Image.Image, watermark.Strength]:  # fmt: skip
         """``image`` marked with the noted work ID, and how hard; when it will not carry that one and the
         ID is ours to choose, with a fresh one (a few pictures will not carry some payloads; another
-        usually does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``."""
+        usually does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``.
+        ``refused``: (marked, strength) already made with the noted ID, which did not read back.
+        Fragile pictures (under :data:`MIN_MARK_SIDE`) get no second ID: each costs a whole search,
+        and the mark they carry survives lossless copies only anyway."""
         work_id = note["work_id"]
-        marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
-        for _ in range(ID_RETRIES if self.work_id is None else 0):
+        if refused is None:
+            marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
+        else:
+            (marked, strength), ok = refused, False
+        retries = ID_RETRIES if self.work_id is None and "watermark_fragile" not in note else 0
+        for _ in range(retries):
             if ok:
                 break
             if self.register:
@@ -97,14 +179,12 @@ class Protection:
         self.last_work_id = work_id
         return marked, strength
 
-    def _begin(self, record: Record, size: tuple[int, int], smallest: int) -> dict:
-        """Reserve the work ID and write into ``record`` what this output will carry (a mark from a short
-        side of ``smallest`` px up); ``opted_out`` lists only the user's choices (no keys is not a choice)."""
+    def _begin(self, record: Record, size: tuple[int, int], smallest: int, work_id: int | None) -> dict:
+        """Write into ``record`` what this output will carry (a mark from a short side of ``smallest`` px
+        up), with its reserved ``work_id``; ``opted_out`` lists only the user's choices (no keys is not a
+        choice). Registered even unmarked: the perceptual hash still finds it."""
         note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.provenance and self.keys),
                       "registered": self.register, "opted_out": []}  # fmt: skip
-        work_id = self.work_id
-        if self.register:  # registered even unmarked: the perceptual hash still finds it
-            work_id = self.registry.reserve(work_id)
         if self.watermark and min(size) < smallest:
             note["watermark_skipped"] = f"too small to carry a watermark (under {smallest} px)"
         elif self.watermark:
@@ -126,23 +206,62 @@ class Protection:
     def abandon(self, record: Record) -> None:
         """The output was not written (an error, a cancelled job, a kill of the writer): give back the work
         ID reserved for it, so the registry keeps no entry for a work that does not exist."""
-        work_id = (record.extra.get("protection") or {}).get("work_id")
-        if self.register and work_id is not None:
-            self.registry.release(work_id)
+        self.abandon_many([record])
+
+    def abandon_many(self, records: list[Record]) -> None:
+        ids = [(r.extra.get("protection") or {}).get("work_id") for r in records]
+        for record in records:
+            self._sealed.pop(id(record), None)
+        if self.register:
+            self.registry.release(*[w for w in ids if w is not None])
+
+    def seal(self, data: bytes, record: Record, path: Path) -> bytes:
+        """The encoded output ``data`` (to be written to ``path``) tagged and signed; what its registry
+        entry needs is kept for :meth:`after_write`. Nothing touches the disk."""
+        if self.provenance:
+            parent = self._kept["parent"] if self._kept is not None else None
+            data = provenance.provenance_bytes(data, path, record, self.keys, source_type=True, parent=parent)
+        phash = None
+        if self.register:
+            with Image.open(io.BytesIO(data)) as written:
+                phash = perceptual_hash(written)
+        # The manifest store is not read back here (40 % of the cost of sealing a small picture): the
+        # registry's bundle export reads it from the registered file (registry.export_bundle).
+        self._sealed[id(record)] = (record, phash, None, hashlib.sha256(data).hexdigest())
+        return data
 
     def after_write(self, path: Path, record: Record) -> None:
-        """Sign (and tag) the written file and register it: an image, or a clip that :meth:`start_clip` began."""
-        if self.provenance:
-            provenance.add_provenance(path, record, self.keys, source_type=True)
-        if self.register:
-            if is_clip(path):
-                phash = perceptual_hash(representative_frame(path))
-            else:
-                with Image.open(path) as written:
-                    phash = perceptual_hash(written)
-            manifest = provenance.manifest_store(path) if self.keys else None
-            work_id = record.extra["protection"]["work_id"]
-            self.registry.register(work_id, path, sha256_file(path), phash, record.to_dict(), manifest)
+        """Register the written file (an image :meth:`seal` sealed); a clip that :meth:`start_clip` began
+        is signed in place first."""
+        self.after_write_many([path], [record])
+
+    def after_write_many(self, paths: list[Path], records: list[Record],
+                         originals: list[str | None] | None = None) -> None:  # fmt: skip
+        """:meth:`after_write` for a batch: one registry transaction for all of them. ``originals``: the
+        SHA-256 of each one's private original, where the file is its public preview."""
+        entries = []
+        originals = originals or [None] * len(paths)
+        for path, record, original in zip(paths, records, originals, strict=True):
+            sealed = self._sealed.pop(id(record), None)
+            if sealed is None or sealed[0] is not record:  # a clip, written by its own writer: sign it now
+                if self.provenance:
+                    provenance.add_provenance(path, record, self.keys, source_type=True)
+                if not self.register:
+                    continue
+                if is_clip(path):
+                    phash = perceptual_hash(representative_frame(path))
+                else:
+                    with Image.open(path) as written:
+                        phash = perceptual_hash(written)
+                manifest = provenance.manifest_store(path) if self.keys and self.provenance else None
+                sealed = (record, phash, manifest, sha256_file(path))
+            if self.register:
+                _, phash, manifest, digest = sealed
+                work_id = record.extra["protection"]["work_id"]
+                preview = None if original is None else digest
+                entries.append(Entry(work_id, path, original or digest, phash, record.to_dict(), manifest, preview))
+        if entries:
+            self.registry.register_many(entries)
 
 
 def _random_id() -> int:
@@ -157,51 +276,112 @@ def default_protection(no_watermark: bool = False, no_provenance: bool = False,
     return Protection(watermark=not no_watermark, provenance=not no_provenance, registry=Registry(registry))
 
 
+def preview_size(size: tuple[int, int], asked: int | None, encrypt: bool) -> int | None:
+    """The long side of the published copy (None: full size). With ``encrypt`` the copy is a preview of a
+    private original, so it must be smaller than the original: a "preview" as big as it would publish
+    the very thing the vault keeps private."""
+    from brushwork.errors import BrushworkError
+
+    low, high = PREVIEW_SIDES
+    if asked is not None and not low <= asked <= high:
+        raise BrushworkError(f"--preview-size must be between {low} and {high} px, not {asked}")
+    long_side = max(size)
+    if not encrypt:
+        return asked if asked is not None and asked < long_side else None
+    side = asked if asked is not None else min(DEFAULT_PREVIEW_SIDE, long_side // 2)
+    if side >= long_side or side < low:
+        raise BrushworkError(
+            f"a {side} px preview of a {long_side} px original is not smaller than it: the preview would "
+            f"publish the original (choose --preview-size under {long_side}, at least {low})"
+            if side >= long_side
+            else f"the original ({long_side} px) is too small for a preview of at least {low} px that is smaller"
+        )
+    return side
+
+
 def protect_image(source: str | os.PathLike, output: str | os.PathLike, *, protection: Protection,
                   encrypt: bool = False, vault_dir: str | os.PathLike | None = None, passphrase: str | None = None,
                   preview_side: int | None = None, force: bool = False) -> dict:  # fmt: skip
     """Write a protected copy of ``source`` to ``output`` (watermarked, signed, registered).
 
-    With ``encrypt`` the copy is a public preview (long side ``preview_side``, default 1024) and
-    the original goes, byte for byte and encrypted, into ``vault_dir``; the registry keeps the
-    SHA-256 of both. Returns what was written.
+    With ``encrypt`` the copy is a public preview (long side ``preview_side``; see :func:`preview_size`)
+    and the original goes, byte for byte and encrypted, into ``vault_dir``; the registry keeps the
+    SHA-256 of both. One transaction: the work ID is reserved, the preview marked and signed and the
+    original encrypted in memory, then both files are published and the work registered; any failure
+    (an unwritable vault, a key that cannot sign, a full disk) leaves neither file nor registry row.
+    Returns what was written.
     """
     from brushwork.errors import BrushworkError
+    from brushwork.files import atomic_write, check_output_path, write_error
     from brushwork.media import load_image, resize_long_side
-    from brushwork.output import save_output
+    from brushwork.output import published_or_nothing
     from brushwork.protect import vault
-    from brushwork.records import describe_input, new_record, read_record
+    from brushwork.records import IMAGE_SUFFIXES, encode_image
 
     source = Path(source)
     image = load_image(source)
-    if encrypt:
-        if passphrase is None:
-            raise BrushworkError("encrypting needs a passphrase")
-        side = preview_side or 1024
-        if max(image.size) > side:
-            image = resize_long_side(image, side)
-    elif preview_side:
-        image = resize_long_side(image, min(preview_side, max(image.size)))
+    if encrypt and passphrase is None:
+        raise BrushworkError("encrypting needs a passphrase")
+    side = preview_size(image.size, preview_side, encrypt)
+    if side is not None:
+        image = resize_long_side(image, side)
+    record, work_id = _protect_record(source, {"encrypt": encrypt, "preview_side": preview_side})
+    output = check_output_path(output, force, tuple(IMAGE_SUFFIXES))
+    locked, sealed, original_sha = None, None, None
+    if encrypt:  # everything about the vault is checked, and the original encrypted, before anything is written
+        vault_dir = Path(vault_dir) if vault_dir else protection.registry.path.parent / "vault"
+        try:
+            vault_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise write_error(vault_dir, exc) from exc
+        if not os.access(vault_dir, os.W_OK | os.X_OK):
+            raise BrushworkError(f"{vault_dir}: could not write (permission denied); nothing was written")
+        locked = check_output_path(vault_dir / f"{source.stem}{vault.SUFFIX}", force, vault.SUFFIX)
+        original = source.read_bytes()
+        sealed, original_sha = vault.seal(source.name, original, passphrase), hashlib.sha256(original).hexdigest()
+    if work_id is not None and protection.work_id is None:  # keep the work's ID (and its mark, if it reads)
+        carried = protection.watermark and watermark.detect(image).work_id == work_id
+        keeping = protection.keeping(work_id, carried, source)
+    else:
+        keeping = protection.keeping(None, False, source)
+    with keeping:
+        marked = protection.before_write_many([image], [record], [output])[0]
+        written: list[Path] = []
+        with published_or_nothing(protection, [record], written):
+            if record.finished is None:
+                record.finish()
+            data = protection.seal(encode_image(marked, output, record), record, output)
+            if sealed is not None:
+                written.append(atomic_write(locked, lambda tmp: Path(tmp).write_bytes(sealed)))
+            written.append(atomic_write(output, lambda tmp: Path(tmp).write_bytes(data)))
+            protection.after_write_many([output], [record], originals=[original_sha])
+    work_id = record.extra["protection"]["work_id"]
+    return {"output": str(output), "work_id": work_id, "vault": str(locked) if locked else None}
+
+
+def _protect_record(source: Path, how: dict) -> tuple[Record, int | None]:
+    """The record of ``protect``'s copy of ``source``, and the work ID to keep. A brushwork output keeps
+    its own record (engine, parameters, inputs: how it was made, which the infotext shows), with what
+    ``protect`` did in ``extra["protected"]`` and the earlier protection note there too; its work ID is
+    the one its record names or, stripped of its record, the one its watermark carries. Anything else
+    gets a fresh ``protect`` record. Either way the source is the C2PA parent ingredient."""
+    from brushwork.errors import BrushworkError
+    from brushwork.media import load_image
+    from brushwork.records import describe_input, new_record, read_record
+
+    protected = {"by": "brushwork protect", **how, "source": describe_input(source)}
     try:
-        source_record = read_record(source).to_dict()
+        record = read_record(source)
     except BrushworkError:
-        source_record = None
-    record = new_record("protect", {"encrypt": encrypt, "preview_side": preview_side},
-                        inputs={"original": describe_input(source)},
-                        extra={"source_record": source_record} if source_record else None)  # fmt: skip
-    vault_dir = Path(vault_dir) if vault_dir else protection.registry.path.parent / "vault"
-    if encrypt:  # refuse before writing anything
-        check = vault_dir / f"{source.stem}{vault.SUFFIX}"
-        if check.exists() and not force:
-            raise BrushworkError(f"{check}: already exists; use --force to overwrite")
-    written = save_output(image, output, record, force=force, protection=protection)
-    work_id = protection.last_work_id
-    result = {"output": str(written), "work_id": work_id, "vault": None}
-    if encrypt:
-        locked = vault.lock_file(source, vault_dir, passphrase, force=force)
-        result["vault"] = str(locked)
-        if protection.register:
-            work = protection.registry.get(work_id)
-            protection.registry.register(work_id, written, sha256_file(source), work.phash, work.record,
-                                         work.manifest, preview_sha256=sha256_file(written))  # fmt: skip
-    return result
+        record = None
+    if record is not None:
+        earlier = record.extra.pop("protection", None) or {}
+        protected["source_protection"] = earlier or None
+        record.extra["protected"] = protected
+        work_id = earlier.get("work_id")
+        if work_id is not None:
+            return record, work_id
+    else:
+        record = new_record("protect", how, inputs={"original": describe_input(source)},
+                            extra={"protected": protected})  # fmt: skip
+    return record, watermark.detect(load_image(source)).work_id

@@ -12,7 +12,8 @@ import json
 import os
 import random
 import sqlite3
-from contextlib import closing, contextmanager
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,6 +67,19 @@ def hash_distance(a: str, b: str) -> int:
 
 
 @dataclass
+class Entry:
+    """What :meth:`Registry.register_many` writes for one work."""
+
+    work_id: int
+    path: str | os.PathLike
+    sha256: str
+    phash: str
+    record: dict
+    manifest: dict | None = None
+    preview_sha256: str | None = None
+
+
+@dataclass
 class Work:
     id: int
     created: str
@@ -82,61 +96,113 @@ class Work:
 
 
 class Registry:
+    """The registry file at ``path``. One connection per object (and process), opened at first use and
+    kept: a batch of outputs costs one connection, and each command is still one transaction."""
+
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else registry_path()
+        self._db: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:  # a connection does not travel to another process
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None and self._pid == os.getpid():
+                self._db.close()
+            self._db = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid() or not self.path.exists():
+            self._db = None  # a forked child opens its own; a removed file is made again
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            try:
+                check_database(db, self.path, "work registry", {"works"})
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._db, self._pid = db, os.getpid()
+        return self._db
 
     @contextmanager
     def _transaction(self, create: bool = True):
         if not self.path.exists() and not create:
             raise BrushworkError(f"{self.path}: no registry yet (nothing has been protected)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-                check_database(db, self.path, "work registry", {"works"})
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(SCHEMA)
+        with self._lock:
+            try:
+                db = self._connection()
                 with immediate_transaction(db):
                     yield db
-        except sqlite3.DatabaseError as exc:
-            raise BrushworkError(f"{self.path}: registry unreadable ({exc})") from exc
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise BrushworkError(f"{self.path}: registry unreadable ({exc})") from exc
 
     def reserve(self, work_id: int | None = None) -> int:
         """A new work ID (random, or ``work_id``), unused in this registry, held until :meth:`register` fills it in."""
+        return self.reserve_many(1, work_id)[0]
+
+    def reserve_many(self, count: int, work_id: int | None = None, existing_ok: bool = False) -> list[int]:
+        """:meth:`reserve` for ``count`` outputs in one transaction (``work_id``: only with ``count`` 1).
+        ``existing_ok``: ``work_id`` may already be here (a new file of a registered work)."""
         rng = random.SystemRandom()
+        ids: list[int] = []
         with self._transaction() as db:
             if work_id is not None:
                 if not 1 <= work_id <= MAX_WORK_ID:
                     raise BrushworkError(f"work id must be between 1 and {MAX_WORK_ID}, not {work_id}")
                 if db.execute("SELECT 1 FROM works WHERE id = ?", (work_id,)).fetchone():
+                    if existing_ok:
+                        return [work_id]
                     raise BrushworkError(f"work id {work_id} is already in {self.path}")
                 db.execute("INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved')", (work_id, _now()))
-                return work_id
-            for _ in range(100):
-                work_id = rng.randint(1, MAX_WORK_ID)
-                if db.execute("SELECT 1 FROM works WHERE id = ?", (work_id,)).fetchone() is None:
-                    db.execute("INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved')", (work_id, _now()))
-                    return work_id
-        raise BrushworkError(f"{self.path}: no free work ID found; the registry is nearly full")
+                return [work_id]
+            now = _now()
+            for _ in range(count):
+                for _ in range(100):
+                    candidate = rng.randint(1, MAX_WORK_ID)
+                    if db.execute("SELECT 1 FROM works WHERE id = ?", (candidate,)).fetchone() is None:
+                        db.execute("INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved')", (candidate, now))
+                        ids.append(candidate)
+                        break
+                else:
+                    raise BrushworkError(f"{self.path}: no free work ID found; the registry is nearly full")
+        return ids
 
-    def release(self, work_id: int) -> None:
-        """Give back an ID reserved but not used."""
+    def release(self, *work_ids: int) -> None:
+        """Give back IDs reserved but not used."""
+        if not work_ids:
+            return
         with self._transaction() as db:
-            db.execute("DELETE FROM works WHERE id = ? AND state = 'reserved'", (work_id,))
+            db.executemany("DELETE FROM works WHERE id = ? AND state = 'reserved'", [(w,) for w in work_ids])
 
     def register(self, work_id: int, path: str | os.PathLike, sha256: str, phash: str, record: dict,
                  manifest: dict | None = None, preview_sha256: str | None = None) -> Work:  # fmt: skip
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved') ON CONFLICT(id) DO NOTHING",
-                (work_id, _now()),
-            )
-            db.execute(
-                "UPDATE works SET state='registered', path=?, sha256=?, preview_sha256=?, phash=?, record=?, "
-                "manifest=? WHERE id=?",
-                (str(Path(path).resolve()), sha256, preview_sha256, phash, json.dumps(record),
-                 json.dumps(manifest) if manifest else None, work_id),
-            )  # fmt: skip
+        self.register_many([Entry(work_id, path, sha256, phash, record, manifest, preview_sha256)])
         return self.get(work_id)
+
+    def register_many(self, entries: list[Entry]) -> None:
+        """Fill in (or add) the rows of written works, all in one transaction: all of them or none."""
+        now = _now()
+        with self._transaction() as db:
+            for e in entries:
+                db.execute(
+                    "INSERT INTO works (id, created, state) VALUES (?, ?, 'reserved') ON CONFLICT(id) DO NOTHING",
+                    (e.work_id, now),
+                )
+                db.execute(
+                    "UPDATE works SET state='registered', path=?, sha256=?, preview_sha256=?, phash=?, record=?, "
+                    "manifest=? WHERE id=?",
+                    (str(Path(e.path).resolve()), e.sha256, e.preview_sha256, e.phash, json.dumps(e.record),
+                     json.dumps(e.manifest) if e.manifest else None, e.work_id),
+                )  # fmt: skip
 
     def get(self, work_id: int) -> Work | None:
         # No ID outside 1..MAX_WORK_ID is ever given (and SQLite cannot even compare one beyond 64 bits).
@@ -190,6 +256,18 @@ def _now() -> str:
 BUNDLE_SCHEMA = "brushwork.registration/1"
 
 
+def _manifest_of_file(work: Work) -> dict | None:
+    """The C2PA manifest store of the registered file, read now, if it is still the registered bytes
+    (outputs are registered without it: reading it back cost 40 % of sealing a small picture)."""
+    from brushwork.protect.provenance import manifest_store
+    from brushwork.records import sha256_file
+
+    path = Path(work.path) if work.path else None
+    if path is None or not path.is_file() or sha256_file(path) not in (work.sha256, work.preview_sha256):
+        return None
+    return manifest_store(path)
+
+
 def export_bundle(registry: Registry, work_id: int, output: str | os.PathLike, force: bool = False) -> Path:
     """Write a registration bundle for ``work_id``: the entry (hashes, record, time) and its C2PA manifest,
     as one JSON file an artist can file with a registry office or send to a timestamping service."""
@@ -208,7 +286,7 @@ def export_bundle(registry: Registry, work_id: int, output: str | os.PathLike, f
         "perceptual_hash": {"algorithm": "dhash-64", "value": work.phash},
         "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
         "record": work.record,
-        "c2pa_manifest": work.manifest,
+        "c2pa_manifest": work.manifest or _manifest_of_file(work),
     }
     text = json.dumps(bundle, indent=2, sort_keys=True)
     return atomic_write(output, lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -7,6 +7,11 @@ Evidence, strongest first:
 * the registry: the SHA-256 recorded when the file was written;
 * the watermark: survives edits, so it says *which* work a modified copy came from;
 * the XMP source type and the brushwork record: claims anyone can copy, reported, never trusted.
+
+"Intact" promises: the bytes are exactly those signed by a key that chains to a CA trusted here (this
+computer's own brushwork CA, or one given with ``--trust``), or, unsigned, exactly those this
+computer's registry recorded when it wrote the file. A valid signature from any other CA is
+:data:`UNTRUSTED`, never intact: anyone can make a CA.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from brushwork.protect.registry import Registry
 from brushwork.records import read_record, sha256_file
 
 INTACT, MODIFIED, UNKNOWN = "intact brushwork output", "modified brushwork output", "unknown"
+#: A signature that holds but chains to no CA trusted here: anyone can make a CA (``keys init`` does),
+#: so it proves the bytes are unchanged since *someone* signed them, not that brushwork's owner did.
+UNTRUSTED = "signed by a signer not trusted here"
 
 
 @dataclass
@@ -40,6 +48,14 @@ class Report:
 
     def line(self) -> str:
         return f"{self.path}: {self.verdict}" + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
+
+
+def _anchor_note(path: Path, anchors: list[str | os.PathLike] | None) -> str:
+    """Say plainly when the trust comes only from this computer's own self-made CA."""
+    if anchors and provenance.check_manifest(path, [Path(a) for a in anchors]).state == "trusted":
+        return ""
+    return (" (this computer's own brushwork CA: a self-made certificate, not a trusted public CA; it "
+            "proves this computer's key signed the file, not who owns it)")  # fmt: skip
 
 
 def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = None,
@@ -77,10 +93,11 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
     reasons = report.reasons
     if clip and not frames:
         reasons.append("no frame could be decoded to read a watermark from (damaged video data)")
-    if check.state in ("trusted", "valid"):
-        reasons.append(
-            "C2PA signature " + ("valid and trusted" if check.state == "trusted" else "valid, signer not trusted here")
-        )
+    if check.state == "trusted":
+        reasons.append("C2PA signature valid, signer trusted here" + _anchor_note(path, anchors))
+    elif check.state == "valid":
+        reasons.append(f"C2PA signature valid, but its signer ({check.signer or 'unnamed'}) chains to no CA trusted "
+                       "here; if you know it, pass its CA with --trust")  # fmt: skip
     elif check.state == "tampered":
         reasons.append("C2PA manifest does not match the file: changed after signing")
     if reading.work_id is not None:
@@ -93,10 +110,12 @@ def verify(path: str | os.PathLike, anchors: list[str | os.PathLike] | None = No
         reasons.append(
             "registered, file unchanged" if same_bytes else "registered, file differs from the registered one"
         )
-    if check.state in ("trusted", "valid") or (check.state == "absent" and same_bytes):
+    if check.state == "trusted" or (check.state == "absent" and same_bytes):
         report.verdict = INTACT
-    elif check.state == "tampered" or reading.work_id is not None or work is not None:
+    elif check.state == "tampered" or (check.state != "valid" and (reading.work_id is not None or work is not None)):
         report.verdict = MODIFIED
+    elif check.state == "valid":
+        report.verdict = UNTRUSTED
     elif record is not None:
         reasons.append("carries a brushwork record, but no watermark or signature to check it against")
     return report
