@@ -93,12 +93,12 @@ def test_adain_and_stylize_over_several_photos(photos, tmp_path):
     out = tmp_path / "adain"
     out.mkdir()
     assert main(["adain", "apply", ADAIN_MODEL, str(photos), "--style", str(style), "--out-dir", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["p0-style.png", "p1-style.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["p0-style-adain.png", "p1-style-adain.png"]
     out = tmp_path / "gatys"
     out.mkdir()
     assert main(["stylize", str(photos / "p0.png"), str(photos / "p1.png"), "--style", str(style), "--out-dir",
                  str(out), "--backbone", "lite0", "--image-size", "24", "--iterations", "2", "-q"]) == 0  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == ["p0-style.png", "p1-style.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["p0-style-stylize.png", "p1-style-stylize.png"]
 
 
 def test_adain_aliases_and_strength_names(photos, tmp_path):
