@@ -32,6 +32,19 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, chars), strict=True))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_torchvision():
+    """As in the product's own install: no torchvision. (test_clip.py may have imported open_clip beside the
+    tests' torchvision shim; transformers would take that shim for torchvision.)"""
+    from transformers.utils import import_utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "torchvision", None)  # find_spec("torchvision") is None again
+        import_utils.is_torchvision_available.cache_clear()  # transformers keeps the first answer
+        yield
+    import_utils.is_torchvision_available.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def tiny_clip_folder(tmp_path_factory):
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer

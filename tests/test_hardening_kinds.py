@@ -351,14 +351,14 @@ def test_passphrase_without_terminal_or_empty_is_one_line(monkeypatch, capfd):
 def test_two_runs_writing_the_same_new_output_the_second_fails(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    import brushwork.records as records
+    import brushwork.output as output
     from brushwork import api
     from tests.conftest import make_image
 
     model = Path(api.__file__).parent / "examples" / "starry_night-fast.safetensors"
     photo, out = tmp_path / "photo.png", tmp_path / "out.png"
     make_image(48, 32).save(photo)
-    real = records.atomic_write
+    real = output.atomic_write  # the output exit's own write
 
     def racing(path, write):  # the other run publishes while this one encodes its picture
         def write_late(tmp):
@@ -367,12 +367,13 @@ def test_two_runs_writing_the_same_new_output_the_second_fails(tmp_path, monkeyp
 
         return real(path, write_late)
 
-    monkeypatch.setattr(records, "atomic_write", racing)
+    monkeypatch.setattr(output, "atomic_write", racing)
     argv = ["fast", "apply", str(model), str(photo), "-o", str(out), "--image-size", "32"]
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "written by another run meanwhile" in err and err.count("\n") == 1
+    # the first protected output of a fresh config also announces the new signing key on a line of its own
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("brushwork: error: ")]
+    assert len(errors) == 1 and "written by another run meanwhile" in errors[0]
     assert out.read_bytes() == b"the other run's picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photo.png"]  # no temp file left
-    monkeypatch.setattr(records, "atomic_write", real)
+    monkeypatch.setattr(output, "atomic_write", real)
     assert main([*argv, "--force"]) == 0 and out.read_bytes() != b"the other run's picture"
