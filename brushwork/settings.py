@@ -60,7 +60,7 @@ def help_of(config_cls, name: str) -> str:
 
 _KIND_WORDS = {
     "int": "a whole number",
-    "float": "a number",
+    "float": "a finite number",
     "str": "text",
     "bool": "true or false",
     "floats": "a list of numbers",
@@ -120,8 +120,10 @@ class Control:
         if self.kind in ("int", "float"):
             return _number(value, self.kind, bad)
         if self.kind == "str":
-            if not isinstance(value, str) or len(value) > MAX_TEXT:
+            if not isinstance(value, str):
                 raise bad
+            if len(value) > MAX_TEXT:
+                raise BrushworkError(f"{self.name}: the text is {len(value)} characters; at most {MAX_TEXT}")
             return value
         if isinstance(value, str):  # "3,7" as typed on the command line
             value = [v.strip() for v in value.split(",") if v.strip()]

@@ -23,7 +23,7 @@ def test_words_empty_or_too_long(images, tmp_path, stand_in_clip, capsys):  # no
     out = tmp_path / "out.png"
     argv = ["stylize", str(images["content"]), *FAST, "-o", str(out), "--style-text"]
     _refused([*argv, "   "], out, capsys, "the style text is empty")
-    _refused([*argv, "x" * 5000], out, capsys, "the style text is 5000 characters")
+    _refused([*argv, "x" * 5000], out, capsys, "the text is 5000 characters")
     _refused([*argv, "very " * 100], out, capsys, "tokens; CLIP reads at most 75")
 
 

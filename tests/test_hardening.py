@@ -381,7 +381,7 @@ def test_non_finite_losses_stop_training():
 def test_gan_learning_rate_inf_is_refused(tmp_path, capsys):
     data = write_classes(tmp_path / "d", per_class=2)
     assert main(["gan", "train", str(data), "--out", str(tmp_path / "run"), "--lr-g", "inf", "-q"]) == 2
-    one_line_error(capsys, "learning rates")
+    one_line_error(capsys, "lr_g: expected a finite number")  # the settings refuse it, as the studio does
     assert not (tmp_path / "run").exists()
 
 

@@ -268,7 +268,7 @@ def test_config_dataclass_to_flags():
     text = parser.format_help()
     assert "how big (default: 8)" in text and "how fast (default: 0.5)" in text and "--derived" not in text
     assert "{a,b}" in text
-    with pytest.raises(SystemExit):
+    with pytest.raises(BrushworkError, match="size: expected a whole number, got 'many'"):  # main: one line, exit 2
         parser.parse_args(["--size", "many"])
     for bad, words in ((["--mode", "c"], "mode: must be one of a, b, not 'c'"),
                        (["--size", "65"], "size must be between 1 and 64, not 65")):  # fmt: skip

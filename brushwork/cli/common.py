@@ -114,13 +114,12 @@ def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, sk
 
 
 def _reader(control: Control) -> Callable[[str], object]:
-    """The control's own reading of typed text, as argparse's type (its refusal: argparse's one-line error)."""
+    """The control's own reading of typed text, as argparse's type. Its refusal, a BrushworkError, passes
+    through argparse (which catches only ValueError, TypeError and its own) to ``main``: the same one line
+    and exit 2 as the studio's words for the same value."""
 
     def read(text: str) -> object:
-        try:
-            return control.from_text(text)
-        except BrushworkError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+        return control.from_text(text)
 
     read.__name__ = control.kind
     return read

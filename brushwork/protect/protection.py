@@ -73,6 +73,7 @@ class Protection:
     _sealed: dict = field(default_factory=dict, init=False, repr=False)
     #: While :meth:`keeping` a work: its ID, whether the picture already carries it, the source file.
     _kept: dict | None = field(default=None, init=False, repr=False)
+    _looked_for_local_keys: bool = field(default=False, init=False, repr=False)
 
     @contextmanager
     def keeping(self, work_id: int | None, marked: bool, parent: Path) -> Iterator[None]:
@@ -88,10 +89,16 @@ class Protection:
             self.work_id, self._kept = saved, None
 
     def __post_init__(self) -> None:
-        if self.provenance and self.keys is None:
-            self.keys = provenance.local_keys()  # signed by default: made on first use
         if self.provenance and self.keys is not None:
             provenance.check_keys(self.keys)  # a bad or mismatched key fails before anything is reserved
+
+    def signing_keys(self) -> provenance.Keys | None:
+        """The keys outputs are signed with: the given ones, or this computer's, made (and announced) on the
+        first output that is protected, not before, so a run refused for its inputs makes none."""
+        if self.provenance and self.keys is None and not self._looked_for_local_keys:
+            self._looked_for_local_keys = True
+            self.keys = provenance.local_keys()  # signed by default
+        return self.keys if self.provenance else None
 
     def before_write(self, image: Image.Image, record: Record, path: Path | None = None) -> Image.Image:
         return self.before_write_many([image], [record], [path])[0]
@@ -183,7 +190,7 @@ class Protection:
         """Write into ``record`` what this output will carry (a mark from a short side of ``smallest`` px
         up), with its reserved ``work_id``; ``opted_out`` lists only the user's choices (no keys is not a
         choice). Registered even unmarked: the perceptual hash still finds it."""
-        note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.provenance and self.keys),
+        note: dict = {"watermark": None, "iptc": self.provenance, "c2pa": bool(self.signing_keys()),
                       "registered": self.register, "opted_out": []}  # fmt: skip
         if self.watermark and min(size) < smallest:
             note["watermark_skipped"] = f"too small to carry a watermark (under {smallest} px)"
@@ -220,7 +227,7 @@ class Protection:
         entry needs is kept for :meth:`after_write`. Nothing touches the disk."""
         if self.provenance:
             parent = self._kept["parent"] if self._kept is not None else None
-            data = provenance.provenance_bytes(data, path, record, self.keys, source_type=True, parent=parent)
+            data = provenance.provenance_bytes(data, path, record, self.signing_keys(), source_type=True, parent=parent)
         phash = None
         if self.register:
             with Image.open(io.BytesIO(data)) as written:
@@ -245,7 +252,7 @@ class Protection:
             sealed = self._sealed.pop(id(record), None)
             if sealed is None or sealed[0] is not record:  # a clip, written by its own writer: sign it now
                 if self.provenance:
-                    provenance.add_provenance(path, record, self.keys, source_type=True)
+                    provenance.add_provenance(path, record, self.signing_keys(), source_type=True)
                 if not self.register:
                     continue
                 if is_clip(path):
@@ -253,7 +260,7 @@ class Protection:
                 else:
                     with Image.open(path) as written:
                         phash = perceptual_hash(written)
-                manifest = provenance.manifest_store(path) if self.keys and self.provenance else None
+                manifest = provenance.manifest_store(path) if self.signing_keys() else None
                 sealed = (record, phash, manifest, sha256_file(path))
             if self.register:
                 _, phash, manifest, digest = sealed
