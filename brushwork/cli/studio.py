@@ -139,11 +139,13 @@ def _run_worker(args: argparse.Namespace) -> int:
         work(args.queue, store, device=args.device, burst=args.burst)
         return 0
     worker = Worker(store, device=args.device)
+    return _until_stopped(worker.run_until_empty if args.burst else worker.run_forever)
+
+
+def _until_stopped(run) -> int:
+    """Run a worker's loop; Ctrl-C stops it with a word on what becomes of the job it held."""
     try:
-        if args.burst:
-            worker.run_until_empty()
-        else:
-            worker.run_forever()
+        run()
     except KeyboardInterrupt:
         print("brushwork: worker stopped; an interrupted job re-runs when its lease expires", file=sys.stderr)
         return 130
@@ -159,7 +161,8 @@ def _run_remote_worker(args: argparse.Namespace) -> int:
     if token is None:
         raise BrushworkError(f"--server needs the worker token in {WORKER_TOKEN_ENV}")
     worker = RemoteWorker(args.server, token, device=args.device, lease=args.lease, name=args.name)
-    try:
+
+    def run() -> None:
         if args.queue:
             from brushwork.studio.redis_queue import work
 
@@ -169,7 +172,5 @@ def _run_remote_worker(args: argparse.Namespace) -> int:
                 pass
         else:
             worker.run_forever()
-    except KeyboardInterrupt:
-        print("brushwork: worker stopped; an interrupted job re-runs when its lease expires", file=sys.stderr)
-        return 130
-    return 0
+
+    return _until_stopped(run)
