@@ -70,10 +70,20 @@ def test_jobs_through_rq_and_two_workers(tmp_path, redis_url):
     config = StudioConfig(data_dir=data, queue_url=redis_url, lease_seconds=10)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "brushwork", "worker", "--queue", redis_url, "--data", str(data), "--lease", "10"]
-    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    logs = [tmp_path / f"worker{n}.log" for n in range(2)]
+    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w")) for log in logs]
+
+    def two_workers_up() -> bool:
+        exited = [w.returncode for w in workers if w.poll() is not None]
+        assert not exited, (exited, [log.read_text()[-2000:] for log in logs])  # a worker died: say why
+        return len(RQWorker.all(connection=redis)) == 2
+
     try:
         redis = Redis.from_url(redis_url)
-        wait_for(lambda: len(RQWorker.all(connection=redis)) == 2, 60, "two RQ workers")
+        try:
+            wait_for(two_workers_up, 120, "two RQ workers")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; their logs: {[log.read_text()[-2000:] for log in logs]}") from None
         with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1") as client:
             params = json.dumps({"backbone": "lite0", "image_size": 32, "iterations": 15})
             form = {"engine": "stylize", "params": params, "content_ref": "example:tubingen.jpg",

@@ -32,10 +32,10 @@ ID_RETRIES = 3
 #: the mark (``benchmarks/watermark_small.py``).
 MIN_MARK_SIDE = 128
 #: Still outputs from this side up to MIN_MARK_SIDE, written losslessly (PNG, TIFF), still carry a mark,
-#: noted as fragile: it survives lossless copies (a metadata-stripping re-save keeps the pixels); 48 and
-#: 64 px pictures read back 96 % of the time. 32 px ones read back only 56 % per ID tried, so each took
-#: up to four whole strength searches (1-3 s a sample with protection on, #21) for a mark that one in
-#: two still did not carry: under 48 px a picture cannot hold a mark, and the record says so.
+#: noted as fragile: it survives lossless copies (a metadata-stripping re-save keeps the pixels). 48 and
+#: 64 px pictures carry 84-96 % of IDs, so a refused one is tried with ID_RETRIES fresh IDs at once. 32 px
+#: ones carry only 56 %, and a mark that small is hardly one: under 48 px a picture is not marked, and
+#: the record says so.
 MIN_FRAGILE_SIDE = 48
 LOSSLESS_SUFFIXES = (".png", ".tif", ".tiff")
 #: Bounds of a public preview's long side: big enough to show, small enough not to be the original.
@@ -119,11 +119,14 @@ class Protection:
             todo = [i for i, note in enumerate(notes) if note["watermark"] and "watermark_kept" not in note]
             out = list(images)
             marked = watermark.embed_many([images[i] for i in todo], [notes[i]["work_id"] for i in todo])
-            for i, (picture, ok, strength) in zip(todo, marked, strict=True):
-                if not ok:  # a few pictures will not carry some payloads; another usually does
-                    picture = self._mark_choosing_id(images[i], notes[i], refused=(picture, strength))[0]
-                notes[i]["watermark_reads_back"] = notes[i].get("watermark_reads_back", ok)
+            refused = []
+            for i, (picture, ok, _) in zip(todo, marked, strict=True):
+                notes[i]["watermark_reads_back"] = ok
                 out[i] = picture
+                if not ok:
+                    refused.append(i)
+            if refused and self.work_id is None and not (self._kept and self._kept["work_id"]):
+                self._mark_with_fresh_ids(images, out, notes, refused)
             for note in notes:
                 if "watermark_kept" in note:
                     note["watermark_reads_back"] = True
@@ -133,6 +136,27 @@ class Protection:
             raise
         self.last_work_id = notes[-1]["work_id"] if notes else self.last_work_id
         return out
+
+    def _mark_with_fresh_ids(self, images: list[Image.Image], out: list[Image.Image], notes: list[dict],
+                             refused: list[int]) -> None:  # fmt: skip
+        """A few pictures will not carry some payloads; another usually does. Each refused picture is
+        marked with :data:`ID_RETRIES` fresh IDs in one batched search (a candidate costs about what one
+        more picture in the batch does), and keeps the first that reads back; the other IDs go back."""
+        fresh = self.registry.reserve_many(ID_RETRIES * len(refused)) if self.register else [
+            _random_id() for _ in range(ID_RETRIES * len(refused))]  # fmt: skip
+        tries = watermark.embed_many([images[i] for i in refused for _ in range(ID_RETRIES)], fresh)
+        unused = []
+        for k, i in enumerate(refused):
+            candidates = list(zip(fresh[k * ID_RETRIES:(k + 1) * ID_RETRIES],
+                                  tries[k * ID_RETRIES:(k + 1) * ID_RETRIES], strict=True))  # fmt: skip
+            chosen = next(((w, picture) for w, (picture, ok, _) in candidates if ok), None)
+            unused += [w for w, _ in candidates if chosen is None or w != chosen[0]]
+            if chosen is not None:
+                unused.append(notes[i]["work_id"])
+                notes[i].update(work_id=chosen[0], watermark_reads_back=True)
+                out[i] = chosen[1]
+        if self.register:
+            self.registry.release(*unused)
 
     def _reserve(self, count: int) -> list[int | None]:
         if not self.register:
@@ -161,21 +185,13 @@ class Protection:
             self.last_clip = marker.starting_with(first_frame, marked, note["watermark_reads_back"], strength)
         return self.last_clip
 
-    def _mark_choosing_id(self, image: Image.Image, note: dict, survive=None,
-                          refused=None) -> tuple[Image.Image, watermark.Strength]:  # fmt: skip
-        """``image`` marked with the noted work ID, and how hard; when it will not carry that one and the
-        ID is ours to choose, with a fresh one (a few pictures will not carry some payloads; another
-        usually does). The ID used and whether it read back (from ``survive(marked)``) go into ``note``.
-        ``refused``: (marked, strength) already made with the noted ID, which did not read back.
-        Fragile pictures (under :data:`MIN_MARK_SIDE`) get no second ID: each costs a whole search,
-        and the mark they carry survives lossless copies only anyway."""
+    def _mark_choosing_id(self, image: Image.Image, note: dict, survive) -> tuple[Image.Image, watermark.Strength]:
+        """A clip's first frame marked with the noted work ID, and how hard; when it will not carry that one
+        and the ID is ours to choose, with a fresh one. The ID used and whether it read back (from
+        ``survive(marked)``) go into ``note``."""
         work_id = note["work_id"]
-        if refused is None:
-            marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
-        else:
-            (marked, strength), ok = refused, False
-        retries = ID_RETRIES if self.work_id is None and "watermark_fragile" not in note else 0
-        for _ in range(retries):
+        marked, ok, strength = watermark.embed_hinted(image, work_id, survive=survive)
+        for _ in range(ID_RETRIES if self.work_id is None else 0):
             if ok:
                 break
             if self.register:
