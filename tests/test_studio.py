@@ -28,6 +28,7 @@ from brushwork.records import read_record  # noqa: E402
 from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
 from brushwork.studio.jobs import JobStore, Worker  # noqa: E402
+from brushwork.studio.service import Studio  # noqa: E402
 from tests.conftest import make_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,8 @@ def test_token_required_when_set(config):
 def test_cancel_queued_and_running(client, config):
     queued = submit(client).json()["id"]
     assert client.delete(f"/api/jobs/{queued}").json()["status"] == "cancelled"
-    assert client.delete(f"/api/jobs/{queued}").status_code == 409
+    assert client.delete(f"/api/jobs/{queued}").json()["trashed"]  # an ended job: deleted from the queue
+    assert queued not in {j["id"] for j in client.get("/api/jobs").json()}
     assert client.delete("/api/jobs/" + "0" * 32).status_code == 404
 
     running = submit(client, {**FAST, "image_size": 48, "iterations": 3000}).json()["id"]
@@ -374,6 +376,49 @@ def test_ratings_pairs_and_gallery_filter(client, config):
     assert {p["id"] for p in client.get("/api/ratings/pair").json()} != {winner, loser}
 
 
+def test_gallery_delete_goes_to_the_trash_and_favourites_filter(client, config):
+    kept, starred, deleted = (submit(client, {**FAST, "seed": s, "init": "noise"}).json()["id"] for s in range(3))
+    worker = Worker(JobStore(config))
+    while worker.run_once():
+        pass
+    output = JobStore(config).get(deleted).outputs[0]
+    # Favourites: starred, listed alone, and unstarred.
+    assert client.put(f"/api/jobs/{starred}/favourite", json={"favourite": True}).json()["favourite"] is True
+    assert [g["job"] for g in client.get("/api/gallery", params={"favourites": True}).json()] == [starred]
+    assert 'data-image="' + starred in client.get("/ui/gallery", params={"favourites": "1"}).text
+    assert kept not in client.get("/ui/gallery", params={"favourites": "1"}).text
+    assert client.put(f"/api/jobs/{starred}/favourite", json={"favourite": "maybe"}).status_code == 422
+    # Delete: gone from the gallery and the queue, its file moved to trash/, never removed.
+    job = client.delete(f"/api/jobs/{deleted}").json()
+    assert job["trashed"] and job["images"] == [] and job["status"] == "done"
+    assert {g["job"] for g in client.get("/api/gallery").json()} == {kept, starred}
+    assert deleted not in {j["id"] for j in client.get("/api/jobs").json()}
+    assert not (config.outputs / output).exists() and (config.trash / output).is_file()
+    assert client.get(f"/api/jobs/{deleted}/image").status_code == 404
+    assert client.put(f"/api/jobs/{deleted}/favourite", json={"favourite": True}).status_code == 409
+    with pytest.raises(BrushworkError, match="no finished image"):  # nor rated any more
+        Studio(config).image_file(f"{deleted}:0")
+
+
+def test_a_failed_move_to_the_trash_leaves_the_job_and_its_files(client, config, monkeypatch):
+    job_id = submit(client, {**FAST, "init": "noise"}).json()["id"]
+    Worker(JobStore(config)).run_once()
+    name = JobStore(config).get(job_id).outputs[0]
+    real_replace = Path.replace
+
+    def full_disk(self, target):
+        if Path(target).parent == config.trash:
+            raise OSError(28, "No space left on device")
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", full_disk)
+    refused = client.delete(f"/api/jobs/{job_id}")
+    assert refused.status_code == 500 and "No space left" in refused.json()["detail"]
+    assert (config.outputs / name).is_file()
+    assert JobStore(config).get(job_id).trashed is None
+    assert [g["job"] for g in client.get("/api/gallery").json()] == [job_id]
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}
@@ -440,3 +485,24 @@ def test_docs_page_works_offline(client):
         assert got.status_code == 200 and len(got.content) > 0, asset
     assert client.get("/openapi.json").json()["info"]["title"] == "brushwork studio"
     assert client.get("/redoc").status_code == 404  # ReDoc would come from a CDN
+
+
+def test_a_job_database_from_before_favourites_and_trash_opens(config):
+    """A studio.db made by an earlier release (no worker, favourite or trashed columns) gains them."""
+    import sqlite3
+
+    config.prepare()
+    with sqlite3.connect(config.db_path) as db:
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, engine TEXT NOT NULL, params TEXT NOT NULL, inputs TEXT NOT NULL,"
+            " labels TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'queued', progress REAL NOT NULL DEFAULT 0,"
+            " eta REAL, error TEXT, created REAL NOT NULL, started REAL, finished REAL, claim TEXT,"
+            " lease_until REAL, attempts INTEGER NOT NULL DEFAULT 0, cancel INTEGER NOT NULL DEFAULT 0, preview TEXT,"
+            " preview_step INTEGER NOT NULL DEFAULT 0, outputs TEXT, record TEXT, enqueued REAL)"
+        )
+        db.execute("INSERT INTO jobs (id, engine, params, inputs, labels, status, created, outputs) "
+                   "VALUES ('a', 'stylize', '{}', '{}', '{}', 'done', 1, '[]')")  # fmt: skip
+    store = JobStore(config)
+    (job,) = store.list()
+    assert job.favourite is False and job.trashed is None and job.worker is None
+    assert store.set_favourite("a", True).favourite is True

@@ -1,7 +1,8 @@
 """The studio in a real browser: Playwright driving Debian's chromium (no browser download).
 
 Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
-form, rate a pair. Skips when chromium or Playwright is absent; CI installs chromium (scripts/test).
+form, rate a pair, star, view and delete a picture. Skips when chromium or Playwright is absent; CI
+installs chromium (scripts/test).
 With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
 """
 
@@ -149,6 +150,25 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         key(page, "2")
         page.wait_for_selector("#queue-list tr.done")
         shot(page, "queue")
+
+        # Manage the gallery: a favourite, the favourites filter, the lightbox, and a delete.
+        key(page, "3")
+        page.locator(".card").first.locator("button.favourite").click()
+        page.wait_for_selector(".card button.favourite[aria-pressed='true']")
+        page.check("#gallery-filter input[name=favourites]")
+        page.wait_for_function("document.querySelectorAll('#gallery-grid .card').length === 1")
+        page.uncheck("#gallery-filter input[name=favourites]")
+        page.wait_for_function("document.querySelectorAll('#gallery-grid .card').length === 2")
+        page.locator(".card").first.locator("button.pick-image").click()
+        page.wait_for_selector("#lightbox[open] img[src$='/image']")
+        shot(page, "lightbox")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#lightbox:not([open])", state="attached")
+        page.once("dialog", lambda dialog: dialog.accept())  # "Delete this picture?"
+        page.locator(".card").last.locator("button.delete").click()
+        page.wait_for_function("document.querySelectorAll('#gallery-grid .card').length === 1")
+        assert page.locator(".card button.favourite[aria-pressed='true']").count() == 1  # the starred one stayed
+        shot(page, "gallery-managed")
         assert not errors, errors
 
 

@@ -77,6 +77,10 @@ def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"detail": f"request larger than this studio's limit of {limit // (1024 * 1024)} MB"}, 413)
 
 
+class FavouriteIn(BaseModel):
+    favourite: bool = Field(description="true: a favourite (the gallery can show favourites only)")
+
+
 class RatingIn(BaseModel):
     winner: str = Field(max_length=40, description="image id <job id>:<n> of the preferred image")
     loser: str = Field(max_length=40)
@@ -153,10 +157,12 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         return templates.TemplateResponse(request, "queue.html", {"jobs": jobs, "now": time.time()})
 
     @app.get("/ui/gallery", include_in_schema=False)
-    def gallery_fragment(request: Request, engine: str = "", style: str = "", min_rating: str = ""):
+    def gallery_fragment(request: Request, engine: str = "", style: str = "", min_rating: str = "",
+                         favourites: str = ""):  # fmt: skip
         # A form sends empty fields for "any".
         rating = float(min_rating) if re.fullmatch(r"[01](\.\d+)?", min_rating) else None
-        items = studio.gallery(engine=engine or None, style=style[:200] or None, min_rating=rating)
+        items = studio.gallery(engine=engine or None, style=style[:200] or None, min_rating=rating,
+                               favourites_only=bool(favourites))  # fmt: skip
         return templates.TemplateResponse(request, "gallery.html", {"items": items})
 
     # -- jobs ------------------------------------------------------------------------------------------
@@ -194,18 +200,31 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     def job(job_id: str):
         return job_or_404(job_id).public()
 
-    @app.delete("/api/jobs/{job_id}", summary="Cancel a job")
-    def cancel(job_id: str):
+    @app.delete("/api/jobs/{job_id}", summary="Cancel a queued or running job; delete an ended one (to DATA/trash/)")
+    def cancel_or_delete(job_id: str):
+        job = job_or_404(job_id)
+        try:
+            if job.status in FINAL:
+                return studio.delete(job_id).public()
+            return studio.store.cancel(job_id).public()
+        except BrushworkError as exc:  # it ended, or started, between the two reads
+            raise HTTPException(409, str(exc)) from None
+        except OSError as exc:  # the job and its files stay as they were
+            raise HTTPException(500, f"could not move job {job_id}'s files to the trash: {exc.strerror}") from None
+
+    @app.put("/api/jobs/{job_id}/favourite", summary="Star or unstar a finished job's pictures")
+    def favourite(job_id: str, body: FavouriteIn):
         job_or_404(job_id)
         try:
-            return studio.store.cancel(job_id).public()
+            return studio.store.set_favourite(job_id, body.favourite).public()
         except BrushworkError as exc:
             raise HTTPException(409, str(exc)) from None
 
     def output_file(job_id: str, n: int) -> Path:
         job = job_or_404(job_id)
-        if job.status != "done" or n >= len(job.outputs):
-            raise HTTPException(404, f"job {job_id} has no output {n} (status {job.status})")
+        if job.status != "done" or job.trashed or n >= len(job.outputs):
+            state = "deleted" if job.trashed else f"status {job.status}"
+            raise HTTPException(404, f"job {job_id} has no output {n} ({state})")
         return config.outputs / job.outputs[n]
 
     @app.get("/api/jobs/{job_id}/image", summary="The result, carrying its full record: a PNG, or a video's MP4")
@@ -283,8 +302,9 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         since: Annotated[str | None, Query(description="ISO date or time")] = None,
         until: str | None = None,
         min_rating: Annotated[float | None, Query(ge=0, le=1, description="share of comparisons won")] = None,
+        favourites: Annotated[bool, Query(description="favourites only")] = False,
     ):
-        return studio.gallery(engine, style, since, until, min_rating)
+        return studio.gallery(engine, style, since, until, min_rating, favourites)
 
     @app.get("/api/ratings/pair", summary="Two images to compare (the least compared pair)")
     def rating_pair():

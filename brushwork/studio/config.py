@@ -105,7 +105,7 @@ class StudioConfig:
 
     def prepare(self) -> StudioConfig:
         """Create the data folder and its sub-folders (private to the user)."""
-        for sub in ("", "uploads", "outputs", "previews", "models", "jobs"):
+        for sub in ("", "uploads", "outputs", "previews", "models", "jobs", "trash"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         return self
 
@@ -120,6 +120,11 @@ class StudioConfig:
     @property
     def outputs(self) -> Path:
         return self.data_dir / "outputs"
+
+    @property
+    def trash(self) -> Path:
+        """Where a deleted job's outputs go: kept until the user empties it."""
+        return self.data_dir / "trash"
 
     @property
     def previews(self) -> Path:

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     preview_step INTEGER NOT NULL DEFAULT 0,
     outputs TEXT,                  -- JSON list of file names in outputs/
     record TEXT,                   -- JSON record of the first output
-    enqueued REAL                  -- when it was last handed to the distributed queue
+    enqueued REAL,                 -- when it was last handed to the distributed queue
+    favourite INTEGER NOT NULL DEFAULT 0,
+    trashed REAL                   -- when a finished job was deleted: its files moved to trash/
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 -- One row per published job (remote workers): the primary key makes a second publication impossible.
@@ -74,7 +76,7 @@ CREATE TABLE IF NOT EXISTS publications (
     published REAL NOT NULL
 );
 """
-_ADDED_COLUMNS = {"worker": "TEXT"}
+_ADDED_COLUMNS = {"worker": "TEXT", "favourite": "INTEGER NOT NULL DEFAULT 0", "trashed": "REAL"}
 
 
 class JobStopped(Exception):
@@ -103,6 +105,8 @@ class Job:
     preview_step: int
     outputs: list[str]
     record: dict | None
+    favourite: bool = False
+    trashed: float | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -112,19 +116,22 @@ class Job:
         data["outputs"] = json.loads(data["outputs"] or "[]")
         data["record"] = json.loads(data["record"]) if data["record"] else None
         data["cancel"] = bool(data["cancel"])
+        data["favourite"] = bool(data.get("favourite"))
         return cls(**data)
 
     def public(self) -> dict:
         """What the REST API shows: no claim tokens, no server paths."""
-        urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(self.outputs))]
+        shown = [] if self.trashed else self.outputs  # a deleted job's files are in the trash, not served
+        urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(shown))]
         posters = [url.replace("/image", "/poster") if media == "video" else None
-                   for url, media in zip(urls, self.media, strict=True)]  # fmt: skip
+                   for url, media in zip(urls, self.media[: len(shown)], strict=True)]  # fmt: skip
         return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
                 "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
-                "images": urls, "media": self.media, "posters": posters,
+                "images": urls, "media": self.media[: len(shown)], "posters": posters,
+                "favourite": self.favourite, "trashed": self.trashed,
                 "record": public_record(self.record)}  # fmt: skip
 
     @property
@@ -206,14 +213,46 @@ class JobStore:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job.from_row(row) if row else None
 
-    def list(self, statuses: tuple[str, ...] = STATUSES, limit: int = 200, newest_first: bool = True) -> list[Job]:
+    def list(self, statuses: tuple[str, ...] = STATUSES, limit: int = 200, newest_first: bool = True,
+             favourites_only: bool = False) -> list[Job]:  # fmt: skip
+        """Jobs in ``statuses``, not deleted (a deleted job is still found by :meth:`get`)."""
         marks = ",".join("?" * len(statuses))
         order = "DESC" if newest_first else "ASC"
+        favourite = "AND favourite = 1 " if favourites_only else ""
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created {order} LIMIT ?", (*statuses, limit)
+                f"SELECT * FROM jobs WHERE status IN ({marks}) AND trashed IS NULL {favourite}"
+                f"ORDER BY created {order} LIMIT ?",
+                (*statuses, limit),
             ).fetchall()
         return [Job.from_row(r) for r in rows]
+
+    def set_favourite(self, job_id: str, favourite: bool) -> Job:
+        """Star or unstar a finished job's pictures."""
+        with self.transaction() as db:
+            row = db.execute("SELECT status, trashed FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(job_id)
+            if row["status"] != "done" or row["trashed"] is not None:
+                raise BrushworkError(f"job {job_id} is {'deleted' if row['trashed'] else row['status']}: "
+                                     "only a finished job's pictures can be favourites")  # fmt: skip
+            db.execute("UPDATE jobs SET favourite = ? WHERE id = ?", (int(favourite), job_id))
+        return self.get(job_id)
+
+    def trash(self, job_id: str, move_files) -> Job:
+        """Delete an ended job from the queue and gallery: ``move_files(job)`` moves its outputs into
+        the trash folder inside the transaction that marks it, so either both happen or neither."""
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise KeyError(job_id)
+            job = Job.from_row(row)
+            if job.status not in FINAL:
+                raise BrushworkError(f"job {job_id} is {job.status}: cancel it first")
+            if job.trashed is None:
+                db.execute("UPDATE jobs SET trashed = ?, favourite = 0 WHERE id = ?", (time.time(), job_id))
+                move_files(job)
+        return self.get(job_id)
 
     def counts(self) -> dict[str, int]:
         with self._connect() as db:

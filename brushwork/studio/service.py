@@ -52,7 +52,7 @@ class Studio:
         """The output file of a finished image ``<job id>:<n>``."""
         job_id, _, n = image_id.partition(":")
         job = self.store.get(job_id)
-        if job is None or job.status != "done" or not n.isdigit() or int(n) >= len(job.outputs):
+        if job is None or job.status != "done" or job.trashed or not n.isdigit() or int(n) >= len(job.outputs):
             raise BrushworkError(f"no finished image {image_id[:80]!r} in the gallery")
         return self.config.outputs / job.outputs[int(n)]
 
@@ -158,11 +158,31 @@ class Studio:
 
     # -- gallery and ratings -----------------------------------------------------------------------
 
-    def images(self, limit: int = 500) -> list[dict]:
+    def delete(self, job_id: str):
+        """Delete an ended job: gone from the queue and the gallery, its files moved to the data folder's
+        trash/ (nothing is lost until the user empties it). Its registry entry stays: the work existed."""
+
+        def move_files(job) -> None:
+            moved: list[tuple[Path, Path]] = []
+            try:
+                for name in job.outputs:
+                    for source in (self.config.outputs / name, (self.config.outputs / name).with_suffix(".poster.jpg")):
+                        if source.exists():
+                            target = self.config.trash / source.name
+                            source.replace(target)
+                            moved.append((source, target))
+            except BaseException:
+                for source, target in reversed(moved):  # the row stays as it was: so do the files
+                    target.replace(source)
+                raise
+
+        return self.store.trash(job_id, move_files)
+
+    def images(self, limit: int = 500, favourites_only: bool = False) -> list[dict]:
         """Every output of every finished job, newest first, with its rating."""
         tallies = self.ratings.tallies()
         items = []
-        for job in self.store.list(("done",), limit=limit):
+        for job in self.store.list(("done",), limit=limit, favourites_only=favourites_only):
             public = job.public()
             for n in range(len(job.outputs)):
                 image_id = f"{job.id}:{n}"
@@ -183,15 +203,17 @@ class Studio:
                         "record": public_record(job.record),
                         "rating": score(tally),
                         "ratings": sum(tally or (0, 0)),
+                        "favourite": job.favourite,
                     }
                 )
         return items
 
     def gallery(self, engine: str | None = None, style: str | None = None, since: str | None = None,
-                until: str | None = None, min_rating: float | None = None) -> list[dict]:  # fmt: skip
+                until: str | None = None, min_rating: float | None = None,
+                favourites_only: bool = False) -> list[dict]:  # fmt: skip
         since_t, until_t = _timestamp(since), _timestamp(until)
         found = []
-        for item in self.images():
+        for item in self.images(favourites_only=favourites_only):
             names = [*(item["labels"].get("styles") or []), *(item["inputs"].get("styles") or [])]
             if engine and item["engine"] != engine:
                 continue

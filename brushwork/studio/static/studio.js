@@ -23,6 +23,7 @@ function studio(engines) {
     pair: [],
     pairMessage: "",
     rated: 0,
+    lightbox: { url: "", caption: "", zoomed: false },
 
     async init() {
       this.resetParams();
@@ -150,6 +151,23 @@ function studio(engines) {
       if (this.$refs.contentFile) this.$refs.contentFile.value = "";
       if (this.$refs.styleFiles) this.$refs.styleFiles.value = "";
       this.show("create");
+    },
+    openLightbox(url, caption) {
+      this.lightbox = { url, caption: caption.replace(/\s+/g, " ").trim(), zoomed: false };
+      this.$refs.lightbox.showModal();
+    },
+    async setFavourite(jobId, on) {
+      await fetch(`/api/jobs/${jobId}/favourite`, {
+        method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ favourite: on }),
+      });
+      htmx.trigger(document.body, "refresh");
+    },
+    // Deleted jobs go to the data folder's trash/, never straight off the disk.
+    async deleteJob(jobId) {
+      if (!window.confirm("Delete this picture? Its file moves to the studio's trash folder.")) return;
+      const response = await fetch(`/api/jobs/${jobId}`, { method: "DELETE" });
+      if (!response.ok) window.alert((await response.json().catch(() => ({}))).detail || `delete: ${response.status}`);
+      htmx.trigger(document.body, "refresh");
     },
     async setCompare(side, jobId, url) {
       const job = await (await fetch(`/api/jobs/${jobId}`)).json();
