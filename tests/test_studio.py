@@ -419,6 +419,19 @@ def test_a_failed_move_to_the_trash_leaves_the_job_and_its_files(client, config,
     assert [g["job"] for g in client.get("/api/gallery").json()] == [job_id]
 
 
+def test_uploads_and_jobs_are_shown_by_their_names(client):
+    files = [("content", ("my photo.png", png_bytes(), "image/png")),
+             ("style", ("blue period.png", png_bytes(seed=5, kind="noise"), "image/png"))]  # fmt: skip
+    job = client.get(client.post("/api/jobs", data={"engine": "stylize", "params": json.dumps(FAST)},
+                                 files=files).json()["url"]).json()  # fmt: skip
+    assert job["caption"] == "my photo.png × blue period.png"
+    names = {i["name"] for i in client.get("/api/images").json() if i["source"] == "upload"}
+    assert names == {"my photo.png", "blue period.png"}  # not their hashes
+    fast = client.post("/api/jobs", data={"engine": "fast", "params": "{}", "content_ref": "example:tubingen.jpg",
+                                          "model": "starry_night-fast"}).json()  # fmt: skip
+    assert client.get(fast["url"]).json()["caption"] == "tubingen.jpg · model starry_night-fast"
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}

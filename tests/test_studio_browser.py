@@ -81,6 +81,17 @@ def key(page, name: str) -> None:
 
 def test_submit_preview_gallery_restore_rate(studio_url):
     with studio_page(studio_url) as (page, errors):
+        # The pre-selected painting is marked; with none picked, the page says so instead of queueing.
+        picked = page.locator("label.pick.on")
+        assert picked.count() == 1 and "✓" in picked.evaluate("e => getComputedStyle(e, '::after').content")
+        picked.click()
+        page.click("#submit")
+        assert "pick or upload a painting" in page.text_content("#job-form .error")
+        assert page.evaluate("fetch('/api/jobs').then(r => r.json())") == []
+        page.locator("label.pick", has_text="starry_night").click()
+        # Settings are labelled in words, with the command line's flag beside them.
+        assert page.text_content("label[for=p-style_weight]").split() == ["style", "weight", "--style-weight"]
+
         # Submit: the bundled photo and painting are picked; small, fast settings.
         page.select_option("#p-backbone", "lite0")
         page.fill("#p-image_size", "64")
@@ -127,6 +138,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         key(page, "3")
         page.locator(".card").last.locator("button.restore").click()
         page.wait_for_selector("#create:visible")
+        assert page.locator("#live-status").count() == 0  # the last job's picture is not left in the live panel
         assert page.input_value("#p-iterations") == "24"
         assert page.input_value("#p-backbone") == "lite0"
         assert page.input_value("#p-style_weight") == "100"

@@ -131,13 +131,29 @@ class Job:
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
                 "images": urls, "media": self.media[: len(shown)], "posters": posters,
-                "favourite": self.favourite, "trashed": self.trashed,
+                "caption": self.caption, "favourite": self.favourite, "trashed": self.trashed,
                 "record": public_record(self.record)}  # fmt: skip
+
+    @property
+    def caption(self) -> str:
+        """What the job painted, in words: ``photo.jpg · model starry_night-fast × a.jpg + b.jpg``."""
+        return caption(self.labels)
 
     @property
     def media(self) -> list[str]:
         """``image`` or ``video`` for each output."""
         return ["video" if name.endswith(".mp4") else "image" for name in self.outputs]
+
+
+def caption(labels: dict) -> str:
+    """The names a job's labels give (the client's file names, the model's name), in one line."""
+    pieces = [str(labels["content"])] if labels.get("content") else []
+    if labels.get("model"):
+        pieces.append(f"model {labels['model']}")
+    text = " · ".join(pieces)
+    if labels.get("styles"):
+        text = f"{text} × {' + '.join(map(str, labels['styles']))}".strip(" ×")
+    return text
 
 
 def public_record(record: dict | None) -> dict | None:

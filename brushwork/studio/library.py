@@ -61,6 +61,11 @@ class StagedUpload:
             self.tmp.unlink(missing_ok=True)
         else:
             os.replace(self.tmp, self.final)
+        name_file = _name_file(self.final)
+        if not name_file.exists():  # the picker shows the name it was first uploaded under
+            name_tmp = name_file.with_name(f".incoming-{name_file.name}")
+            name_tmp.write_text(self.label[:255], encoding="utf-8")
+            os.replace(name_tmp, name_file)
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
@@ -155,13 +160,22 @@ def resolve_image(config: StudioConfig, ref: str, video: bool = False) -> Path:
     return path
 
 
+def _name_file(upload: Path) -> Path:
+    """Beside an upload (stored under its hash): the client's name for it."""
+    return upload.with_name(f"{upload.name}.name")
+
+
 def list_images(config: StudioConfig) -> list[dict]:
-    """Bundled example images and earlier uploads, newest uploads first."""
+    """Bundled example images and earlier uploads (by the name they were uploaded under), newest first."""
     images = [{"ref": f"example:{p.name}", "name": p.stem, "source": "example"} for p in sorted(EXAMPLES.glob("*.jpg"))]
     uploads = sorted(config.uploads.glob("*.*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in uploads:
         if _UPLOAD_REF.fullmatch(f"upload:{path.name}"):
-            images.append({"ref": f"upload:{path.name}", "name": path.name[:12], "source": "upload"})
+            try:
+                name = _name_file(path).read_text(encoding="utf-8")[:255].strip() or path.name[:12]
+            except (OSError, UnicodeDecodeError):  # uploaded before names were kept
+                name = path.name[:12]
+            images.append({"ref": f"upload:{path.name}", "name": name, "source": "upload"})
     return images
 
 

@@ -196,6 +196,7 @@ class Studio:
                         "media": public["media"][n],
                         "poster": public["posters"][n],
                         "labels": job.labels,
+                        "caption": job.caption,
                         "params": job.params,
                         "inputs": job.inputs,
                         "created": job.created,

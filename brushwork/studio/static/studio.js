@@ -90,9 +90,18 @@ function studio(engines) {
       }
       return JSON.stringify(out);
     },
+    // A setting's name in words: style_blend_weights -> "style blend weights".
+    words(name) {
+      return name.replace(/_/g, " ");
+    },
     async submit() {
       this.error = "";
       const e = this.current();
+      const styleCount = this.styleRefs.length + (this.$refs.styleFiles ? this.$refs.styleFiles.files.length : 0);
+      if (this.wantsStyles() && styleCount < e.styles[0]) {
+        this.error = "pick or upload a painting to take the style from";
+        return;
+      }
       const form = new FormData();
       form.append("engine", this.engine);
       form.append("params", this.paramsJson());
@@ -150,6 +159,8 @@ function studio(engines) {
       if (job.inputs.model) this.model = job.inputs.model;
       if (this.$refs.contentFile) this.$refs.contentFile.value = "";
       if (this.$refs.styleFiles) this.$refs.styleFiles.value = "";
+      // The live panel shows what the restored settings will paint next, not the last job's picture.
+      if (!["queued", "running"].includes(this.live.status)) this.live = {};
       this.show("create");
     },
     openLightbox(url, caption) {
@@ -171,7 +182,7 @@ function studio(engines) {
     },
     async setCompare(side, jobId, url) {
       const job = await (await fetch(`/api/jobs/${jobId}`)).json();
-      const label = `${job.engine}: ${job.labels.content || job.labels.model || ""} × ${(job.labels.styles || []).join(" + ")}`;
+      const label = `${job.engine}: ${job.caption}`;
       const entry = { url, label, job };
       if (side === "A") this.compareA = entry; else this.compareB = entry;
       if (this.compareA && this.compareB) this.show("compare");
@@ -181,10 +192,12 @@ function studio(engines) {
       const a = this.compareA.job.record ? this.compareA.job.record.parameters : this.compareA.job.params;
       const b = this.compareB.job.record ? this.compareB.job.record.parameters : this.compareB.job.params;
       const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-      const fmt = (v) => (v === undefined ? "" : JSON.stringify(v));
+      // Values as a person writes them: lists with commas, text without quotes.
+      const fmt = (v) => (v === undefined || v === null ? "" : Array.isArray(v) ? v.map(fmt).join(", ")
+        : typeof v === "object" ? JSON.stringify(v) : String(v));
       return [["engine", this.compareA.job.engine, this.compareB.job.engine],
-              ["inputs", this.compareA.label, this.compareB.label],
-              ...keys.map((k) => [k, fmt(a[k]), fmt(b[k])])];
+              ["inputs", this.compareA.job.caption, this.compareB.job.caption],
+              ...keys.map((k) => [this.words(k), fmt(a[k]), fmt(b[k])])];
     },
     async nextPair() {
       const response = await fetch("/api/ratings/pair");
