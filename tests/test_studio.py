@@ -432,6 +432,32 @@ def test_uploads_and_jobs_are_shown_by_their_names(client):
     assert client.get(fast["url"]).json()["caption"] == "tubingen.jpg · model starry_night-fast"
 
 
+def test_png_info_reads_a_picture_back_into_settings(client, config):
+    job_id = submit(client, {**FAST, "seed": 7, "style_weight": 300}).json()["id"]
+    Worker(JobStore(config)).run_once()
+    job = client.get(f"/api/jobs/{job_id}").json()
+    made = client.get(job["images"][0]).content
+    info = client.post("/api/png-info", files={"image": ("dropped.png", made, "image/png")}).json()
+    assert info["engine"] == "stylize" and info["params"]["style_weight"] == 300 and info["params"]["seed"] == 7
+    assert info["params"]["iterations"] == 2 and info["params"]["backbone"] == "lite0"
+    # Its inputs are found in the library by their hashes: the form can run it again as it was.
+    assert info["content_ref"] == job["inputs"]["content"] and info["style_refs"] == ["example:starry_night.jpg"]
+    assert len(list(config.uploads.glob(".png-info-*"))) == 0  # nothing kept
+    # Another tool's PNG: its own text, to read.
+    from PIL.PngImagePlugin import PngInfo
+
+    chunk = PngInfo()
+    chunk.add_text("parameters", "a lighthouse at dusk\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42")
+    buf = io.BytesIO()
+    make_image(32, 32).save(buf, "PNG", pnginfo=chunk)
+    foreign = client.post("/api/png-info", files={"image": ("a1111.png", buf.getvalue(), "image/png")}).json()
+    assert foreign["engine"] is None and "Sampler: Euler a" in foreign["text"]
+    plain = client.post("/api/png-info", files={"image": ("plain.png", png_bytes(), "image/png")})
+    assert plain.status_code == 400 and "plain.png: carries no settings" in plain.json()["detail"]
+    junk = client.post("/api/png-info", files={"image": ("x.png", b"not an image", "image/png")})
+    assert junk.status_code == 400 and "x.png" in junk.json()["detail"] and "/" not in junk.json()["detail"]
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}

@@ -1,8 +1,8 @@
 """The studio in a real browser: Playwright driving Debian's chromium (no browser download).
 
 Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
-form, rate a pair, star, view and delete a picture. Skips when chromium or Playwright is absent; CI
-installs chromium (scripts/test).
+form, rate a pair, star, view and delete a picture, read one back by PNG Info. Skips when chromium or
+Playwright is absent; CI installs chromium (scripts/test).
 With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
 """
 
@@ -181,6 +181,27 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.wait_for_function("document.querySelectorAll('#gallery-grid .card').length === 1")
         assert page.locator(".card button.favourite[aria-pressed='true']").count() == 1  # the starred one stayed
         shot(page, "gallery-managed")
+
+        # PNG Info: a picture dropped on the page gives its settings back to the form.
+        key(page, "1")
+        page.fill("#p-style_weight", "5")
+        url = page.locator(".card img").first.get_attribute("src")
+        page.evaluate(
+            """async url => {
+                const blob = await (await fetch(url)).blob();
+                const files = new DataTransfer();
+                files.items.add(new File([blob], "dropped.png", { type: "image/png" }));
+                document.querySelector("main").dispatchEvent(
+                    new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+            }""",
+            url,
+        )
+        page.wait_for_selector("#png-info-send:visible")
+        assert "stylize" in page.text_content("#png-info")
+        shot(page, "png-info")
+        page.click("#png-info-send")
+        assert page.input_value("#p-style_weight") == "1000" and page.input_value("#p-iterations") == "24"
+        assert not page.locator("#png-info").is_visible()
         assert not errors, errors
 
 

@@ -29,7 +29,7 @@ from brushwork.studio import guard
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import available_engines
 from brushwork.studio.jobs import FINAL
-from brushwork.studio.library import list_images, list_models, resolve_image
+from brushwork.studio.library import list_images, list_models, picture_settings, resolve_image
 from brushwork.studio.service import Studio, Upload
 
 HERE = Path(__file__).resolve().parent
@@ -190,6 +190,13 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
             engine, params, uploads, content_ref or None, [r for r in style_ref or [] if r], model or None
         )
         return {"id": job_id, "url": f"/api/jobs/{job_id}"}
+
+    @app.post("/api/png-info", summary="PNG Info: how a picture was made, from its own metadata (nothing is kept)")
+    def png_info(image: Annotated[UploadFile, File(description="a brushwork output, or another tool's PNG")]):
+        data = image.file.read(config.limits.upload_bytes + 1)
+        if len(data) > config.limits.upload_bytes:
+            raise HTTPException(413, "image file larger than the upload limit")
+        return picture_settings(config, data, image.filename)
 
     @app.get("/api/jobs", summary="The queue: recent jobs, newest first")
     def jobs(status: str | None = None, limit: int = Query(100, ge=1, le=1000)):

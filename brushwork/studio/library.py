@@ -7,6 +7,7 @@ checked against a strict pattern and resolved inside its folder only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -238,3 +239,79 @@ def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
         model=resolve_model(config, inputs["model"], engine) if inputs.get("model") else None,
         frames=inputs.get("frames"),
     )
+
+
+def picture_settings(config: StudioConfig, data: bytes, filename: str | None) -> dict:
+    """PNG Info: what a dropped picture says of how it was made. A brushwork output gives its engine,
+    settings (the studio's names) and the library refs and model its inputs match by hash, ready for
+    the form; another tool's picture (AUTOMATIC1111, ComfyUI) gives its own text, to read. Nothing is kept."""
+    from PIL import Image
+
+    from brushwork.records import INFOTEXT_KEY, read_record
+    from brushwork.studio.engines import available_engines
+
+    label = check_client_filename(filename)
+    fd, tmp = tempfile.mkstemp(prefix=".png-info-", dir=config.uploads)
+    path = Path(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        _check_image(path, config, label)  # an image within the pixel limit: reading its chunks is safe
+        try:
+            record = read_record(path)
+        except BrushworkError:
+            with Image.open(path) as img:
+                img.load()  # text chunks after the pixels
+                text = img.info.get(INFOTEXT_KEY)
+            if not isinstance(text, str) or not text.strip():
+                raise BrushworkError(f"{label}: carries no settings brushwork or AUTOMATIC1111 wrote") from None
+            return {"engine": None, "text": text[:20_000]}
+    except BrushworkError as exc:
+        raise BrushworkError(str(exc).replace(str(path), label)) from None
+    finally:
+        path.unlink(missing_ok=True)
+    engines = {e.name: e for e in available_engines()}
+    engine = engines.get(record.engine)
+    names = {c["name"] for c in engine.describe()["controls"]} if engine else set()
+    by_hash = _library_by_hash(config)
+    hashes = record.input_hashes()
+    styles = [by_hash.get(h) for role, h in sorted(hashes.items()) if role.startswith("styles")]
+    model = (record.models.get("model") or {}).get("name")
+    model_names = {m["name"] for m in list_models(config)}
+    model = {_magenta_name(): api.MAGENTA_MODEL}.get(model, Path(model).stem if model else None)
+    params = {k: v for k, v in record.parameters.items() if k in names and v is not None}
+    if "seed" in names and record.seed is not None:
+        params.setdefault("seed", record.seed)
+    return {
+        "engine": engine.name if engine else None,
+        "made_by": record.engine,
+        "params": params,
+        "content_ref": by_hash.get(hashes.get("content", "")),
+        "style_refs": [ref for ref in styles if ref],
+        "styles_missing": styles.count(None),
+        "model": model if model in model_names else None,
+        "text": None,
+    }
+
+
+def _magenta_name() -> str:
+    from brushwork.style.magenta import NAME
+
+    return NAME
+
+
+def _library_by_hash(config: StudioConfig) -> dict[str, str]:
+    """SHA-256 -> library ref, for every bundled example and upload (an upload's name is its hash)."""
+    refs = {}
+    for image in list_images(config):
+        ref = image["ref"]
+        if ref.startswith("upload:"):
+            refs[ref.split(":", 1)[1].split(".", 1)[0]] = ref
+        else:
+            refs[_example_hash(ref)] = ref
+    return refs
+
+
+@functools.cache
+def _example_hash(ref: str) -> str:
+    return hashlib.sha256((EXAMPLES / ref.split(":", 1)[1]).read_bytes()).hexdigest()

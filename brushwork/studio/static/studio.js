@@ -24,6 +24,7 @@ function studio(engines) {
     pairMessage: "",
     rated: 0,
     lightbox: { url: "", caption: "", zoomed: false },
+    info: null,
 
     async init() {
       this.resetParams();
@@ -152,16 +153,43 @@ function studio(engines) {
     async restore(jobId) {
       const job = await (await fetch(`/api/jobs/${jobId}`)).json();
       await this.loadLibrary();
-      this.engine = job.engine;
-      this.resetParams(job.params);
-      this.contentRef = job.inputs.content || "";
-      this.styleRefs = job.inputs.styles || [];
-      if (job.inputs.model) this.model = job.inputs.model;
+      this.applySettings(job.engine, job.params, job.inputs.content, job.inputs.styles, job.inputs.model);
+    },
+    applySettings(engine, params, contentRef, styleRefs, model) {
+      this.engine = engine;
+      this.resetParams(params);
+      this.contentRef = contentRef || "";
+      this.styleRefs = styleRefs || [];
+      if (model) this.model = model;
       if (this.$refs.contentFile) this.$refs.contentFile.value = "";
       if (this.$refs.styleFiles) this.$refs.styleFiles.value = "";
       // The live panel shows what the restored settings will paint next, not the last job's picture.
       if (!["queued", "running"].includes(this.live.status)) this.live = {};
       this.show("create");
+    },
+    // PNG Info: a picture dropped anywhere on the page (file fields keep their own drops) or chosen.
+    dragOver(event) {
+      if (!event.target.matches("input[type=file]")) event.preventDefault();
+    },
+    dropped(event) {
+      if (event.target.matches("input[type=file]") || !event.dataTransfer.files.length) return;
+      event.preventDefault();
+      this.pngInfo(event.dataTransfer.files[0]);
+    },
+    async pngInfo(file) {
+      if (!file) return;
+      const form = new FormData();
+      form.append("image", file);
+      const response = await fetch("/api/png-info", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      this.info = response.ok ? { ...body, name: file.name }
+        : { error: body.detail || `PNG info: ${response.status}`, name: file.name };
+      this.show("create");
+    },
+    sendInfoToForm() {
+      const i = this.info;
+      this.applySettings(i.engine, i.params, i.content_ref, i.style_refs, i.model);
+      this.info = null;
     },
     openLightbox(url, caption) {
       this.lightbox = { url, caption: caption.replace(/\s+/g, " ").trim(), zoomed: false };
