@@ -458,6 +458,56 @@ def test_png_info_reads_a_picture_back_into_settings(client, config):
     assert junk.status_code == 400 and "x.png" in junk.json()["detail"] and "/" not in junk.json()["detail"]
 
 
+def sweep(client, spec, params=FAST, engine="stylize", **extra):
+    data = {"engine": engine, "params": json.dumps(params), "sweep": json.dumps(spec),
+            "content_ref": "example:tubingen.jpg", "style_ref": ["example:starry_night.jpg"], **extra}  # fmt: skip
+    return client.post("/api/sweeps", data=data)
+
+
+def test_xy_sweep_and_batch_queue_one_job_per_cell(client, config):
+    spec = {"x": {"name": "style_weight", "values": [10, 1000]}, "y": {"name": "init", "values": ["content", "noise"]}}
+    made = sweep(client, spec).json()
+    assert len(made["jobs"]) == 4
+    grid = client.get(made["url"]).json()
+    assert [(c["x"], c["y"]) for c in grid["cells"]] == [
+        (["style_weight", 10], ["init", "content"]), (["style_weight", 10], ["init", "noise"]),
+        (["style_weight", 1000], ["init", "content"]), (["style_weight", 1000], ["init", "noise"])]  # fmt: skip
+    assert [(c["job"]["params"]["style_weight"], c["job"]["params"]["init"]) for c in grid["cells"]] == [
+        (10, "content"), (10, "noise"), (1000, "content"), (1000, "noise")]  # fmt: skip
+    worker = Worker(JobStore(config))
+    while worker.run_once():
+        pass
+    page = client.get(f"/ui/sweep/{made['id']}").text
+    assert page.count("<img ") == 4 and "4 of 4" in page and "style weight" in page
+    # A batch: the same settings, seeds counted up from the one given.
+    batch = client.get(sweep(client, {"batch": 3}, {**FAST, "seed": 5}).json()["url"]).json()
+    assert [c["seed"] for c in batch["cells"]] == [5, 6, 7]
+    assert [c["job"]["params"]["seed"] for c in batch["cells"]] == [5, 6, 7]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message", "engine", "extra"),
+    [
+        ({"x": {"name": "colour", "values": [1]}}, "stylize has no setting 'colour'", "stylize", {}),
+        ({"x": {"name": "style_weight", "values": [10, -1]}}, "style weight must be a finite number", "stylize", {}),
+        (
+            {"x": {"name": "style_weight", "values": list(range(1, 10))}, "batch": 8},
+            "72 jobs; at most 64",
+            "stylize",
+            {},
+        ),
+        ({"batch": 2}, "fast has no seed", "fast", {"model": "starry_night-fast"}),
+        ({"x": {"name": "seed", "values": [1, 2]}, "batch": 2}, "not both", "stylize", {}),
+        ({"z": 1}, 'with "x", "y" and/or "batch"', "stylize", {}),
+    ],
+)
+def test_a_refused_sweep_queues_nothing(client, config, spec, message, engine, extra):
+    params = {} if engine == "fast" else FAST
+    refused = sweep(client, spec, params, engine, **({"style_ref": []} if engine == "fast" else {}), **extra)
+    assert refused.status_code == 400 and message in refused.json()["detail"], refused.json()
+    assert stored(config)[0] == 0
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}

@@ -1,7 +1,7 @@
 """The studio in a real browser: Playwright driving Debian's chromium (no browser download).
 
 Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
-form, rate a pair, star, view and delete a picture, read one back by PNG Info. Skips when chromium or
+form, rate a pair, star, view and delete a picture, read one back by PNG Info, an X/Y plot. Skips when chromium or
 Playwright is absent; CI installs chromium (scripts/test).
 With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
 """
@@ -202,6 +202,21 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.click("#png-info-send")
         assert page.input_value("#p-style_weight") == "1000" and page.input_value("#p-iterations") == "24"
         assert not page.locator("#png-info").is_visible()
+
+        # An X/Y plot: style weight across, a batch of two seeds in each cell, a random first seed.
+        page.click("#random-seed")
+        assert page.input_value("#p-seed") != "0"
+        page.select_option("#sweep-x-name", "style_weight")
+        page.fill("#sweep-x-values", "10, 3000")
+        page.fill("#batch-count", "2")
+        page.fill("#p-iterations", "12")
+        page.click("#submit")
+        page.wait_for_selector("#sweep:visible")
+        page.wait_for_function("(document.querySelector('#sweep-progress') || {}).textContent === '4 of 4'",
+                               timeout=240_000)  # fmt: skip
+        page.wait_for_function("document.querySelectorAll('#sweep-grid img').length === 4")
+        assert [h.text_content() for h in page.locator("table.sweep thead th").all()] == ["10", "3000"]
+        shot(page, "sweep")
         assert not errors, errors
 
 

@@ -30,7 +30,7 @@ from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import available_engines
 from brushwork.studio.jobs import FINAL
 from brushwork.studio.library import list_images, list_models, picture_settings, resolve_image
-from brushwork.studio.service import Studio, Upload
+from brushwork.studio.service import Studio, Upload, sweep_grid
 
 HERE = Path(__file__).resolve().parent
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -87,6 +87,10 @@ class RatingIn(BaseModel):
     rater: str = Field("studio", max_length=64)
 
 
+SWEEP_HELP = (
+    'JSON: {"x": {"name": "style_weight", "values": [100, 1000]}, "y": {...}, "batch": 4}, each part '
+    "optional; a batch takes seeds seed, seed+1, …"
+)
 PARAMS_HELP = 'JSON of the engine\'s settings (schema: <Engine>Settings), e.g. {"image_size": 512}'
 
 
@@ -177,6 +181,36 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
         model: Annotated[str | None, Form(description="a model name (see GET /api/models)")] = None,
     ):
+        job_id = studio.submit(engine, params, read_uploads(content, style), content_ref or None,
+                               [r for r in style_ref or [] if r], model or None)  # fmt: skip
+        return {"id": job_id, "url": f"/api/jobs/{job_id}"}
+
+    @app.post("/api/sweeps", status_code=202, summary="Queue a batch or an X/Y plot: one job per value and seed")
+    def submit_sweep(
+        engine: Annotated[str, Form(description="as for POST /api/jobs")],
+        sweep: Annotated[str, Form(description=SWEEP_HELP)],
+        params: Annotated[str, Form(description=PARAMS_HELP + "; the settings every cell shares")] = "{}",
+        content: Annotated[UploadFile | None, File()] = None,
+        style: Annotated[list[UploadFile] | None, File()] = None,
+        content_ref: Annotated[str | None, Form()] = None,
+        style_ref: Annotated[list[str] | None, Form()] = None,
+        model: Annotated[str | None, Form()] = None,
+    ):
+        return studio.submit_sweep(engine, params, sweep, read_uploads(content, style), content_ref or None,
+                                   [r for r in style_ref or [] if r], model or None)  # fmt: skip
+
+    @app.get("/api/sweeps/{sweep_id}", summary="A sweep's cells: each job with its x, y and seed")
+    def sweep_cells(sweep_id: str):
+        found = studio.sweep(sweep_id) if _JOB_ID.fullmatch(sweep_id) else None
+        if found is None:
+            raise HTTPException(404, f"no sweep {sweep_id[:40]!r}")
+        return found
+
+    @app.get("/ui/sweep/{sweep_id}", include_in_schema=False)
+    def sweep_fragment(request: Request, sweep_id: str):
+        return templates.TemplateResponse(request, "sweep.html", {"grid": sweep_grid(sweep_cells(sweep_id))})
+
+    def read_uploads(content: UploadFile | None, style: list[UploadFile] | None) -> list[Upload]:
         uploads = []
         for role, files in (("content", [content] if content else []), ("style", style or [])):
             for upload in files:
@@ -186,10 +220,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
                 if len(data) > config.limits.upload_bytes:
                     raise HTTPException(413, f"{role} file larger than the upload limit")
                 uploads.append(Upload(role, upload.filename, data))
-        job_id = studio.submit(
-            engine, params, uploads, content_ref or None, [r for r in style_ref or [] if r], model or None
-        )
-        return {"id": job_id, "url": f"/api/jobs/{job_id}"}
+        return uploads
 
     @app.post("/api/png-info", summary="PNG Info: how a picture was made, from its own metadata (nothing is kept)")
     def png_info(image: Annotated[UploadFile, File(description="a brushwork output, or another tool's PNG")]):

@@ -5,9 +5,12 @@ The FastAPI app (``app.py``) only turns HTTP into calls to :class:`Studio` and b
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import random
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig, redact
 from brushwork.studio.engines import get_engine
-from brushwork.studio.jobs import Worker, public_record
+from brushwork.studio.jobs import FINAL, Worker, public_record
 from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
 from brushwork.studio.pairs import JudgeRatings, RatingsStore, next_pair, score
 from brushwork.studio.store_postgres import open_store
@@ -97,15 +100,49 @@ class Studio:
                model: str | None = None) -> str:  # fmt: skip
         """Check everything, store the uploads under their hashes, queue the job; return its id.
         On any refusal nothing is stored."""
+        params = self._json(params_text, "params")
+        return self._submit_variants(engine_name, [params], [None], uploads, content_ref, style_refs, model)[0]
+
+    def submit_sweep(self, engine_name: str, params_text: str | None, sweep_text: str, uploads: list[Upload],
+                     content_ref: str | None = None, style_refs: list[str] | None = None,
+                     model: str | None = None) -> dict:  # fmt: skip
+        """A batch, or an X/Y plot: one job per value of the swept settings (one or two) and per seed of
+        the batch, all checked before any is queued. ``sweep_text``: JSON ``{"x": {"name": …, "values":
+        […]}, "y": {…}, "batch": n}``, every part optional. Returns the sweep's id and its cells."""
+        params = self._json(params_text, "params")
+        plan = plan_sweep(get_engine(engine_name), params, self._json(sweep_text, "sweep"))
+        sweep_id = uuid.uuid4().hex
+        variants = [{**params, **cell["set"]} for cell in plan]
+        labels = [{"id": sweep_id, **{k: v for k, v in cell.items() if k != "set"}} for cell in plan]
+        jobs = self._submit_variants(engine_name, variants, labels, uploads, content_ref, style_refs, model)
+        return {"id": sweep_id, "url": f"/api/sweeps/{sweep_id}", "jobs": jobs}
+
+    def sweep(self, sweep_id: str) -> dict | None:
+        """A sweep's cells (each a job with its x, y and seed), in the order they were queued."""
+        jobs = [j for j in self.store.list(limit=5000, newest_first=False)
+                if (j.labels.get("sweep") or {}).get("id") == sweep_id]  # fmt: skip
+        if not jobs:
+            return None
+        cells = [{**{k: v for k, v in j.labels["sweep"].items() if k != "id"}, "job": j.public()} for j in jobs]
+        return {"id": sweep_id, "engine": jobs[0].engine, "caption": jobs[0].caption, "cells": cells,
+                "done": sum(j.status in FINAL for j in jobs), "total": len(jobs)}  # fmt: skip
+
+    def _json(self, text: str | None, what: str):
+        text = text or "{}"
+        if len(text.encode()) > self.config.limits.params_bytes:
+            raise BrushworkError(f"{what} JSON is larger than {self.config.limits.params_bytes} bytes")
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            raise BrushworkError(f"{what} is not valid JSON") from None
+
+    def _submit_variants(self, engine_name: str, variants: list, sweeps: list[dict | None],
+                         uploads: list[Upload], content_ref: str | None, style_refs: list[str] | None,
+                         model: str | None) -> list[str]:  # fmt: skip
+        """Jobs of one engine and inputs, one per params in ``variants``: every one checked, then the
+        uploads stored once, then all queued."""
         limits = self.config.limits
         engine = get_engine(engine_name)
-        params_text = params_text or "{}"
-        if len(params_text.encode()) > limits.params_bytes:
-            raise BrushworkError(f"params JSON is larger than {limits.params_bytes} bytes")
-        try:
-            params = json.loads(params_text)
-        except (ValueError, RecursionError):
-            raise BrushworkError("params is not valid JSON") from None
         style_refs = list(style_refs or [])
         contents = [u for u in uploads if u.role == "content"]
         styles = [u for u in uploads if u.role == "style"]
@@ -115,7 +152,7 @@ class Studio:
             raise BrushworkError(f"at most {limits.files_per_job} images per job")
         has_content = bool(contents or content_ref)
         n_styles = len(styles) + len(style_refs)
-        params = engine.check(params, n_styles, has_content, bool(model), limits)
+        variants = [engine.check(params, n_styles, has_content, bool(model), limits) for params in variants]
         clip = engine.content_kind == "video"
         if content_ref:
             resolve_image(self.config, content_ref, video=clip)
@@ -149,12 +186,13 @@ class Studio:
             for stage in staged:
                 stage.discard()
             raise
-        job_id = self.store.add(engine.name, params, inputs, labels)
+        job_ids = [self.store.add(engine.name, params, inputs, {**labels, **({"sweep": sweep} if sweep else {})})
+                   for params, sweep in zip(variants, sweeps, strict=True)]  # fmt: skip
         try:
-            self.dispatch([job_id])
-        except Exception as exc:  # noqa: BLE001 - the job is safe in SQLite; the dispatcher retries
-            log.warning("job %s queued in SQLite only for now: %s", job_id, exc)
-        return job_id
+            self.dispatch(job_ids)
+        except Exception as exc:  # noqa: BLE001 - the jobs are safe in the store; the dispatcher retries
+            log.warning("jobs %s queued in the store only for now: %s", ", ".join(job_ids), exc)
+        return job_ids
 
     # -- gallery and ratings -----------------------------------------------------------------------
 
@@ -239,6 +277,78 @@ class Studio:
         items = {item["id"]: item for item in self.images(limit=200) if item["media"] == "image"}
         pair = next_pair(list(items), self.ratings)
         return [items[pair[0]], items[pair[1]]] if pair else None
+
+
+#: The most jobs one sweep or batch may queue, and the most values one axis may take.
+MAX_SWEEP_JOBS = 64
+MAX_AXIS_VALUES = 16
+MAX_BATCH = 16
+
+
+def plan_sweep(engine, params: dict, spec) -> list[dict]:
+    """The cells of a sweep: for each, the settings it changes (``set``) and its ``x``/``y`` as
+    [name, value] and ``seed``. A batch of n takes seeds seed, seed+1, … (a random first seed when none
+    is given): the same settings, n different pictures."""
+    if not isinstance(spec, dict) or set(spec) - {"x", "y", "batch"}:
+        raise BrushworkError('sweep must be a JSON object with "x", "y" and/or "batch"')
+    names = {c.name for c in engine.controls()}
+    axes = []
+    for key in ("x", "y"):
+        axis = spec.get(key)
+        if axis is None:
+            continue
+        if not isinstance(axis, dict) or not isinstance(axis.get("values"), list) or not axis.get("name"):
+            raise BrushworkError(f'sweep {key}: expected {{"name": a setting, "values": [...]}}')
+        if axis["name"] not in names:
+            raise BrushworkError(f"sweep {key}: {engine.name} has no setting {str(axis['name'])[:60]!r}")
+        if not 1 <= len(axis["values"]) <= MAX_AXIS_VALUES:
+            raise BrushworkError(f"sweep {key}: give 1 to {MAX_AXIS_VALUES} values")
+        axes.append((key, axis["name"], axis["values"]))
+    if len({name for _, name, _ in axes}) < len(axes):
+        raise BrushworkError("sweep: x and y must be different settings")
+    if spec.get("batch", 1) != 1 and any(name == "seed" for _, name, _ in axes):
+        raise BrushworkError("sweep: a batch chooses the seeds; sweep the seed or make a batch, not both")
+    batch = spec.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
+        raise BrushworkError(f"sweep batch: a whole number from 1 to {MAX_BATCH}")
+    if batch > 1 and "seed" not in names:
+        raise BrushworkError(f"{engine.name} has no seed: a batch would paint the same picture {batch} times")
+    sizes = [len(values) for _, _, values in axes]
+    total = batch * (sizes[0] if sizes else 1) * (sizes[1] if len(sizes) > 1 else 1)
+    if total > MAX_SWEEP_JOBS:
+        raise BrushworkError(f"sweep: {total} jobs; at most {MAX_SWEEP_JOBS} at once")
+    first_seed = params.get("seed")
+    if batch > 1 and not isinstance(first_seed, int):
+        first_seed = random.randrange(2**31 - MAX_BATCH)
+    cells = []
+    for values in itertools.product(*[values for _, _, values in axes], range(batch)):
+        *chosen, n = values
+        cell: dict = {"set": {name: value for (_, name, _), value in zip(axes, chosen, strict=True)}}
+        for (key, name, _), value in zip(axes, chosen, strict=True):
+            cell[key] = [name, value]
+        if batch > 1:
+            cell["set"]["seed"] = cell["seed"] = first_seed + n
+        cells.append(cell)
+    return cells
+
+
+def sweep_grid(sweep: dict) -> dict:
+    """A sweep laid out as the X/Y plot shows it: the x values across, the y values down, each cell's
+    jobs (several with a batch) in seed order."""
+
+    def axis(key: str) -> tuple[str | None, list]:
+        values: list = []
+        for cell in sweep["cells"]:
+            if key in cell and cell[key][1] not in values:
+                values.append(cell[key][1])
+        name = next((cell[key][0] for cell in sweep["cells"] if key in cell), None)
+        return name, values or [None]
+
+    (x_name, xs), (y_name, ys) = axis("x"), axis("y")
+    rows = [[[c["job"] | {"seed_used": c.get("seed")} for c in sweep["cells"]
+              if (c.get("x") or [None, None])[1] == x and (c.get("y") or [None, None])[1] == y]
+             for x in xs] for y in ys]  # fmt: skip
+    return {**sweep, "x_name": x_name, "xs": xs, "y_name": y_name, "ys": ys, "rows": rows}
 
 
 def _ref_label(ref: str | None) -> str | None:

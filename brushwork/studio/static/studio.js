@@ -5,7 +5,7 @@ function studio(engines) {
     engines,
     tabs: [
       { id: "create", label: "Create" }, { id: "queue", label: "Queue" }, { id: "gallery", label: "Gallery" },
-      { id: "compare", label: "Compare" }, { id: "rate", label: "Rate" },
+      { id: "compare", label: "Compare" }, { id: "rate", label: "Rate" }, { id: "sweep", label: "Sweep" },
     ],
     tab: "create",
     engine: engines.length ? engines[0].name : "",
@@ -25,6 +25,11 @@ function studio(engines) {
     rated: 0,
     lightbox: { url: "", caption: "", zoomed: false },
     info: null,
+    batch: 1,
+    sweepX: { name: "", values: "" },
+    sweepY: { name: "", values: "" },
+    sweepId: null,
+    sweepTimer: null,
 
     async init() {
       this.resetParams();
@@ -63,6 +68,7 @@ function studio(engines) {
     },
     show(id) {
       this.tab = id;
+      if (id === "sweep") this.pollSweep();
       if (id === "gallery") htmx.trigger(document.body, "refresh");
       if (id === "rate" && !this.pair.length) this.nextPair();
     },
@@ -95,6 +101,41 @@ function studio(engines) {
     words(name) {
       return name.replace(/_/g, " ");
     },
+    hasSeed() {
+      return this.current().controls.some((c) => c.name === "seed");
+    },
+    randomSeed() {
+      this.params.seed = Math.floor(Math.random() * 2 ** 31);
+    },
+    // Settings a sweep can vary: any but on/off switches.
+    sweepable() {
+      return this.current().controls.filter((c) => c.kind !== "bool");
+    },
+    sweepAxis(axis) {
+      const control = this.current().controls.find((c) => c.name === axis.name);
+      if (!control) return null;
+      const numeric = control.kind === "int" || control.kind === "float";
+      const values = axis.values.split(",").map((v) => v.trim()).filter((v) => v !== "")
+        .map((v) => (numeric ? Number(v) : v));
+      return { name: axis.name, values };
+    },
+    sweepSpec() {
+      const spec = {};
+      const x = this.sweepAxis(this.sweepX), y = this.sweepAxis(this.sweepY);
+      if (x) spec.x = x;
+      if (y) spec.y = y;
+      if (Number(this.batch) > 1) spec.batch = Number(this.batch);
+      return Object.keys(spec).length ? spec : null;
+    },
+    pollSweep() {
+      clearTimeout(this.sweepTimer);
+      if (!this.sweepId || this.tab !== "sweep") return;
+      htmx.ajax("GET", `/ui/sweep/${this.sweepId}`, { target: "#sweep-grid", swap: "innerHTML" }).then(() => {
+        const progress = document.querySelector("#sweep-progress");
+        const [done, , total] = progress ? progress.textContent.split(" ") : [];
+        if (done !== total) this.sweepTimer = setTimeout(() => this.pollSweep(), 1000);
+      });
+    },
     async submit() {
       this.error = "";
       const e = this.current();
@@ -116,14 +157,21 @@ function studio(engines) {
         for (const ref of this.styleRefs) form.append("style_ref", ref);
       }
       if (e.needs_model && this.model) form.append("model", this.model);
-      const response = await fetch("/api/jobs", { method: "POST", body: form });
+      const sweep = this.sweepSpec();
+      if (sweep) form.append("sweep", JSON.stringify(sweep));
+      const response = await fetch(sweep ? "/api/sweeps" : "/api/jobs", { method: "POST", body: form });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) {
         this.error = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || response.status);
         return;
       }
-      this.watch(body.id);
       this.loadLibrary();
+      if (sweep) {
+        this.sweepId = body.id;
+        this.show("sweep");
+        return;
+      }
+      this.watch(body.id);
     },
     watch(id) {
       if (this.source) this.source.close();
