@@ -508,6 +508,32 @@ def test_a_refused_sweep_queues_nothing(client, config, spec, message, engine, e
     assert stored(config)[0] == 0
 
 
+def test_a_style_mask_sends_the_style_to_its_region(client, config):
+    mask = Image.new("L", (40, 30), 0)
+    mask.paste(255, (0, 0, 20, 30))  # the left half takes the painting; the right keeps the photo
+    buf = io.BytesIO()
+    mask.save(buf, "PNG")
+    files = [("content", ("photo.png", png_bytes(), "image/png")), ("mask", ("mask.png", buf.getvalue(), "image/png"))]
+    form = {"engine": "stylize", "params": json.dumps(FAST), "style_ref": "example:starry_night.jpg"}
+    job_id = client.post("/api/jobs", data=form, files=files).json()["id"]
+    Worker(JobStore(config)).run_once()
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done", job["error"]
+    assert job["inputs"]["masks"][0].startswith("upload:")
+    assert [m["name"] for m in job["record"]["inputs"]["style_masks"]][0].endswith(".png")
+    # Refused before anything is stored: masks on an engine without them, or the wrong number.
+    for engine, styles, message in [("fast", [], "fast: takes no style masks"),
+                                    ("stylize", ["example:starry_night.jpg", "example:shipwreck.jpg",
+                                                 "example:tubingen.jpg"], "one mask per style (3)")]:  # fmt: skip
+        before = stored(config)
+        refused = client.post("/api/jobs", data={"engine": engine, "params": "{}", "style_ref": styles,
+                                                 "content_ref": "example:tubingen.jpg", "model": "starry_night-fast"
+                                                 if engine == "fast" else ""},
+                              files=[("mask", ("m.png", buf.getvalue(), "image/png"))])  # fmt: skip
+        assert refused.status_code == 400 and message in refused.json()["detail"], refused.json()
+        assert stored(config) == before
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}

@@ -1,8 +1,8 @@
 """The studio in a real browser: Playwright driving Debian's chromium (no browser download).
 
 Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
-form, rate a pair, star, view and delete a picture, read one back by PNG Info, an X/Y plot. Skips when chromium or
-Playwright is absent; CI installs chromium (scripts/test).
+form, rate a pair, star, view and delete a picture, read one back by PNG Info, an X/Y plot, a painted
+mask. Skips when chromium or Playwright is absent; CI installs chromium (scripts/test).
 With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
 """
 
@@ -217,6 +217,31 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.wait_for_function("document.querySelectorAll('#sweep-grid img').length === 4")
         assert [h.text_content() for h in page.locator("table.sweep thead th").all()] == ["10", "3000"]
         shot(page, "sweep")
+
+        # A mask painted in the page: the painting goes where the brush went.
+        key(page, "1")
+        page.select_option("#sweep-x-name", "")
+        page.fill("#batch-count", "1")
+        page.fill("#p-image_size", "96")
+        page.fill("#p-style_weight", "3000")
+        page.fill("#p-iterations", "30")
+        page.click(".mask-painter summary")
+        page.wait_for_function("document.querySelector('#mask-canvas').width > 0")
+        page.fill("#mask-brush", "90")
+        box = page.locator("#mask-canvas").bounding_box()
+        page.mouse.move(box["x"] + 10, box["y"] + 10)
+        page.mouse.down()
+        for step in range(1, 21):  # a broad stroke down the left side
+            page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * step / 20)
+        page.mouse.up()
+        assert page.is_checked("#use-mask")
+        shot(page, "mask")
+        page.click("#submit")
+        page.wait_for_selector("#live-status", timeout=30_000)  # the mask is encoded before the job is sent
+        page.wait_for_function("document.querySelector('#live-status').textContent === 'done'", timeout=240_000)
+        jobs = page.evaluate("fetch('/api/jobs?limit=1').then(r => r.json())")
+        assert jobs[0]["inputs"]["masks"] and jobs[0]["record"]["inputs"]["style_masks"]
+        shot(page, "mask-result")
         assert not errors, errors
 
 

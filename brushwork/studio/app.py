@@ -180,8 +180,14 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,
         style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
         model: Annotated[str | None, Form(description="a model name (see GET /api/models)")] = None,
+        mask: Annotated[
+            list[UploadFile] | None,
+            File(
+                description="style masks: one per style, or one for two (white: the first style's region); stylize only"
+            ),
+        ] = None,
     ):
-        job_id = studio.submit(engine, params, read_uploads(content, style), content_ref or None,
+        job_id = studio.submit(engine, params, read_uploads(content, style, mask), content_ref or None,
                                [r for r in style_ref or [] if r], model or None)  # fmt: skip
         return {"id": job_id, "url": f"/api/jobs/{job_id}"}
 
@@ -195,8 +201,9 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
         content_ref: Annotated[str | None, Form()] = None,
         style_ref: Annotated[list[str] | None, Form()] = None,
         model: Annotated[str | None, Form()] = None,
+        mask: Annotated[list[UploadFile] | None, File()] = None,
     ):
-        return studio.submit_sweep(engine, params, sweep, read_uploads(content, style), content_ref or None,
+        return studio.submit_sweep(engine, params, sweep, read_uploads(content, style, mask), content_ref or None,
                                    [r for r in style_ref or [] if r], model or None)  # fmt: skip
 
     @app.get("/api/sweeps/{sweep_id}", summary="A sweep's cells: each job with its x, y and seed")
@@ -210,9 +217,10 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     def sweep_fragment(request: Request, sweep_id: str):
         return templates.TemplateResponse(request, "sweep.html", {"grid": sweep_grid(sweep_cells(sweep_id))})
 
-    def read_uploads(content: UploadFile | None, style: list[UploadFile] | None) -> list[Upload]:
+    def read_uploads(content: UploadFile | None, style: list[UploadFile] | None,
+                     mask: list[UploadFile] | None) -> list[Upload]:  # fmt: skip
         uploads = []
-        for role, files in (("content", [content] if content else []), ("style", style or [])):
+        for role, files in (("content", [content] if content else []), ("style", style or []), ("mask", mask or [])):
             for upload in files:
                 data = upload.file.read(config.limits.upload_bytes + 1)
                 if not data and not upload.filename:

@@ -57,6 +57,7 @@ class Inputs:
     styles: list[Path] = field(default_factory=list)
     model: Path | None = None
     frames: int | None = None  # a clip's frame count, as counted when it was uploaded
+    masks: list[Path] = field(default_factory=list)  # style masks: one per style, or one for two styles
 
 
 #: What an engine's run returns: images (the worker saves them with their records) or files it wrote.
@@ -76,6 +77,8 @@ class Engine:
     content_kind: str = "image"  # or "video": the content upload is a clip
     #: Engines whose models this one applies (the video engine: fast and AdaIN models).
     model_engines: tuple[str, ...] = ()
+    #: Style masks (painted in the page or uploaded) send each style to its region.
+    takes_masks: bool = False
     #: Several jobs with the same params, model and styles at once: inputs of each -> results of each.
     run_batch: Callable[[list[Inputs], dict, str, int], list[Results]] | None = None
 
@@ -86,7 +89,7 @@ class Engine:
         """The engine as the page and GET /api/engines show it."""
         return {"name": self.name, "label": self.label, "needs_content": self.needs_content,
                 "styles": list(self.styles), "needs_model": self.needs_model, "content_kind": self.content_kind,
-                "model_engines": list(self.model_engines or (self.name,)),
+                "model_engines": list(self.model_engines or (self.name,)), "takes_masks": self.takes_masks,
                 "controls": [c.to_dict() for c in self.controls()]}  # fmt: skip
 
     @property
@@ -156,7 +159,8 @@ def _stylize_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
 
     values = {k: v for k, v in settings.values().items() if k != "backbone"}
     image = api.stylize(inputs.content, inputs.styles, backbone=net, device=ctx.device, max_pixels=ctx.max_pixels,
-                        on_step=on_step, init_image=init_image, start_step=start_step, **values)  # fmt: skip
+                        on_step=on_step, init_image=init_image, start_step=start_step,
+                        style_masks=inputs.masks or None, **values)  # fmt: skip
     return [image]
 
 
@@ -251,7 +255,8 @@ def _video_available() -> bool:
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("stylize", "Optimisation (Gatys)", True, (1, 8), False, api.SETTINGS["stylize"], _stylize_run),
+        Engine("stylize", "Optimisation (Gatys)", True, (1, 8), False, api.SETTINGS["stylize"], _stylize_run,
+               takes_masks=True),
         Engine("fast", "Feed-forward model", True, (0, 0), True, api.SETTINGS["fast"], _fast_run,
                run_batch=_fast_batch),
         Engine("adain", "AdaIN (any style)", True, (1, 8), True, api.SETTINGS["adain"], _adain_run,

@@ -238,6 +238,7 @@ def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
         styles=[resolve_image(config, ref) for ref in inputs.get("styles") or []],
         model=resolve_model(config, inputs["model"], engine) if inputs.get("model") else None,
         frames=inputs.get("frames"),
+        masks=[resolve_image(config, ref) for ref in inputs.get("masks") or []],
     )
 
 

@@ -55,7 +55,7 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _CLAIM = re.compile(r"[0-9a-f]{32}")
 _WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 #: Roles of a job's input files as the worker API names them.
-_ROLES = ("content", "style", "model", "model-json")
+_ROLES = ("content", "style", "mask", "model", "model-json")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
 
@@ -129,6 +129,8 @@ def create_worker_app(studio, token: str):
             path = resolve_image(config, inputs["content"], video=job.engine == "video")
         elif role == "style" and 0 <= n < len(inputs.get("styles") or []):
             path = resolve_image(config, inputs["styles"][n])
+        elif role == "mask" and 0 <= n < len(inputs.get("masks") or []):
+            path = resolve_image(config, inputs["masks"][n])
         elif role in ("model", "model-json") and inputs.get("model"):
             path = resolve_model(config, inputs["model"], job.engine)
             if path.is_dir():
@@ -476,6 +478,10 @@ class RemoteWorker:
             ],  # fmt: skip
             model=model,
             frames=refs.get("frames"),
+            masks=[
+                fetch("mask", f"mask-{n}{Path(ref.split(':', 1)[1]).suffix}", n)
+                for n, ref in enumerate(refs.get("masks") or [])
+            ],  # fmt: skip
         )
 
     def _publish(self, job: dict, claim: str, results: list) -> str:

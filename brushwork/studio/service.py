@@ -146,6 +146,7 @@ class Studio:
         style_refs = list(style_refs or [])
         contents = [u for u in uploads if u.role == "content"]
         styles = [u for u in uploads if u.role == "style"]
+        masks = [u for u in uploads if u.role == "mask"]
         if len(contents) + bool(content_ref) > 1:
             raise BrushworkError("give one content image (an upload or content_ref)")
         if len(uploads) + len(style_refs) > limits.files_per_job:
@@ -153,6 +154,10 @@ class Studio:
         has_content = bool(contents or content_ref)
         n_styles = len(styles) + len(style_refs)
         variants = [engine.check(params, n_styles, has_content, bool(model), limits) for params in variants]
+        if masks and not engine.takes_masks:
+            raise BrushworkError(f"{engine.name}: takes no style masks")
+        if masks and len(masks) != n_styles and not (len(masks) == 1 and n_styles == 2):
+            raise BrushworkError(f"give one mask per style ({n_styles}), or one mask for two styles; got {len(masks)}")
         clip = engine.content_kind == "video"
         if content_ref:
             resolve_image(self.config, content_ref, video=clip)
@@ -175,6 +180,8 @@ class Studio:
             style_stage = [s for s, u in zip(staged, uploads, strict=True) if u.role == "style"]
             inputs = {"content": content_stage[0].ref if content_stage else content_ref,
                       "styles": [s.ref for s in style_stage] + style_refs, "model": model}  # fmt: skip
+            if masks:
+                inputs["masks"] = [s.ref for s, u in zip(staged, uploads, strict=True) if u.role == "mask"]
             if content_stage and content_stage[0].frames:
                 inputs["frames"] = content_stage[0].frames
             labels = {"content": content_stage[0].label if content_stage else _ref_label(content_ref),

@@ -30,6 +30,10 @@ function studio(engines) {
     sweepY: { name: "", values: "" },
     sweepId: null,
     sweepTimer: null,
+    maskBrush: 32,
+    maskInk: "white",
+    maskDown: false,
+    useMask: false,
 
     async init() {
       this.resetParams();
@@ -101,6 +105,50 @@ function studio(engines) {
     words(name) {
       return name.replace(/_/g, " ");
     },
+    // The mask painter: a canvas of the photo's size over it, black at first; strokes in white or black.
+    contentUrl() {
+      const file = this.$refs.contentFile && this.$refs.contentFile.files[0];
+      if (file && !this.clip()) return URL.createObjectURL(file);
+      return this.contentRef && !this.clip() ? `/api/images/${this.contentRef}` : "";
+    },
+    sizeMask() {
+      const photo = this.$refs.maskPhoto, canvas = this.$refs.maskCanvas;
+      if (!photo.naturalWidth) return;
+      const scale = Math.min(1, 1024 / Math.max(photo.naturalWidth, photo.naturalHeight));
+      const w = Math.round(photo.naturalWidth * scale), h = Math.round(photo.naturalHeight * scale);
+      if (canvas.width === w && canvas.height === h && this.useMask) return;  // keep what was painted
+      canvas.width = w;
+      canvas.height = h;
+      this.fillMask("black");
+      this.useMask = false;
+    },
+    fillMask(colour) {
+      const canvas = this.$refs.maskCanvas, ctx = canvas.getContext("2d");
+      ctx.fillStyle = colour;
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+    },
+    invertMask() {
+      const canvas = this.$refs.maskCanvas, ctx = canvas.getContext("2d");
+      const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      for (let i = 0; i < pixels.data.length; i += 4) {
+        for (let c = 0; c < 3; c++) pixels.data[i + c] = 255 - pixels.data[i + c];
+      }
+      ctx.putImageData(pixels, 0, 0);
+      this.useMask = true;
+    },
+    maskStroke(event, start) {
+      if (start) this.maskDown = true;
+      if (!this.maskDown) return;
+      const canvas = this.$refs.maskCanvas, box = canvas.getBoundingClientRect();
+      const scale = canvas.width / box.width;
+      const ctx = canvas.getContext("2d");
+      ctx.fillStyle = this.maskInk;
+      ctx.beginPath();
+      ctx.arc((event.clientX - box.left) * scale, (event.clientY - box.top) * scale, (this.maskBrush / 2) * scale,
+              0, 2 * Math.PI);
+      ctx.fill();
+      this.useMask = true;
+    },
     hasSeed() {
       return this.current().controls.some((c) => c.name === "seed");
     },
@@ -157,6 +205,10 @@ function studio(engines) {
         for (const ref of this.styleRefs) form.append("style_ref", ref);
       }
       if (e.needs_model && this.model) form.append("model", this.model);
+      if (e.takes_masks && this.useMask) {
+        const blob = await new Promise((done) => this.$refs.maskCanvas.toBlob(done, "image/png"));
+        form.append("mask", blob, "painted-mask.png");
+      }
       const sweep = this.sweepSpec();
       if (sweep) form.append("sweep", JSON.stringify(sweep));
       const response = await fetch(sweep ? "/api/sweeps" : "/api/jobs", { method: "POST", body: form });
