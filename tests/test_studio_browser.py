@@ -242,6 +242,18 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         jobs = page.evaluate("fetch('/api/jobs?limit=1').then(r => r.json())")
         assert jobs[0]["inputs"]["masks"] and jobs[0]["record"]["inputs"]["style_masks"]
         shot(page, "mask-result")
+
+        # Dark: the system's choice by default; the header's switch overrides it and is remembered.
+        page.emulate_media(color_scheme="dark")
+        key(page, "3")
+        page.wait_for_selector(".card")
+        background = "getComputedStyle(document.body).backgroundColor"
+        assert page.evaluate(background) == "rgb(23, 24, 27)"
+        shot(page, "gallery-dark")
+        page.click("#theme")
+        assert page.evaluate(background) == "rgb(246, 243, 238)"
+        page.reload()
+        assert page.evaluate(background) == "rgb(246, 243, 238)"  # kept across visits
         assert not errors, errors
 
 

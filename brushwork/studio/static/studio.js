@@ -34,10 +34,23 @@ function studio(engines) {
     maskInk: "white",
     maskDown: false,
     useMask: false,
+    dark: false,
 
     async init() {
+      const chosen = localStorage.getItem("brushwork-theme");
+      if (chosen) document.documentElement.dataset.theme = chosen;
+      const system = window.matchMedia("(prefers-color-scheme: dark)");
+      this.dark = chosen ? chosen === "dark" : system.matches;
+      system.addEventListener("change", (e) => {
+        if (!localStorage.getItem("brushwork-theme")) this.dark = e.matches;  // follow the system until chosen
+      });
       this.resetParams();
       await this.loadLibrary();
+    },
+    toggleTheme() {
+      this.dark = !this.dark;
+      document.documentElement.dataset.theme = this.dark ? "dark" : "light";
+      localStorage.setItem("brushwork-theme", document.documentElement.dataset.theme);
     },
     current() {
       return this.engines.find((e) => e.name === this.engine) || { controls: [], styles: [0, 0], model_engines: [] };
