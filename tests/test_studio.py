@@ -534,6 +534,31 @@ def test_a_style_mask_sends_the_style_to_its_region(client, config):
         assert stored(config) == before
 
 
+def test_a_model_uploaded_to_the_studio_is_checked_listed_and_applied(client, config):
+    bundled = Path(api.__file__).parent / "examples"
+    weights, described = (bundled / "starry_night-fast.safetensors").read_bytes(), (
+        bundled / "starry_night-fast.json").read_bytes()  # fmt: skip
+
+    def upload(name, data=weights, description=described):
+        files = {"model": (name, data, "application/octet-stream"), "description": ("m.json", description, "text/json")}
+        return client.post("/api/models", files=files)
+
+    assert upload("my-night.safetensors").json() == {"name": "my-night", "engine": "fast", "source": "data"}
+    assert {"name": "my-night", "engine": "fast", "source": "data"} in client.get("/api/models").json()
+    assert upload("my-night.safetensors").status_code == 409  # never replaced
+    assert upload("starry_night-fast.safetensors").status_code == 409  # nor a bundled one shadowed
+    broken = upload("broken.safetensors", data=weights[: len(weights) // 2])
+    assert broken.status_code == 400 and "broken.safetensors" in broken.json()["detail"]
+    assert "/" not in broken.json()["detail"]
+    alien = upload("alien.safetensors", description=b'{"kind": "something-else"}')
+    assert alien.status_code == 400 and "not a fast or AdaIN model" in alien.json()["detail"]
+    assert sorted(p.name for p in config.models.iterdir()) == ["my-night.json", "my-night.safetensors"]
+    job_id = client.post("/api/jobs", data={"engine": "fast", "params": "{}", "content_ref": "example:tubingen.jpg",
+                                            "model": "my-night"}).json()["id"]  # fmt: skip
+    Worker(JobStore(config)).run_once()
+    assert client.get(f"/api/jobs/{job_id}").json()["status"] == "done"
+
+
 def test_listings_and_page(client):
     engines = {e["name"]: e for e in client.get("/api/engines").json()}
     controls = {c["name"]: c for c in engines["stylize"]["controls"]}

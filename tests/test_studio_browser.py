@@ -282,3 +282,25 @@ def test_video_job_in_the_page(studio_url, tmp_path):
         assert '"engine": "video"' in page.locator(".card pre").first.text_content()
         shot(page, "gallery-video")
         assert not errors, errors
+
+
+def test_a_model_added_in_the_page_paints(studio_url, tmp_path):
+    bundled = Path(__file__).resolve().parents[1] / "brushwork" / "examples"
+    weights = tmp_path / "my-night.safetensors"
+    weights.write_bytes((bundled / "starry_night-fast.safetensors").read_bytes())
+    with studio_page(studio_url) as (page, errors):
+        page.select_option("#engine", "fast")
+        page.click(".model-upload summary")
+        page.set_input_files("#model-weights", str(weights))
+        page.set_input_files("#model-description", str(bundled / "starry_night-fast.json"))
+        page.click("#model-add")
+        page.wait_for_function("document.querySelector('#model').value === 'my-night'")
+        assert "my-night (yours)" in page.text_content("#model")
+        shot(page, "model-upload")
+        page.fill("#p-image_size", "96")
+        page.click("#submit")
+        page.wait_for_function("(document.querySelector('#live-status') || {}).textContent === 'done'",
+                               timeout=120_000)  # fmt: skip
+        jobs = page.evaluate("fetch('/api/jobs').then(r => r.json())")
+        assert jobs[0]["inputs"]["model"] == "my-night" and jobs[0]["caption"].endswith("model my-night")
+        assert not errors, errors

@@ -29,7 +29,7 @@ from brushwork.studio import guard
 from brushwork.studio.config import StudioConfig
 from brushwork.studio.engines import available_engines
 from brushwork.studio.jobs import FINAL
-from brushwork.studio.library import list_images, list_models, picture_settings, resolve_image
+from brushwork.studio.library import add_model, list_images, list_models, picture_settings, resolve_image
 from brushwork.studio.service import Studio, Upload, sweep_grid
 
 HERE = Path(__file__).resolve().parent
@@ -328,6 +328,19 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     @app.get("/api/models", summary="Models the studio can apply (bundled, and DATA/models)")
     def models():
         return [{k: v for k, v in m.items() if k != "path"} for m in list_models(config)]
+
+    @app.post("/api/models", status_code=201, summary="Add a fast or AdaIN model: its .safetensors and .json")
+    def upload_model(
+        model: Annotated[UploadFile, File(description="MODEL.safetensors, as 'fast train' or 'adain train' wrote it")],
+        description: Annotated[UploadFile, File(description="MODEL.json, the settings written beside it")],
+    ):
+        weights = model.file.read(config.limits.upload_bytes + 1)
+        if len(weights) > config.limits.upload_bytes:
+            raise HTTPException(413, "model file larger than the upload limit")
+        try:
+            return add_model(config, weights, description.file.read(config.limits.upload_bytes + 1), model.filename)
+        except FileExistsError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.get("/api/images", summary="Library images: bundled examples and earlier uploads")
     def images():

@@ -316,3 +316,36 @@ def _library_by_hash(config: StudioConfig) -> dict[str, str]:
 @functools.cache
 def _example_hash(ref: str) -> str:
     return hashlib.sha256((EXAMPLES / ref.split(":", 1)[1]).read_bytes()).hexdigest()
+
+
+def add_model(config: StudioConfig, weights: bytes, description: bytes, filename: str | None) -> dict:
+    """A fast or AdaIN model uploaded to the studio (its ``.safetensors`` and the ``.json`` brushwork writes
+    beside it): checked by loading it as the engine would, then put in DATA/models under its file's name.
+    safetensors holds tensors only (nothing runs when it is read); an existing name is never replaced."""
+    name = Path(check_client_filename(filename)).stem
+    if not _MODEL_NAME.fullmatch(name) or name == api.MAGENTA_MODEL:
+        raise BrushworkError(f"model name {name[:80]!r}: use letters, digits, '.', '_' and '-'")
+    if len(description) > _MAX_MODEL_JSON:
+        raise BrushworkError(f"{name}.json is larger than {_MAX_MODEL_JSON // 1024} KiB")
+    target = config.models / f"{name}.safetensors"
+    if target.exists() or any(m["name"] == name for m in list_models(config)):
+        raise FileExistsError(f"a model named {name!r} is already in the studio")
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=config.models))
+    try:
+        (staging / f"{name}.safetensors").write_bytes(weights)
+        (staging / f"{name}.json").write_bytes(description)
+        kind = _model_kind(staging / f"{name}.json")
+        if kind not in ("fast-style", "adain"):
+            raise BrushworkError(f"{name}.json: not a fast or AdaIN model's description (its 'kind')")
+        staged = staging / f"{name}.safetensors"
+        try:
+            api.load_model(staged, device="cpu")
+        except BrushworkError as exc:  # it names the staging path; the client knows the file by its name
+            raise BrushworkError(str(exc).replace(str(staged), staged.name)) from None
+        os.replace(staging / f"{name}.json", config.models / f"{name}.json")
+        os.replace(staging / f"{name}.safetensors", target)  # last: a model is listed once its weights are here
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
+    return {"name": name, "engine": MODEL_ENGINES[kind], "source": "data"}

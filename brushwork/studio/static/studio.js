@@ -35,6 +35,7 @@ function studio(engines) {
     maskDown: false,
     useMask: false,
     dark: false,
+    modelMessage: "",
 
     async init() {
       const chosen = localStorage.getItem("brushwork-theme");
@@ -161,6 +162,22 @@ function studio(engines) {
               0, 2 * Math.PI);
       ctx.fill();
       this.useMask = true;
+    },
+    async addModel() {
+      const weights = this.$refs.modelWeights.files[0], description = this.$refs.modelDescription.files[0];
+      if (!weights || !description) {
+        this.modelMessage = "choose the model's .safetensors and its .json";
+        return;
+      }
+      const form = new FormData();
+      form.append("model", weights);
+      form.append("description", description);
+      const response = await fetch("/api/models", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      this.modelMessage = response.ok ? "" : body.detail || `adding the model: ${response.status}`;
+      if (!response.ok) return;
+      await this.loadLibrary();
+      this.model = body.name;
     },
     hasSeed() {
       return this.current().controls.some((c) => c.name === "seed");
