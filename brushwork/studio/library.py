@@ -251,26 +251,19 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
     from brushwork.records import INFOTEXT_KEY, read_record
     from brushwork.studio.engines import available_engines
 
-    label = check_client_filename(filename)
-    fd, tmp = tempfile.mkstemp(prefix=".png-info-", dir=config.uploads)
-    path = Path(tmp)
+    staged = stage_upload(config, data, filename)  # an image within the pixel limit: its chunks are safe to read
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        _check_image(path, config, label)  # an image within the pixel limit: reading its chunks is safe
         try:
-            record = read_record(path)
+            record = read_record(staged.tmp)
         except BrushworkError:
-            with Image.open(path) as img:
+            with Image.open(staged.tmp) as img:
                 img.load()  # text chunks after the pixels
                 text = img.info.get(INFOTEXT_KEY)
             if not isinstance(text, str) or not text.strip():
-                raise BrushworkError(f"{label}: carries no settings brushwork or AUTOMATIC1111 wrote") from None
+                raise BrushworkError(f"{staged.label}: carries no settings brushwork or AUTOMATIC1111 wrote") from None
             return {"engine": None, "text": text[:20_000]}
-    except BrushworkError as exc:
-        raise BrushworkError(str(exc).replace(str(path), label)) from None
     finally:
-        path.unlink(missing_ok=True)
+        staged.discard()
     engines = {e.name: e for e in available_engines()}
     engine = engines.get(record.engine)
     names = {c["name"] for c in engine.describe()["controls"]} if engine else set()
