@@ -72,7 +72,16 @@ from brushwork.pipelines.stylize import (
     stylize_record,
 )
 from brushwork.pipelines.video import VideoReport, stylize_video
-from brushwork.records import IMAGE_INFO_KEY, IMAGE_SUFFIXES, Record, describe_input, new_record, read_record, record_of
+from brushwork.records import (
+    IMAGE_INFO_KEY,
+    IMAGE_SUFFIXES,
+    INFOTEXT_KEY,
+    Record,
+    describe_input,
+    new_record,
+    read_record,
+    record_of,
+)
 from brushwork.settings import Control, controls, json_schema
 from brushwork.style import color
 from brushwork.style.adain import AdainConfig
@@ -81,6 +90,7 @@ from brushwork.style.clip_guidance import DEFAULT_PRETRAINED as DEFAULT_CLIP_PRE
 from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
 from brushwork.style.gatys import INITS, OPTIMIZERS, Step, StyleConfig
+from brushwork.style.magenta import NAME as MAGENTA_NETWORK  # what records call MAGENTA_MODEL
 from brushwork.style.style_library import StylePick
 from brushwork.training import TrainStep
 
@@ -259,6 +269,8 @@ __all__ = [
     "GanPlan",
     "IMAGE_INFO_KEY",
     "IMAGE_SUFFIXES",
+    "INFOTEXT_KEY",
+    "MAGENTA_NETWORK",
     "INITS",
     "LAYOUTS",
     "MAGENTA_MODEL",

@@ -248,17 +248,16 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
     the form; another tool's picture (AUTOMATIC1111, ComfyUI) gives its own text, to read. Nothing is kept."""
     from PIL import Image
 
-    from brushwork.records import INFOTEXT_KEY, read_record
     from brushwork.studio.engines import available_engines
 
     staged = stage_upload(config, data, filename)  # an image within the pixel limit: its chunks are safe to read
     try:
         try:
-            record = read_record(staged.tmp)
+            record = api.read_record(staged.tmp)
         except BrushworkError:
             with Image.open(staged.tmp) as img:
                 img.load()  # text chunks after the pixels
-                text = img.info.get(INFOTEXT_KEY)
+                text = img.info.get(api.INFOTEXT_KEY)
             if not isinstance(text, str) or not text.strip():
                 raise BrushworkError(f"{staged.label}: carries no settings brushwork or AUTOMATIC1111 wrote") from None
             return {"engine": None, "text": text[:20_000]}
@@ -272,7 +271,7 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
     styles = [by_hash.get(h) for role, h in sorted(hashes.items()) if role.startswith("styles")]
     model = (record.models.get("model") or {}).get("name")
     model_names = {m["name"] for m in list_models(config)}
-    model = {_magenta_name(): api.MAGENTA_MODEL}.get(model, Path(model).stem if model else None)
+    model = {api.MAGENTA_NETWORK: api.MAGENTA_MODEL}.get(model, Path(model).stem if model else None)
     params = {k: v for k, v in record.parameters.items() if k in names and v is not None}
     if "seed" in names and record.seed is not None:
         params.setdefault("seed", record.seed)
@@ -286,12 +285,6 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
         "model": model if model in model_names else None,
         "text": None,
     }
-
-
-def _magenta_name() -> str:
-    from brushwork.style.magenta import NAME
-
-    return NAME
 
 
 def _library_by_hash(config: StudioConfig) -> dict[str, str]:
