@@ -86,7 +86,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         assert picked.count() == 1 and "✓" in picked.evaluate("e => getComputedStyle(e, '::after').content")
         picked.click()
         page.click("#submit")
-        assert "pick or upload a painting" in page.text_content("#job-form .error")
+        sync_api.expect(page.locator("#job-form .actions .error")).to_contain_text("pick or upload a painting")
         assert page.evaluate("fetch('/api/jobs').then(r => r.json())") == []
         page.locator("label.pick", has_text="starry_night").click()
         # Settings are labelled in words, with the command line's flag beside them.
@@ -138,7 +138,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         key(page, "3")
         page.locator(".card").last.locator("button.restore").click()
         page.wait_for_selector("#create:visible")
-        assert page.locator("#live-status").count() == 0  # the last job's picture is not left in the live panel
+        sync_api.expect(page.locator("#live-status")).to_have_count(0)  # the last job's picture is not left there
         assert page.input_value("#p-iterations") == "24"
         assert page.input_value("#p-backbone") == "lite0"
         assert page.input_value("#p-style_weight") == "100"
@@ -200,12 +200,13 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         assert "stylize" in page.text_content("#png-info")
         shot(page, "png-info")
         page.click("#png-info-send")
-        assert page.input_value("#p-style_weight") == "1000" and page.input_value("#p-iterations") == "24"
-        assert not page.locator("#png-info").is_visible()
+        sync_api.expect(page.locator("#p-style_weight")).to_have_value("1000")
+        sync_api.expect(page.locator("#p-iterations")).to_have_value("24")
+        sync_api.expect(page.locator("#png-info")).to_be_hidden()
 
         # An X/Y plot: style weight across, a batch of two seeds in each cell, a random first seed.
         page.click("#random-seed")
-        assert page.input_value("#p-seed") != "0"
+        sync_api.expect(page.locator("#p-seed")).not_to_have_value("0")
         page.select_option("#sweep-x-name", "style_weight")
         page.fill("#sweep-x-values", "10, 3000")
         page.fill("#batch-count", "2")
@@ -234,7 +235,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         for step in range(1, 21):  # a broad stroke down the left side
             page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * step / 20)
         page.mouse.up()
-        assert page.is_checked("#use-mask")
+        sync_api.expect(page.locator("#use-mask")).to_be_checked()
         shot(page, "mask")
         page.click("#submit")
         page.wait_for_selector("#live-status", timeout=30_000)  # the mask is encoded before the job is sent
@@ -253,7 +254,7 @@ def test_submit_preview_gallery_restore_rate(studio_url):
         page.click("#theme")
         assert page.evaluate(background) == "rgb(246, 243, 238)"
         page.reload()
-        assert page.evaluate(background) == "rgb(246, 243, 238)"  # kept across visits
+        page.wait_for_function(f"{background} === 'rgb(246, 243, 238)'")  # kept across visits
         assert not errors, errors
 
 
@@ -295,7 +296,7 @@ def test_a_model_added_in_the_page_paints(studio_url, tmp_path):
         page.set_input_files("#model-description", str(bundled / "starry_night-fast.json"))
         page.click("#model-add")
         page.wait_for_function("document.querySelector('#model').value === 'my-night'")
-        assert "my-night (yours)" in page.text_content("#model")
+        sync_api.expect(page.locator("#model")).to_contain_text("my-night (yours)")
         shot(page, "model-upload")
         page.fill("#p-image_size", "96")
         page.click("#submit")
