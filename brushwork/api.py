@@ -91,6 +91,7 @@ from brushwork.style.clip_guidance import Clip
 from brushwork.style.feedforward import FastConfig
 from brushwork.style.gatys import INITS, OPTIMIZERS, Step, StyleConfig
 from brushwork.style.magenta import NAME as MAGENTA_NETWORK  # what records call MAGENTA_MODEL
+from brushwork.style.masks import check_mask_count
 from brushwork.style.style_library import StylePick
 from brushwork.training import TrainStep
 
@@ -320,6 +321,7 @@ __all__ = [
     "video_stream",
     "model_kind",
     "read_record",
+    "check_mask_count",
     "record_of",
     "load_backbone",
     "save",

@@ -523,9 +523,9 @@ def test_a_style_mask_sends_the_style_to_its_region(client, config):
     assert job["inputs"]["masks"][0].startswith("upload:")
     assert [m["name"] for m in job["record"]["inputs"]["style_masks"]][0].endswith(".png")
     # Refused before anything is stored: masks on an engine without them, or the wrong number.
+    three = ["example:starry_night.jpg", "example:shipwreck.jpg", "example:tubingen.jpg"]
     for engine, styles, message in [("fast", [], "fast: takes no style masks"),
-                                    ("stylize", ["example:starry_night.jpg", "example:shipwreck.jpg",
-                                                 "example:tubingen.jpg"], "one mask per style (3)")]:  # fmt: skip
+                                    ("stylize", three, "3 style image(s) but 1 mask(s)")]:  # fmt: skip
         before = stored(config)
         refused = client.post("/api/jobs", data={"engine": engine, "params": "{}", "style_ref": styles,
                                                  "content_ref": "example:tubingen.jpg", "model": "starry_night-fast"

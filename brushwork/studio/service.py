@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from brushwork import api
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig, redact
 from brushwork.studio.engines import get_engine
@@ -156,8 +157,8 @@ class Studio:
         variants = [engine.check(params, n_styles, has_content, bool(model), limits) for params in variants]
         if masks and not engine.takes_masks:
             raise BrushworkError(f"{engine.name}: takes no style masks")
-        if masks and len(masks) != n_styles and not (len(masks) == 1 and n_styles == 2):
-            raise BrushworkError(f"give one mask per style ({n_styles}), or one mask for two styles; got {len(masks)}")
+        if masks:
+            api.check_mask_count(len(masks), n_styles)
         clip = engine.content_kind == "video"
         if content_ref:
             resolve_image(self.config, content_ref, video=clip)

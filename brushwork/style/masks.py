@@ -20,17 +20,20 @@ from brushwork.errors import BrushworkError
 MIN_REGION_PIXELS = 1.0
 
 
+def check_mask_count(n_masks: int, n_styles: int) -> None:
+    """One mask per style, or one mask for two styles (the second takes what the first leaves)."""
+    if n_masks != n_styles and not (n_masks == 1 and n_styles == 2):
+        raise BrushworkError(
+            f"{n_styles} style image(s) but {n_masks} mask(s): give one mask per style, or one mask for two styles"
+        )
+
+
 def region_masks(
     masks: Sequence[Image.Image], n_styles: int, size: tuple[int, int], feather: float = 0.0
 ) -> tuple[torch.Tensor, list[str]]:
     """(R, 1, H, W) float masks in 0..1 at ``size`` (width, height), one per style, and notes on what was
     adjusted. ``feather`` blurs the edges by that many pixels (a Gaussian's radius) at ``size``."""
-    if len(masks) == 1 and n_styles == 2:
-        pass  # one mask, two styles: the second style takes what the first leaves
-    elif len(masks) != n_styles:
-        raise BrushworkError(
-            f"{n_styles} style image(s) but {len(masks)} mask(s): give one mask per style, or one mask for two styles"
-        )
+    check_mask_count(len(masks), n_styles)
     if feather < 0:
         raise BrushworkError("mask feather must be >= 0 pixels")
     notes, planes = [], []
