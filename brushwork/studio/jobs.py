@@ -121,16 +121,16 @@ class Job:
 
     def public(self) -> dict:
         """What the REST API shows: no claim tokens, no server paths."""
-        shown = [] if self.trashed else self.outputs  # a deleted job's files are in the trash, not served
-        urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(shown))]
-        posters = [url.replace("/image", "/poster") if media == "video" else None
-                   for url, media in zip(urls, self.media[: len(shown)], strict=True)]  # fmt: skip
+        media = [] if self.trashed else self.media  # a deleted job's files are in the trash, not served
+        urls = [f"/api/jobs/{self.id}/image" + (f"?n={n}" if n else "") for n in range(len(media))]
+        posters = [url.replace("/image", "/poster") if kind == "video" else None
+                   for url, kind in zip(urls, media, strict=True)]  # fmt: skip
         return {"id": self.id, "engine": self.engine, "status": self.status, "progress": round(self.progress, 4),
                 "eta": None if self.eta is None else round(self.eta, 1), "error": self.error, "params": self.params,
                 "inputs": self.inputs, "labels": self.labels, "created": self.created, "started": self.started,
                 "finished": self.finished, "attempts": self.attempts, "worker": self.worker,
                 "preview": f"/api/jobs/{self.id}/preview?step={self.preview_step}" if self.preview else None,
-                "images": urls, "media": self.media[: len(shown)], "posters": posters,
+                "images": urls, "media": media, "posters": posters,
                 "caption": self.caption, "favourite": self.favourite, "trashed": self.trashed,
                 "record": public_record(self.record)}  # fmt: skip
 

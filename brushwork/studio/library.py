@@ -265,7 +265,7 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
         staged.discard()
     engines = {e.name: e for e in available_engines()}
     engine = engines.get(record.engine)
-    names = {c["name"] for c in engine.describe()["controls"]} if engine else set()
+    names = {c.name for c in engine.controls()} if engine else set()
     by_hash = _library_by_hash(config)
     hashes = record.input_hashes()
     styles = [by_hash.get(h) for role, h in sorted(hashes.items()) if role.startswith("styles")]
@@ -317,19 +317,19 @@ def add_model(config: StudioConfig, weights: bytes, description: bytes, filename
     if target.exists() or any(m["name"] == name for m in list_models(config)):
         raise FileExistsError(f"a model named {name!r} is already in the studio")
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=config.models))
+    staged, staged_json = staging / target.name, staging / f"{name}.json"
     try:
-        (staging / f"{name}.safetensors").write_bytes(weights)
-        (staging / f"{name}.json").write_bytes(description)
-        kind = _model_kind(staging / f"{name}.json")
-        if kind not in ("fast-style", "adain"):
+        staged.write_bytes(weights)
+        staged_json.write_bytes(description)
+        kind = _model_kind(staged_json)
+        if kind not in (api.FAST_KIND, api.ADAIN_KIND):
             raise BrushworkError(f"{name}.json: not a fast or AdaIN model's description (its 'kind')")
-        staged = staging / f"{name}.safetensors"
         try:
             api.load_model(staged, device="cpu")
         except BrushworkError as exc:  # it names the staging path; the client knows the file by its name
             raise BrushworkError(str(exc).replace(str(staged), staged.name)) from None
-        os.replace(staging / f"{name}.json", config.models / f"{name}.json")
-        os.replace(staging / f"{name}.safetensors", target)  # last: a model is listed once its weights are here
+        os.replace(staged_json, target.with_suffix(".json"))
+        os.replace(staged, target)  # last: a model is listed once its weights are here
     finally:
         for leftover in staging.iterdir():
             leftover.unlink()
