@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,20 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def use_wal(db: sqlite3.Connection, wait_s: float = 60.0) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs an exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy timeout, when two processes opening a new file
+    both try it; so the mode is read first (most opens find it set) and the switch retried."""
+    deadline = time.monotonic() + wait_s
+    while db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def damaged(path: os.PathLike | str, what: str, exc: sqlite3.Error) -> BrushworkError:

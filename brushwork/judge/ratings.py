@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brushwork.database import check_database, immediate_transaction
+from brushwork.database import check_database, immediate_transaction, use_wal
 from brushwork.errors import BrushworkError
 
 SCHEMA_VERSION = 1
@@ -189,7 +189,7 @@ class RatingsStore:
             check_database(self._db, self.path, "ratings database", {"schema_version", "judgements"})
             self._db.execute("PRAGMA foreign_keys = ON")
             if not read_only:
-                self._db.execute("PRAGMA journal_mode = WAL")
+                use_wal(self._db)
             self._check_schema(create=not read_only)
         except (sqlite3.Error, BrushworkError) as exc:
             if self._db is not None:

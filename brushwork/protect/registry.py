@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from brushwork.database import check_database, immediate_transaction
+from brushwork.database import check_database, immediate_transaction, use_wal
 from brushwork.errors import BrushworkError
 from brushwork.protect.clips import detect_clip, middle_frame
 from brushwork.protect.watermark import CROP_GUESSES, MAX_WORK_ID
@@ -124,7 +124,7 @@ class Registry:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             try:
                 check_database(db, self.path, "work registry", {"works"})
-                db.execute("PRAGMA journal_mode=WAL")
+                use_wal(db)
                 db.executescript(SCHEMA)
             except BaseException:
                 db.close()

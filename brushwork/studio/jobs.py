@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from brushwork import threads
-from brushwork.database import check_database, damaged, immediate_transaction
+from brushwork.database import check_database, damaged, immediate_transaction, use_wal
 from brushwork.errors import BrushworkError
 from brushwork.files import remove_stale_temps
 from brushwork.studio.config import StudioConfig
@@ -175,7 +175,7 @@ class JobStore:
         self.config = config.prepare()
         with self._connect() as db:
             check_database(db, config.db_path, "studio job database", {"jobs"})
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db)
             db.executescript(_SCHEMA)
             # Columns added after the first release of the table, for databases made before them.
             have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageOps
 
 from brushwork.checkpoints import load_meta
-from brushwork.database import immediate_transaction
+from brushwork.database import immediate_transaction, use_wal
 from brushwork.errors import BrushworkError
 from brushwork.media import image_to_tensor, load_image
 from brushwork.records import sha256_file
@@ -215,7 +215,7 @@ class EmbeddingCache:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db)
         db.execute("CREATE TABLE IF NOT EXISTS embeddings (clip TEXT, kind TEXT, sha256 TEXT, vector BLOB, "
                    "PRIMARY KEY (clip, kind, sha256))")  # fmt: skip
         return db
