@@ -26,7 +26,7 @@ import os
 import platform
 import re
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,9 @@ class Record:
     schema: str = SCHEMA
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+        # _jsonable copies every dict and list, so asdict's deep copy first would only double the work
+        # (a protected output turns its record into JSON three times).
+        return _jsonable({f.name: getattr(self, f.name) for f in fields(self)})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
