@@ -1,6 +1,6 @@
 """What the web app does, without the web: submit (check, store inputs, queue), gallery, ratings.
 
-The FastAPI app (``app.py``) only turns HTTP into calls to :class:`Studio` and back.
+The FastAPI routers (``routes/``) only turn HTTP into calls to :class:`Studio` and back.
 """
 
 from __future__ import annotations
