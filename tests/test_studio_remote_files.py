@@ -165,6 +165,26 @@ def test_a_worker_refuses_to_send_a_clip_over_the_upload_limit(client, config, c
     assert "over the studio's upload limit" in job["error"] and list(config.outputs.iterdir()) == []
 
 
+def test_the_lease_is_kept_while_the_server_protects_a_clip(client, config, clip, monkeypatch, worker_scratch):
+    import time
+
+    import brushwork.api
+    from brushwork.studio.jobs import JobStore
+
+    job_id = submit_clip(client, clip)
+    publish_clip, taken = brushwork.api.publish_clip, []
+
+    def slow(*args, **kwargs):  # marking a long clip's frames outlasts the lease
+        time.sleep(config.lease_seconds + 1)
+        taken.append(JobStore(config).claim(worker="host-c:1"))
+        return publish_clip(*args, **kwargs)
+
+    monkeypatch.setattr(brushwork.api, "publish_clip", slow)
+    assert remote_worker(client, "host-b:1").run_once() == "done"
+    assert taken == [None]  # no other worker could take the job over meanwhile
+    assert client.get(f"/api/jobs/{job_id}").json()["attempts"] == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # GAN runs
 

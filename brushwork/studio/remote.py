@@ -575,10 +575,11 @@ class RemoteWorker:
             except Exception as exc:  # noqa: BLE001 - a worker outlives any one job; the error goes to the client
                 log.exception("job %s failed", job["id"])
                 return end("failed", f"{type(exc).__name__}: {exc}"[:2000])
-        try:
-            return self._publish(job, claim, results, upload_bytes)
-        except BrushworkError as exc:  # the server refused the results (too large, not images): say why
-            return end("failed", str(exc))
+            # Still renewing the lease: the server may take longer than one to mark a clip frame by frame.
+            try:
+                return self._publish(job, claim, results, upload_bytes)
+            except BrushworkError as exc:  # the server refused the results (too large, not images): say why
+                return end("failed", str(exc))
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
         from brushwork.api import gan_run_files
