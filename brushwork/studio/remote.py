@@ -145,6 +145,8 @@ def create_worker_app(studio, token: str):
             path = resolve_model(config, inputs["model"], job.engine)
             if path.is_dir():
                 raise HTTPException(404, "a GAN run is served by its roles gan-checkpoint and gan-checkpoint-json")
+            if not path.is_file():  # a network that comes with brushwork (Magenta's): every worker has it
+                raise HTTPException(404, f"model {inputs['model']} comes with brushwork: no file to serve")
             path = path.with_suffix(".json") if role == "model-json" else path
         elif role.startswith(_GAN_PREFIX) and inputs.get("model") and job.engine == "gan-sample":
             run = resolve_model(config, inputs["model"], job.engine)
@@ -582,7 +584,7 @@ class RemoteWorker:
                 return end("failed", str(exc))
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
-        from brushwork.api import gan_run_files
+        from brushwork.api import MAGENTA_MODEL, gan_run_files
         from brushwork.studio.engines import Inputs
 
         def fetch(role: str, name: str | Path, n: int = 0) -> Path:
@@ -599,6 +601,8 @@ class RemoteWorker:
             model.mkdir()
             for role, path in gan_run_files(model).items():
                 fetch(f"{_GAN_PREFIX}{role}", path)
+        elif refs.get("model") == MAGENTA_MODEL:  # comes with brushwork, as on the server
+            model = Path(MAGENTA_MODEL)
         elif refs.get("model"):
             name = refs["model"] if _MODEL_NAME.fullmatch(str(refs["model"])) else "model"
             model = fetch("model", f"{name}.safetensors")
