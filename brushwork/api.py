@@ -34,7 +34,7 @@ from brushwork.gan.model import GanConfig
 from brushwork.gan.nets import CONDITIONING as GAN_CONDITIONING
 from brushwork.gan.nets import RESOLUTIONS as GAN_RESOLUTIONS
 from brushwork.judge.distribution import EXTRACTORS
-from brushwork.media import DEFAULT_MAX_PIXELS, high_precision, load_image, require_av, video_stream
+from brushwork.media import DEFAULT_MAX_PIXELS, first_frame, high_precision, load_image, require_av, video_stream
 from brushwork.output import Protection, save_output, save_outputs
 from brushwork.pipelines import adain as adain_pipeline
 from brushwork.pipelines import fast as fast_pipeline
@@ -61,7 +61,7 @@ from brushwork.pipelines.common import (
 )
 from brushwork.pipelines.export import ExportReport, adain_export, fast_export, slim_model
 from brushwork.pipelines.fast import fast_apply, fast_apply_many, fast_train
-from brushwork.pipelines.gan_sample import gan_classes, gan_grid, gan_interpolate, gan_sample
+from brushwork.pipelines.gan_sample import gan_classes, gan_grid, gan_interpolate, gan_run_files, gan_sample
 from brushwork.pipelines.gan_train import GanPlan, gan_evaluate, gan_train
 from brushwork.pipelines.stylize import (
     keep_intermediate,
@@ -71,7 +71,7 @@ from brushwork.pipelines.stylize import (
     stylize,
     stylize_record,
 )
-from brushwork.pipelines.video import VideoReport, stylize_video
+from brushwork.pipelines.video import VideoReport, publish_clip, stylize_video
 from brushwork.records import (
     IMAGE_INFO_KEY,
     IMAGE_SUFFIXES,
@@ -303,8 +303,10 @@ __all__ = [
     "gan_evaluate",
     "gan_grid",
     "gan_interpolate",
+    "gan_run_files",
     "gan_sample",
     "gan_train",
+    "first_frame",
     "high_precision",
     "image_files",
     "info",
@@ -317,6 +319,7 @@ __all__ = [
     "cached_model",
     "recorded_style_options",
     "new_record",
+    "publish_clip",
     "require_av",
     "video_stream",
     "model_kind",

@@ -87,6 +87,22 @@ def test_a_remote_worker_runs_jobs_and_the_server_publishes_them(client, config,
     assert WORKER_TOKEN not in everything and BROWSER_TOKEN not in everything
 
 
+def test_a_remote_worker_applies_the_network_that_comes_with_brushwork(client, config):
+    form = {"engine": "adain", "model": "magenta", "params": json.dumps({"image_size": 64}),
+            "style_ref": "example:shipwreck.jpg"}  # fmt: skip
+    response = client.post("/api/jobs", data=form, files=[("content", ("photo.png", png_bytes(), "image/png"))])
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    claim = worker_api(client).post("/claim", json={"worker": "a", "job": job_id}).json()["claim"]
+    refused = worker_api(client).get(f"/jobs/{job_id}/input/model", params={"claim": claim})
+    assert refused.status_code == 404 and "comes with brushwork" in refused.json()["detail"]  # no file to serve
+    with config_db(config) as db:  # that attempt's worker went away
+        db.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", (time.time() - 1, job_id))
+    assert remote_worker(client, "host-b:1").run_once() == "done"
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["record"]["models"]["model"]["name"] == "magenta-arbitrary"
+
+
 def test_the_worker_api_has_its_own_token(client):
     for token in (None, "wrong", BROWSER_TOKEN):  # the browser's token does not open the worker API
         assert worker_api(client, token).post("/claim", json={"worker": "w"}).status_code == 401

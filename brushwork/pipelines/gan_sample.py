@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from brushwork.checkpoints import meta_path
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, check_output_path
@@ -55,6 +56,13 @@ def seed_list(seeds: str | int | Sequence[int]) -> list[int]:
         return gs.parse_seeds(seeds)
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     return gs.parse_seeds(",".join(str(int(s)) for s in seeds)) if seeds else gs.parse_seeds("")
+
+
+def gan_run_files(run: PathLike) -> dict[str, Path]:
+    """The files sampling reads from a run folder, by role: the checkpoint and its settings. These two alone
+    in a folder sample the same pictures (the rest of a run is its log, options and snapshots)."""
+    checkpoint = Path(run) / CHECKPOINT
+    return {"checkpoint": checkpoint, "checkpoint-json": meta_path(checkpoint)}
 
 
 def _record(engine: str, run: PathLike, parameters: dict, seed: int | None = None) -> Record:

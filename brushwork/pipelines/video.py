@@ -159,6 +159,27 @@ def run(inputs: Inputs, settings: Settings | None = None, on_progress: Callable[
                        report.notes + _clip_notes(guard))  # fmt: skip
 
 
+def publish_clip(source: PathLike, output: PathLike, record: Record, *, crf: int = 18, force: bool = False,
+                 protection: Protection | str | None = DEFAULT_PROTECTION) -> VideoReport:  # fmt: skip
+    """A clip painted elsewhere and written unprotected (by a studio's remote worker, which holds no keys)
+    through the same exit as :func:`run`'s: its frames re-encoded as they are, each watermarked with the
+    clip's work ID, the file signed and registered, ``record`` as the comment. The sound is kept."""
+    from brushwork.style import video
+
+    guard = protection_of(protection)
+    output = check_output_path(output, force, ".mp4")
+
+    def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> video.VideoReport:
+        # Unchanged frames, no steadying: only the mark touches them.
+        return video.stylize_video(source, path, lambda frame: frame, 0.0, False, None, crf, comment=comment,
+                                   mark_frame=mark)  # fmt: skip
+
+    first = video.first_frame(source) if guard is not None else None
+    report = save_clip(output, record, first, write, force=force, protection=guard, suffixes=(".mp4",))
+    return VideoReport(Path(output), report.frames, report.audio_streams, report.flicker, report.seconds, record,
+                       report.notes + _clip_notes(guard))  # fmt: skip
+
+
 def _parameters(s: Settings, model: Model, weights: PathLike | None, drive) -> dict:
     parameters = {"model_kind": model.kind, "stabilize": s.stabilize, "flow": s.flow, "crf": s.crf,
                   "max_frames": s.max_frames, "style_blend_weights": s.style_blend_weights, "strength": s.strength,

@@ -34,6 +34,9 @@ class Limits:
     video_frames: int = 3000
     video_seconds: float = 300.0
     video_pixels: int = 3840 * 2160
+    #: Each file of a GAN run the worker API serves a remote worker (a checkpoint holds the discriminator and
+    #: both optimisers besides the generator).
+    run_file_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 @dataclass

@@ -38,6 +38,9 @@ class RunContext:
     workdir: Path
     #: Seconds between intermediates (0: none).
     intermediate_seconds: float = 0.0
+    #: How a file the engine writes itself (a video) is protected; None on a remote worker, which holds no
+    #: keys: the server protects what it uploads (``remote.py``). Images are protected by whoever saves them.
+    protection: Any = "default"
 
 
 @dataclass
@@ -233,17 +236,22 @@ def _video_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
 
     report = api.stylize_video(inputs.content, target, model=inputs.model, styles=inputs.styles or None,
                                device=ctx.device, max_pixels=ctx.max_pixels, on_frame=on_frame,
-                               on_stylised=on_stylised, **params)  # fmt: skip
+                               on_stylised=on_stylised, protection=ctx.protection, **params)  # fmt: skip
+    # Unprotected (a remote worker's), the clip has no work ID to mark its poster with: the server makes it.
     poster = None
-    if "first" in frames:  # the still the gallery shows before the clip plays: a copy of the clip's record,
-        # marked with the clip's own work ID (not a work of its own: not registered)
-        from brushwork.protect import Protection
-
-        clip_id = (report.record.extra.get("protection") or {}).get("work_id")
-        marking = Protection(register=False, work_id=clip_id) if clip_id else None
-        poster = api.save(frames["first"], target.with_suffix(".poster.jpg"), copy.deepcopy(report.record),
-                          protection=marking)  # fmt: skip
+    if "first" in frames and ctx.protection is not None:
+        poster = clip_poster(frames["first"], target, report.record)
     return [Written(target, report.record, poster)]
+
+
+def clip_poster(frame: Image.Image, clip: Path, record) -> Path:
+    """The still the gallery shows before ``clip`` plays: a copy of the clip's record, marked with the
+    clip's own work ID (not a work of its own: not registered)."""
+    from brushwork.protect import Protection
+
+    clip_id = (record.extra.get("protection") or {}).get("work_id")
+    marking = Protection(register=False, work_id=clip_id) if clip_id else None
+    return api.save(frame, clip.with_suffix(".poster.jpg"), copy.deepcopy(record), protection=marking)
 
 
 def _video_available() -> bool:

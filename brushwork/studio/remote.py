@@ -21,6 +21,12 @@ Guarantees, and where they come from:
 
 Workers authenticate with their own token (``BRUSHWORK_WORKER_TOKEN``, never the browser's), a worker
 reads only the inputs of a job it holds, and its uploads are bounded like a user's.
+
+Every engine runs remotely. A video job's clip is fetched, painted into an unprotected MP4 and uploaded
+(streamed, within the upload limit); the server checks it as it checks a user's clip and writes it
+through the exit a local video job's clip takes (``api.publish_clip``: each frame marked, the file
+signed and registered), which re-encodes it once. A GAN run folder is served as the two files sampling
+reads (``api.gan_run_files``), each by its role, never by a path; the worker rebuilds the run from them.
 """
 
 from __future__ import annotations
@@ -54,8 +60,10 @@ PREFIX = "/api/worker"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _CLAIM = re.compile(r"[0-9a-f]{32}")
 _WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
-#: Roles of a job's input files as the worker API names them.
-_ROLES = ("content", "style", "mask", "model", "model-json")
+#: Roles of a job's input files as the worker API names them; a GAN run's files by ``gan-`` and the
+#: role ``brushwork.api.gan_run_files`` gives each (never a path: nothing else of a run folder is served).
+_ROLES = ("content", "style", "mask", "model", "model-json", "gan-checkpoint", "gan-checkpoint-json")
+_GAN_PREFIX = "gan-"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
 
@@ -114,11 +122,13 @@ def create_worker_app(studio, token: str):
         job, token = claimed
         log.info("job %s: attempt %d by remote worker %s", job.id, job.attempts, worker)
         return {"job": {"id": job.id, "engine": job.engine, "params": job.params, "inputs": job.inputs,
-                        "attempts": job.attempts, "preview_step": job.preview_step}, "claim": token}  # fmt: skip
+                        "attempts": job.attempts, "preview_step": job.preview_step}, "claim": token,
+                "limits": {"upload_bytes": config.limits.upload_bytes}}  # fmt: skip
 
     @app.get("/jobs/{job_id}/input/{role}")
     def job_input(job_id: str, role: str, claim: str, n: int = 0):
-        """One input file of a job this worker holds (content, style n, the model file and its JSON)."""
+        """One input file of a job this worker holds (content image or clip, style n, mask n, the model file
+        and its JSON, a GAN run's checkpoint and its JSON)."""
         from brushwork.studio.library import resolve_image, resolve_model
 
         job = held(job_id, claim)
@@ -134,8 +144,13 @@ def create_worker_app(studio, token: str):
         elif role in ("model", "model-json") and inputs.get("model"):
             path = resolve_model(config, inputs["model"], job.engine)
             if path.is_dir():
-                raise HTTPException(409, "a GAN run folder is not served to remote workers")
+                raise HTTPException(404, "a GAN run is served by its roles gan-checkpoint and gan-checkpoint-json")
+            if not path.is_file():  # a network that comes with brushwork (Magenta's): every worker has it
+                raise HTTPException(404, f"model {inputs['model']} comes with brushwork: no file to serve")
             path = path.with_suffix(".json") if role == "model-json" else path
+        elif role.startswith(_GAN_PREFIX) and inputs.get("model") and job.engine == "gan-sample":
+            run = resolve_model(config, inputs["model"], job.engine)
+            path = _run_file(run, role.removeprefix(_GAN_PREFIX), config)
         else:
             raise HTTPException(404, f"job {job_id} has no {role} input {n}")
         return FileResponse(path, media_type="application/octet-stream")
@@ -170,8 +185,10 @@ def create_worker_app(studio, token: str):
 
     @app.post("/jobs/{job_id}/publish")
     def publish(job_id: str, claim: Annotated[str, Form()], records: Annotated[str, Form()],
-                image: Annotated[list[UploadFile], File()]):  # fmt: skip
-        """The results of an attempt: published (protected, recorded) once, whatever the retries."""
+                image: Annotated[list[UploadFile] | None, File()] = None,
+                video: Annotated[UploadFile | None, File()] = None):  # fmt: skip
+        """The results of an attempt (images, or a video job's one clip): published (protected, recorded)
+        once, whatever the retries."""
         if not _JOB_ID.fullmatch(job_id):
             raise HTTPException(404, "no such job")
         with job_lock(job_id):
@@ -181,7 +198,7 @@ def create_worker_app(studio, token: str):
                     return {"status": "done", "outputs": json.loads(done["outputs"]), "again": True}
                 raise HTTPException(409, "the job was already published by another attempt")
             job = held(job_id, claim)
-            return {"status": "done", "outputs": _publish(studio, job, claim, records, image)}
+            return {"status": "done", "outputs": _publish(studio, job, claim, records, image or [], video)}
 
     @app.post("/jobs/{job_id}/end")
     def end(job_id: str, body: dict):
@@ -198,6 +215,22 @@ def create_worker_app(studio, token: str):
         return {"ok": ok}
 
     return app
+
+
+def _run_file(run: Path, role: str, config: StudioConfig) -> Path:
+    """The file of GAN run folder ``run`` that sampling reads under ``role``: a regular file inside the
+    folder (a link out of it is not followed), within the size limit."""
+    from brushwork.api import gan_run_files
+
+    if not run.is_dir():
+        raise HTTPException(404, "the job's model is not a GAN run folder")
+    path = gan_run_files(run)[role]
+    if path.is_symlink() or not path.is_file() or path.resolve().parent != run.resolve():
+        raise HTTPException(404, f"the GAN run has no {role} file")
+    if path.stat().st_size > config.limits.run_file_bytes:
+        raise HTTPException(413, f"the GAN run's {role} is larger than this studio serves "
+                                 f"({config.limits.run_file_bytes // 2**20} MB)")  # fmt: skip
+    return path
 
 
 def _load_upload(data: bytes, config: StudioConfig):
@@ -228,32 +261,22 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _publish(studio, job, claim: str, records_json: str, files) -> list[str]:
-    """Check, protect and save an attempt's images, then mark the job done in one transaction with its
-    publication row; on any failure nothing stays behind."""
-    from brushwork.api import IMAGE_INFO_KEY, Record, save
+def _publish(studio, job, claim: str, records_json: str, files, clip=None) -> list[str]:
+    """Check, protect and save an attempt's images (or its clip), then mark the job done in one
+    transaction with its publication row; on any failure nothing stays behind."""
+    from brushwork.api import IMAGE_INFO_KEY, save
 
     config: StudioConfig = studio.config
-    if not 1 <= len(files) <= config.limits.files_per_job:
+    if (job.engine == "video") != (clip is not None) or (clip is not None and files):
+        raise BrushworkError("a video job publishes one clip (video) and no images; other jobs images only")
+    if clip is None and not 1 <= len(files) <= config.limits.files_per_job:
         raise BrushworkError(f"publish 1 to {config.limits.files_per_job} images")
-    if len(records_json.encode()) > config.limits.params_bytes * 4:
-        raise BrushworkError("records too large")
-    try:
-        records = json.loads(records_json)
-    except ValueError:
-        raise BrushworkError("records is not valid JSON") from None
-    if not isinstance(records, list) or len(records) != len(files):
-        raise BrushworkError("give one record per image")
+    records = _worker_records(records_json, job, 1 if clip is not None else len(files), config)
+    if clip is not None:
+        return _publish_clip(studio, job, claim, records[0], clip)
     pictures = []
-    for upload, data in zip(files, records, strict=True):
+    for upload, record in zip(files, records, strict=True):
         picture = _load_upload(upload.file.read(config.limits.upload_bytes + 1), config)
-        try:
-            record = Record.from_dict(data)
-        except (TypeError, ValueError, KeyError, AttributeError):
-            raise BrushworkError("a record that is not a brushwork record") from None
-        # The worker's temporary paths mean nothing here; the hashes identify the inputs.
-        record.inputs = {role: _without_paths(value) for role, value in record.inputs.items()}
-        record.extra["studio_job"] = job.id
         picture.info[IMAGE_INFO_KEY] = record
         pictures.append(picture)
     written: list[Path] = []
@@ -270,6 +293,90 @@ def _publish(studio, job, claim: str, records_json: str, files) -> list[str]:
         raise
     shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
     return names
+
+
+def _worker_records(records_json: str, job, count: int, config: StudioConfig) -> list:
+    """The records a worker sent, one per result, as the server keeps them: without the worker's paths or
+    any protection it claims (the server's own protection notes itself), with the job's id."""
+    from brushwork.api import Record
+
+    if len(records_json.encode()) > config.limits.params_bytes * 4:
+        raise BrushworkError("records too large")
+    try:
+        given = json.loads(records_json)
+    except ValueError:
+        raise BrushworkError("records is not valid JSON") from None
+    if not isinstance(given, list) or len(given) != count:
+        raise BrushworkError("give one record per image")
+    records = []
+    for data in given:
+        try:
+            record = Record.from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise BrushworkError("a record that is not a brushwork record") from None
+        # The worker's temporary paths mean nothing here; the hashes identify the inputs.
+        record.inputs = {role: _without_paths(value) for role, value in record.inputs.items()}
+        record.extra.pop("protection", None)
+        record.extra["studio_job"] = job.id
+        records.append(record)
+    return records
+
+
+def _publish_clip(studio, job, claim: str, record, upload) -> list[str]:
+    """A video job's clip: received within the upload limit, checked as a clip within the studio's video
+    bounds, then written through the exit a local video job's clip takes (every frame watermarked with
+    the clip's work ID, signed, registered), with its poster as a local job has it."""
+    from brushwork.api import SETTINGS, first_frame, publish_clip
+    from brushwork.studio.engines import clip_poster
+    from brushwork.studio.library import probe_video
+
+    config: StudioConfig = studio.config
+    if record.engine != job.engine:
+        raise BrushworkError(f"a {job.engine} job's clip came with a {str(record.engine)[:40]} record")
+    received = _receive(upload, config, ".mp4")
+    written: list[Path] = []
+    try:
+        try:  # the header, the frames (counted), their size and the seconds, as a user's upload is checked
+            clip = probe_video(received, config.limits)
+        except BrushworkError as exc:  # said without the server's temporary path
+            raise BrushworkError(f"a worker's clip refused: {str(exc).replace(str(received), 'it')}") from None
+        if job.inputs.get("frames") and clip["frames"] > job.inputs["frames"]:
+            raise BrushworkError(f"a worker's clip refused: {clip['frames']} frames from a {job.inputs['frames']}-"
+                                 "frame source")  # fmt: skip
+        target = config.outputs / f"{job.id}-{claim[:8]}-0.mp4"
+        crf = SETTINGS["video"].from_values(job.params).crf
+        written.append(target)
+        publish_clip(received, target, record, crf=crf, protection=config.protection())
+        written.append(clip_poster(first_frame(received), target, record))
+        if not studio.store.publish(job.id, claim, [target.name], record.to_json()):
+            raise BrushworkError("this attempt lost the job while publishing")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        received.unlink(missing_ok=True)
+    shutil.rmtree(config.job_dir(job.id), ignore_errors=True)
+    return [target.name]
+
+
+def _receive(upload, config: StudioConfig, suffix: str) -> Path:
+    """An uploaded file copied, a chunk at a time, to a temporary file in uploads/; refused past the
+    upload limit (the request's own limit refuses it first, unless it came without a length)."""
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", suffix=suffix, dir=config.uploads)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            size = 0
+            while chunk := upload.file.read(1 << 20):
+                size += len(chunk)
+                if size > config.limits.upload_bytes:
+                    raise BrushworkError(f"a worker's file larger than the upload limit of "
+                                         f"{config.limits.upload_bytes // 2**20} MB")  # fmt: skip
+                fh.write(chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
 
 
 def _without_paths(value):
@@ -299,13 +406,15 @@ class ServerClient:
         self.http = httpx.Client(base_url=url.rstrip("/") + PREFIX, timeout=timeout,
                                  headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
-    def call(self, method: str, path: str, **kwargs):
+    def call(self, method: str, path: str, save_to: Path | None = None, limit: int = 0, **kwargs):
+        """One request, retried through outages; with ``save_to``, a successful answer's body is streamed
+        into that file, refused past ``limit`` bytes."""
         import httpx
 
         deadline, pause = time.monotonic() + self.patience, 0.2
         while True:
             try:
-                response = self.http.request(method, path, **kwargs)
+                response = self._send(method, path, save_to, limit, kwargs)
                 if response.status_code not in (502, 503, 504):
                     break
                 reason = f"HTTP {response.status_code}"
@@ -330,6 +439,23 @@ class ServerClient:
             said = str(detail or response.status_code)[:500]
             raise BrushworkError(f"the server refused {path.split('?')[0]}: {said}")
         response.raise_for_status()
+        return response
+
+    def _send(self, method: str, path: str, save_to: Path | None, limit: int, kwargs: dict):
+        if save_to is None:
+            return self.http.request(method, path, **kwargs)
+        with self.http.stream(method, path, **kwargs) as response:
+            if response.status_code != 200:
+                response.read()  # an error's JSON, read by the caller
+                return response
+            size = 0
+            with open(save_to, "wb") as fh:
+                for chunk in response.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise BrushworkError(f"{path.split('?')[0]}: larger than this worker takes "
+                                             f"({limit // 2**20} MB)")  # fmt: skip
+                    fh.write(chunk)
         return response
 
     def close(self) -> None:
@@ -396,9 +522,12 @@ class RemoteWorker:
     """Runs jobs of a studio on another host through its worker API: nothing shared but the network."""
 
     def __init__(self, server_url: str, token: str, device: str = "auto", lease: float = 30.0,
-                 name: str | None = None, patience: float = 120.0, max_pixels: int = 40_000_000):  # fmt: skip
+                 name: str | None = None, patience: float = 120.0, max_pixels: int = 40_000_000,
+                 max_download_bytes: int = 2 * 1024**3):  # fmt: skip
         self.client = ServerClient(server_url, token, patience=patience)
         self.device, self.lease, self.max_pixels = device, lease, max_pixels
+        #: The most one input file may hold (a GAN checkpoint is the largest input).
+        self.max_download_bytes = max_download_bytes
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         if not _WORKER_NAME.fullmatch(self.name):
             raise BrushworkError("--name: 1-100 letters, digits or _.:@-")
@@ -412,15 +541,16 @@ class RemoteWorker:
             return None
         job, claim = answer["job"], answer["claim"]
         log.info("job %s (%s): attempt %d", job["id"], job["engine"], job["attempts"])
+        upload_bytes = int((answer.get("limits") or {}).get("upload_bytes") or 0)
         with tempfile.TemporaryDirectory(prefix="brushwork-job-") as tmp:
             try:
-                return self._run(job, claim, Path(tmp))
+                return self._run(job, claim, Path(tmp), upload_bytes)
             except Lost as exc:
                 log.warning("job %s: %s", job["id"], exc)
                 return "lost"
 
-    def _run(self, job: dict, claim: str, tmp: Path) -> str:
-        from brushwork.studio.engines import RunContext, Written, get_engine
+    def _run(self, job: dict, claim: str, tmp: Path, upload_bytes: int = 0) -> str:
+        from brushwork.studio.engines import RunContext, get_engine
         from brushwork.studio.jobs import JobStopped
 
         def end(status: str, error: str | None = None) -> str:
@@ -431,14 +561,13 @@ class RemoteWorker:
         with _RemoteAttempt(self.client, job, claim, self.lease) as attempt:
             try:
                 inputs = self._fetch_inputs(job, claim, tmp)
-                ctx = RunContext(attempt.progress, self.device, self.max_pixels,
-                                 lambda suffix: tmp / f"out{suffix}", tmp / "work")  # fmt: skip
+                # A clip is written unprotected: the server marks, signs and registers it as it publishes.
+                ctx = RunContext(attempt.progress, self.device, self.max_pixels, lambda suffix: tmp / f"out{suffix}",
+                                 tmp / "work", protection=None)  # fmt: skip
                 (tmp / "work").mkdir()
                 results = get_engine(job["engine"]).run(inputs, job["params"], ctx)
                 if attempt.stopped:
                     raise JobStopped(attempt.stopped)
-                if any(isinstance(r, Written) for r in results):
-                    raise BrushworkError("video jobs need a worker that shares the data folder")
             except JobStopped as stop:
                 return end("cancelled") if str(stop) == "cancelled" else "lost"
             except BrushworkError as exc:
@@ -448,24 +577,33 @@ class RemoteWorker:
             except Exception as exc:  # noqa: BLE001 - a worker outlives any one job; the error goes to the client
                 log.exception("job %s failed", job["id"])
                 return end("failed", f"{type(exc).__name__}: {exc}"[:2000])
-        try:
-            return self._publish(job, claim, results)
-        except BrushworkError as exc:  # the server refused the results (too large, not images): say why
-            return end("failed", str(exc))
+            # Still renewing the lease: the server may take longer than one to mark a clip frame by frame.
+            try:
+                return self._publish(job, claim, results, upload_bytes)
+            except BrushworkError as exc:  # the server refused the results (too large, not images): say why
+                return end("failed", str(exc))
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
+        from brushwork.api import MAGENTA_MODEL, gan_run_files
         from brushwork.studio.engines import Inputs
 
-        def fetch(role: str, name: str, n: int = 0) -> Path:
-            response = self.client.call("GET", f"/jobs/{job['id']}/input/{role}", params={"claim": claim, "n": n})
+        def fetch(role: str, name: str | Path, n: int = 0) -> Path:
             path = tmp / name
-            path.write_bytes(response.content)
+            self.client.call("GET", f"/jobs/{job['id']}/input/{role}", params={"claim": claim, "n": n},
+                             save_to=path, limit=self.max_download_bytes)  # fmt: skip
             return path
 
         refs = job["inputs"]
         content = refs.get("content")
         model = None
-        if refs.get("model"):
+        if refs.get("model") and job["engine"] == "gan-sample":  # a run folder of the two files sampling reads
+            model = tmp / "run"
+            model.mkdir()
+            for role, path in gan_run_files(model).items():
+                fetch(f"{_GAN_PREFIX}{role}", path)
+        elif refs.get("model") == MAGENTA_MODEL:  # comes with brushwork, as on the server
+            model = Path(MAGENTA_MODEL)
+        elif refs.get("model"):
             name = refs["model"] if _MODEL_NAME.fullmatch(str(refs["model"])) else "model"
             model = fetch("model", f"{name}.safetensors")
             fetch("model-json", f"{name}.json")
@@ -484,9 +622,26 @@ class RemoteWorker:
             ],  # fmt: skip
         )
 
-    def _publish(self, job: dict, claim: str, results: list) -> str:
+    def _publish(self, job: dict, claim: str, results: list, upload_bytes: int = 0) -> str:
         from brushwork.api import record_of
+        from brushwork.studio.engines import Written
 
+        path = f"/jobs/{job['id']}/publish"
+        clips = [r for r in results if isinstance(r, Written)]
+        if clips:  # a video job's one clip, streamed from its file
+            clip = clips[0]
+            size = clip.path.stat().st_size
+            if len(results) != 1 or clip.record is None:
+                raise BrushworkError(f"engine {job['engine']} made something other than one clip with its record")
+            if upload_bytes and size > upload_bytes:
+                raise BrushworkError(f"the clip is {size / 2**20:.1f} MB, over the studio's upload limit of "
+                                     f"{upload_bytes / 2**20:.1f} MB (fewer frames or a higher crf make it "
+                                     "smaller)")  # fmt: skip
+            records = json.dumps([clip.record.to_dict()])
+            with open(clip.path, "rb") as fh:  # the server protects the clip frame by frame: give it time
+                self.client.call("POST", path, data={"claim": claim, "records": records},
+                                 files=[("video", ("0.mp4", fh, "video/mp4"))], timeout=600)  # fmt: skip
+            return "done"
         files, records = [], []
         for image in results:
             buffer = io.BytesIO()
@@ -498,7 +653,7 @@ class RemoteWorker:
                 raise BrushworkError(f"engine {job['engine']} made an image without a record")
             records.append(record.to_dict())
         # The server marks, signs and registers each picture before it answers: give it time.
-        self.client.call("POST", f"/jobs/{job['id']}/publish", data={"claim": claim, "records": json.dumps(records)},
+        self.client.call("POST", path, data={"claim": claim, "records": json.dumps(records)},
                          files=files, timeout=300)  # fmt: skip
         return "done"
 
