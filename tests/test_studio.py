@@ -254,7 +254,7 @@ def test_killed_optimisation_resumes_from_its_last_intermediate(client, config):
     saved_step = read_record(max(kept.glob("step-*.png"))).extra["step"]  # the newest, if killed mid-replace
     assert 0 < saved_step < 400
 
-    subprocess.run(cmd + ["--burst"], env=env, check=True, timeout=120, capture_output=True)
+    subprocess.run(cmd + ["--burst"], env=env, check=True, timeout=300, capture_output=True)
     job = client.get(f"/api/jobs/{job_id}").json()
     assert job["status"] == "done" and job["attempts"] == 2
     assert job["record"]["parameters"]["resumed_from_step"] >= saved_step  # not from the start
