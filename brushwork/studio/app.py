@@ -175,11 +175,16 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     def submit(
         engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample, video (see GET /api/engines)")],
         params: Annotated[str, Form(description=PARAMS_HELP)] = "{}",
-        content: Annotated[UploadFile | None, File(description="the content image (video: the clip)")] = None,
+        content: Annotated[
+            list[UploadFile] | None,
+            File(description="the content image (video: the clip; a trainer: its photos, repeat the field)"),
+        ] = None,
         style: Annotated[list[UploadFile] | None, File(description="style images (repeat the field)")] = None,
-        content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,
+        content_ref: Annotated[list[str] | None, Form(description="a library image instead of an upload")] = None,
         style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
-        model: Annotated[str | None, Form(description="a model name (see GET /api/models)")] = None,
+        model: Annotated[
+            str | None, Form(description="a model name (see GET /api/models); a trainer: the new model's name")
+        ] = None,
         mask: Annotated[
             list[UploadFile] | None,
             File(
@@ -187,7 +192,7 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
             ),
         ] = None,
     ):
-        job_id = studio.submit(engine, params, read_uploads(content, style, mask), content_ref or None,
+        job_id = studio.submit(engine, params, read_uploads(content, style, mask), [r for r in content_ref or [] if r],
                                [r for r in style_ref or [] if r], model or None)  # fmt: skip
         return {"id": job_id, "url": f"/api/jobs/{job_id}"}
 
@@ -217,10 +222,11 @@ def create_app(config: StudioConfig, *, worker: bool = True) -> FastAPI:
     def sweep_fragment(request: Request, sweep_id: str):
         return templates.TemplateResponse(request, "sweep.html", {"grid": sweep_grid(sweep_cells(sweep_id))})
 
-    def read_uploads(content: UploadFile | None, style: list[UploadFile] | None,
+    def read_uploads(content: UploadFile | list[UploadFile] | None, style: list[UploadFile] | None,
                      mask: list[UploadFile] | None) -> list[Upload]:  # fmt: skip
+        contents = content if isinstance(content, list) else [content] if content else []
         uploads = []
-        for role, files in (("content", [content] if content else []), ("style", style or []), ("mask", mask or [])):
+        for role, files in (("content", contents), ("style", style or []), ("mask", mask or [])):
             for upload in files:
                 data = upload.file.read(config.limits.upload_bytes + 1)
                 if not data and not upload.filename:

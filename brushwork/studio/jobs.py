@@ -522,7 +522,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
             ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
-                             config.intermediate_seconds)  # fmt: skip
+                             config.intermediate_seconds, config.models)  # fmt: skip
             if results is None:
                 results = engine.run(inputs, job.params, ctx)
             else:

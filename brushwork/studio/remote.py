@@ -454,7 +454,7 @@ class RemoteWorker:
             return end("failed", str(exc))
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
-        from brushwork.studio.engines import Inputs
+        from brushwork.studio.engines import Inputs, get_engine
 
         def fetch(role: str, name: str, n: int = 0) -> Path:
             response = self.client.call("GET", f"/jobs/{job['id']}/input/{role}", params={"claim": claim, "n": n})
@@ -465,7 +465,7 @@ class RemoteWorker:
         refs = job["inputs"]
         content = refs.get("content")
         model = None
-        if refs.get("model"):
+        if refs.get("model") and not get_engine(job["engine"]).makes_model:  # a trainer's: the name it makes
             name = refs["model"] if _MODEL_NAME.fullmatch(str(refs["model"])) else "model"
             model = fetch("model", f"{name}.safetensors")
             fetch("model-json", f"{name}.json")
