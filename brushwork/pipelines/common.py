@@ -57,7 +57,7 @@ def backbone_setting(what: str):
 
 def training_backbone_setting():
     return setting("auto", help="the feature network to train with: auto/vgg19 = VGG-19 (torchvision's weights if "
-                   "cached, else the original ones offline); lite0 = small and fast", choices=BACKBONES,
+                   "cached, else the original ones offline: vgg19-caffe-q8); lite0 = small and fast", choices=BACKBONES,
                    basic=True)  # fmt: skip
 
 
