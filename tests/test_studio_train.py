@@ -186,3 +186,42 @@ def test_the_trainers_forms_come_from_their_settings(client):
         controls = {c["name"]: c for c in engine["controls"]}
         assert [c.name for c in api.controls(api.SETTINGS[name])] == list(controls)
         assert controls["image_size"]["minimum"] == 32 and controls["backbone"]["default"] == "auto"
+
+
+class Reached(Exception):
+    """The trainer was reached: the keywords it got are kept, and nothing trains."""
+
+
+@pytest.mark.parametrize("engine", sorted(TRAINERS))
+def test_every_training_setting_reaches_the_trainer_alike_from_the_cli_and_the_studio(engine, tmp_path, monkeypatch):
+    from brushwork.cli import main
+    from brushwork.studio.engines import ENGINES, Inputs, RunContext
+    from tests.test_face_parity import flags_for, value_for
+
+    kind = engine.removesuffix("-train")
+    seen: list[dict] = []
+
+    def trainer(*args, **kwargs):
+        seen.append(kwargs)
+        raise Reached
+
+    monkeypatch.setattr(api, f"{kind}_train", trainer)
+    controls = api.controls(api.SETTINGS[engine])
+    values = {c.name: value_for(c) for c in controls}
+    assert all(values[c.name] != c.default for c in controls)  # each one says whether it arrived
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(40, 36).save(photos / "p.png")
+    make_image(40, 36, 1, "stripes").save(tmp_path / "s.png")
+    data = ["--style", str(tmp_path / "s.png"), "--content-dir", str(photos)] if kind == "fast" else [
+        "--content-dir", str(photos), "--style-dir", str(photos)]  # fmt: skip
+    flags = [w for c in controls for w in flags_for(c, values[c.name])]
+    with pytest.raises(Reached):
+        main([kind, "train", *data, "-o", str(tmp_path / "m.safetensors"), "-q", *flags])
+    inputs = Inputs(photos / "p.png", [tmp_path / "s.png"], contents=[photos / "p.png"], new_model="mine")
+    ctx = RunContext(lambda *a: None, "cpu", 10**6, lambda suffix: tmp_path / f"out{suffix}", tmp_path / "work",
+                     models=tmp_path / "models")  # fmt: skip
+    with pytest.raises(Reached):
+        ENGINES[engine].run(inputs, values, ctx)
+    from_cli, from_studio = seen
+    assert {c.name: from_cli[c.name] for c in controls} == {c.name: from_studio[c.name] for c in controls} == values
