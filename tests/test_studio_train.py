@@ -225,3 +225,17 @@ def test_every_training_setting_reaches_the_trainer_alike_from_the_cli_and_the_s
         ENGINES[engine].run(inputs, values, ctx)
     from_cli, from_studio = seen
     assert {c.name: from_cli[c.name] for c in controls} == {c.name: from_studio[c.name] for c in controls} == values
+
+
+@pytest.mark.parametrize(("attempt_number", "eta"), [(1, 10 / 0.6 * 0.4), (2, 10 / 0.1 * 0.4)])
+def test_a_resumed_attempt_estimates_its_end_from_its_own_pace(config, attempt_number, eta):
+    from brushwork.studio.jobs import _Attempt
+
+    store = JobStore(config)
+    job, token = store.claim(store.add("fast-train", {}, {}, {}), worker="test")
+    job.attempts = attempt_number
+    attempt = _Attempt(store, job, token)  # not entered: no heartbeat, the calls below write at once
+    attempt.progress(0.5)  # the first report: a retry resumed half-way (a first attempt reports as it goes)
+    attempt.start, attempt.last_write = time.monotonic() - 10, 0.0  # ten seconds on, at 60 %
+    attempt.progress(0.6)
+    assert store.get(job.id).eta == pytest.approx(eta, rel=0.01)

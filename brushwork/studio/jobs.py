@@ -417,6 +417,7 @@ class _Attempt:
         self.stopped: str | None = None  # why the job must stop, if it must
         self.start = time.monotonic()
         self.fraction = 0.0
+        self.resumed_at: float | None = None  # the fraction this attempt began at (set by its first report)
         self.last_write = 0.0
         self.last_preview = 0.0
         self.preview_step = job.preview_step
@@ -459,7 +460,11 @@ class _Attempt:
         now = time.monotonic()
         self.fraction = min(1.0, max(0.0, fraction))
         elapsed = now - self.start
-        eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else None
+        if self.resumed_at is None:  # a retried job may resume (from a checkpoint) where the last attempt was
+            self.resumed_at = self.fraction if self.job.attempts > 1 else 0.0
+        # The pace of this attempt alone: a resumed one did not do the steps before its first.
+        done_here = self.fraction - self.resumed_at
+        eta = elapsed / done_here * (1 - self.fraction) if done_here > 0 else None
         fields: dict[str, Any] = {"progress": self.fraction, "eta": eta}
         if make_preview is not None and (
             now - self.last_preview >= self.store.config.preview_seconds or self.fraction >= 1.0
