@@ -14,6 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from brushwork import api  # noqa: E402
+from brushwork.errors import BrushworkError  # noqa: E402
 from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
 from brushwork.studio.jobs import JobStore, Worker  # noqa: E402
@@ -239,3 +240,32 @@ def test_a_resumed_attempt_estimates_its_end_from_its_own_pace(config, attempt_n
     attempt.start, attempt.last_write = time.monotonic() - 10, 0.0  # ten seconds on, at 60 %
     attempt.progress(0.6)
     assert store.get(job.id).eta == pytest.approx(eta, rel=0.01)
+
+
+def test_a_model_is_installed_across_file_systems_and_never_over_another(config, monkeypatch, tmp_path):
+    import errno
+    import os
+
+    from brushwork.studio.library import install_trained_model
+
+    config.prepare()
+    work = tmp_path / "job"
+    work.mkdir()
+    for suffix, data in ((".safetensors", b"weights"), (".json", b"{}")):
+        (work / f"model{suffix}").write_bytes(data)
+    real_link = os.link
+
+    def no_links_out_of_the_job(source, link):
+        if str(source).startswith(str(work)):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_link(source, link)
+
+    monkeypatch.setattr(os, "link", no_links_out_of_the_job)
+    target = install_trained_model(config.models, work / "model.safetensors", "mine")
+    assert target.read_bytes() == b"weights" and (config.models / "mine.json").read_bytes() == b"{}"
+    assert sorted(p.name for p in config.models.iterdir()) == ["mine.json", "mine.safetensors"]  # no copies left
+    (config.models / "other.json").write_bytes(b"theirs")  # made while this job trained, weights yet to come
+    with pytest.raises(BrushworkError, match="was added while this job trained"):
+        install_trained_model(config.models, work / "model.safetensors", "other")
+    assert (config.models / "other.json").read_bytes() == b"theirs"
+    assert not (config.models / "other.safetensors").exists()

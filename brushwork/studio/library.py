@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +234,7 @@ def install_trained_model(models: Path, checkpoint: Path, name: str) -> Path:
     made: list[Path] = []
     try:
         for source, link in pairs:
-            os.link(source, link)
+            _link_exclusive(source, link)
             made.append(link)
     except FileExistsError:
         for link in made:
@@ -242,6 +243,22 @@ def install_trained_model(models: Path, checkpoint: Path, name: str) -> Path:
             f"a model named {name!r} was added while this job trained; the model is not kept"
         ) from None
     return target
+
+
+def _link_exclusive(source: Path, link: Path) -> None:
+    """``link`` made for ``source``'s bytes, never over an existing file (FileExistsError)."""
+    try:
+        os.link(source, link)
+    except FileExistsError:
+        raise
+    except OSError:  # DATA/models on another file system (or one without hard links): a copy beside it, linked in
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=link.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.link(tmp, link)
+        finally:
+            os.unlink(tmp)
 
 
 def resolve_model(config: StudioConfig, name: str, engine: str) -> Path:
