@@ -38,8 +38,8 @@ class RunContext:
     workdir: Path
     #: Seconds between intermediates (0: none).
     intermediate_seconds: float = 0.0
-    #: DATA/models, where a training job puts the model it made (None: a worker without the data folder).
-    models: Path | None = None
+    #: install_model(checkpoint, name): a trained model into DATA/models (None: a worker without the data folder).
+    install_model: Callable[[Path, str], Path] | None = None
 
 
 @dataclass
@@ -269,9 +269,7 @@ def _adain_train_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
 
 
 def _train_model(engine: str, inputs: Inputs, params: dict, ctx: RunContext) -> Results:
-    from brushwork.studio.library import install_trained_model
-
-    if ctx.models is None:
+    if ctx.install_model is None:
         raise BrushworkError(f"{engine}: training jobs need a worker that shares the studio's data folder")
     settings = api.SETTINGS[engine].from_values(params)
     # The checkpoint lives in the job's folder: an attempt after a killed one resumes from it.
@@ -294,7 +292,7 @@ def _train_model(engine: str, inputs: Inputs, params: dict, ctx: RunContext) -> 
         else:
             api.adain_train(photos, _folder(ctx.workdir / "styles", inputs.styles), checkpoint, **options)
     ctx.progress(1.0, None)  # cancelled in the last step? then no model is installed
-    model = install_trained_model(ctx.models, checkpoint, inputs.new_model)
+    model = ctx.install_model(checkpoint, inputs.new_model)
     picture = _painted_by(engine, model, inputs, settings, ctx)
     trained = {"engine": engine, "model": inputs.new_model, "settings": settings.values(),
                "photos": len(inputs.contents)}  # fmt: skip

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -502,7 +503,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
     :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
     from brushwork.api import record_of, save
     from brushwork.studio.engines import RunContext, Written, get_engine
-    from brushwork.studio.library import resolve_inputs
+    from brushwork.studio.library import install_trained_model, resolve_inputs
 
     config = store.config
     written: list[Path] = []
@@ -527,7 +528,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
             ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
-                             config.intermediate_seconds, config.models)  # fmt: skip
+                             config.intermediate_seconds, partial(install_trained_model, config.models))  # fmt: skip
             if results is None:
                 results = engine.run(inputs, job.params, ctx)
             else:
