@@ -103,7 +103,8 @@ ENGINES = {"stylize": stylize_pipeline.ENGINE, "fast_apply": fast_pipeline.ENGIN
            "gan_interpolate": gan_sample_pipeline.WALK_ENGINE}  # fmt: skip
 #: Each engine's settings, by the name the studio and the records use: the faces draw their options from these.
 SETTINGS = {"stylize": stylize_pipeline.Settings, "fast": fast_pipeline.Settings, "adain": adain_pipeline.Settings,
-            "video": video_pipeline.Settings, "gan-sample": gan_sample_pipeline.Settings}  # fmt: skip
+            "video": video_pipeline.Settings, "gan-sample": gan_sample_pipeline.Settings,
+            "fast-train": fast_pipeline.TrainSettings, "adain-train": adain_pipeline.TrainSettings}  # fmt: skip
 #: The settings of a GAN run's data, beside :class:`GanConfig`.
 GanData = gan_train_pipeline.Data
 #: A frame shrunk for bigger strokes (audio-reactive scale) keeps at least this side, as the engines need.

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from brushwork.errors import BrushworkError, non_negative, require, seed_check
+from brushwork.errors import MAX_SEED, BrushworkError, non_negative, require, seed_check
 from brushwork.media import image_to_tensor, load_image
 from brushwork.settings import setting
 
@@ -192,15 +192,17 @@ STEPS_HELP = (
 class TrainingConfig:
     """What every trained style engine is set with; each engine's config adds its own fields."""
 
-    image_size: int = setting(256, help="side of the square training crops in px")
-    batch_size: int = setting(4, help="crops per step")
-    steps: int = setting(2000, help=STEPS_HELP)
-    learning_rate: float = setting(1e-3, help="Adam's learning rate")
-    seed: int = setting(0, help="seed of the weights and the data order")
-    checkpoint_every: int = setting(200, help="save the model every N steps (and on Ctrl-C, and at the end)")
+    image_size: int = setting(256, help="side of the square training crops in px", low=32, high=2048,
+                            basic=True)  # fmt: skip
+    batch_size: int = setting(4, help="crops per step", low=1, high=256)
+    steps: int = setting(2000, help=STEPS_HELP, low=1, basic=True)
+    learning_rate: float = setting(1e-3, help="Adam's learning rate", low=0)
+    seed: int = setting(0, help="seed of the weights and the data order", low=0, high=MAX_SEED)
+    checkpoint_every: int = setting(200, help="save the model every N steps (and on Ctrl-C, and at the end)",
+                                    low=1)  # fmt: skip
     # Chosen by eye on Starry Night: 20 (the Gatys default) washes out the photo in a trained network.
-    content_weight: float = setting(1.0, help="how much of the photos' content to keep")
-    style_weight: float = setting(5.0, help="how strongly to paint in the style")
+    content_weight: float = setting(1.0, help="how much of the photos' content to keep", low=0)
+    style_weight: float = setting(5.0, help="how strongly to paint in the style", low=0, basic=True)
     style_layers: list[str] | None = setting(None, help="backbone layers for the style loss (default: the backbone's)")
 
     def check(self, weights: tuple[str, ...], extra: list[tuple[bool, str]]) -> None:

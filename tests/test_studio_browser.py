@@ -305,3 +305,29 @@ def test_a_model_added_in_the_page_paints(studio_url, tmp_path):
         jobs = page.evaluate("fetch('/api/jobs').then(r => r.json())")
         assert jobs[0]["inputs"]["model"] == "my-night" and jobs[0]["caption"].endswith("model my-night")
         assert not errors, errors
+
+
+def test_a_model_trained_in_the_page_joins_the_picker(studio_url):
+    with studio_page(studio_url) as (page, errors):
+        page.select_option("#engine", "fast-train")
+        sync_api.expect(page.locator("legend", has_text="photos to train on")).to_be_visible()
+        page.locator("label.pick:has(.training-pick)", has_text="shipwreck").click()  # with the preselected photo
+        page.fill("#new-model", "my-brush")
+        page.select_option("#p-backbone", "lite0")
+        page.fill("#p-image_size", "32")
+        page.fill("#p-steps", "4")
+        page.click("summary:has-text('more settings')")
+        for name, value in {"batch_size": "1", "width": "4", "residual_blocks": "1", "checkpoint_every": "1"}.items():
+            page.fill(f"#p-{name}", value)
+        page.click("#submit")
+        page.wait_for_function("(document.querySelector('#live-status') || {}).textContent === 'done'",
+                               timeout=180_000)  # fmt: skip
+        page.evaluate("window.scrollTo(0, 0)")
+        shot(page, "train")
+        job = page.evaluate("fetch('/api/jobs').then(r => r.json())")[0]
+        assert job["inputs"]["contents"] == ["example:tubingen.jpg", "example:shipwreck.jpg"], job
+        assert job["inputs"]["model"] == "my-brush" and job["record"]["extra"]["trained"]["settings"]["steps"] == 4
+
+        page.select_option("#engine", "fast")  # the new model is offered with the bundled one
+        sync_api.expect(page.locator("#model")).to_contain_text("my-brush (yours)")
+        assert not errors, errors

@@ -43,7 +43,7 @@ def register(sub) -> dict:
     p = add_parser(ad_sub, "train", "train a decoder on a folder of photos and a folder of paintings")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
     p.add_argument("--style-dir", required=True, help="folder of paintings (searched recursively)")
-    add_training_options(p, api.AdainConfig)
+    add_training_options(p, api.SETTINGS["adain-train"])
 
     p = add_parser(ad_sub, "apply", "stylise photos (files or folders) with any style image(s)")
     p.add_argument("model", help="'magenta' (Magenta's arbitrary network, bundled; the best for any style) or a "

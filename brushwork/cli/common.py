@@ -417,12 +417,17 @@ def protection_from_args(args: argparse.Namespace):
                       keys=keys, registry=Registry(args.registry))  # fmt: skip
 
 
-def add_training_options(p, config_cls) -> None:
-    """What a style trainer's verb takes besides its data: the model file, resume, and the config's flags."""
+def add_training_options(p, settings_cls) -> None:
+    """What a style trainer's verb takes besides its data: the model file, resume, and the flags of its
+    ``TrainSettings`` (the studio's form for the same trainer): the config's, then the backbone's."""
+    from brushwork import api
+
     add_output_options(p, "MODEL.safetensors (its settings are inside it, and in MODEL.json beside it)",
                        required=True, force="train a new model over an existing one")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue training OUTPUT where it stopped")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("training")
-    add_settings(g, config_cls, keep_defaults=False)
-    add_backbone_options(g)
+    network = ("backbone", "pooling")
+    add_settings(g, settings_cls, keep_defaults=False, skip=network)  # unset: a resumed run keeps its own
+    add_settings(g, settings_cls, only=network, choices={"backbone": api.BACKBONES, "pooling": api.POOLINGS})
+    add_backbone_options(g, backbone=False, pooling=False)

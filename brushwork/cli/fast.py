@@ -58,7 +58,7 @@ def register(sub) -> dict:
     p = add_parser(fast_sub, "train", "train a network for one style on a folder of photos")
     p.add_argument("--style", required=True, help="the style image")
     p.add_argument("--content-dir", required=True, help="folder of training photos (searched recursively)")
-    add_training_options(p, api.FastConfig)
+    add_training_options(p, api.SETTINGS["fast-train"])
 
     p = add_parser(fast_sub, "apply", "stylise photos (files or folders) with a trained network")
     p.add_argument("model", help="MODEL.safetensors from 'brushwork fast train' (with --style-library: the first "

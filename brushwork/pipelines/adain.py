@@ -27,6 +27,7 @@ from brushwork.pipelines.common import (
     ImageSource,
     Model,
     PathLike,
+    TrainingSettings,
     as_list,
     backbone_setting,
     config_of,
@@ -36,9 +37,11 @@ from brushwork.pipelines.common import (
     open_image,
     paint_any_style,
     picked,
+    pooling_setting,
     preserve_colors_setting,
     strength_setting,
     style_blend_setting,
+    training_backbone_setting,
 )
 from brushwork.records import attach, describe_input, new_record
 from brushwork.settings import Checked, setting
@@ -62,6 +65,16 @@ class Settings(Checked):
     style_size: int | None = setting(None, help="long side of the style images (default: the photo's)",
                                      low=MIN_SIZE, high=MAX_SIZE)  # fmt: skip
     backbone: str = backbone_setting("the decoder was trained on")
+
+
+@dataclass
+class TrainSettings(TrainingSettings, AdainConfig):
+    """How an AdaIN decoder is trained: :class:`AdainConfig` (stored with the model) and the feature network
+    it decodes (kept with the model). ``values()`` are :func:`adain_train`'s keywords."""
+
+    config_cls = AdainConfig
+    backbone: str = training_backbone_setting()
+    pooling: str = pooling_setting()
 
 
 @dataclass

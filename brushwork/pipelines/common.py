@@ -4,8 +4,9 @@ protection, and the account of a style picked by words. Pipelines import this, n
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from PIL import Image
@@ -18,7 +19,7 @@ from brushwork.errors import BrushworkError
 from brushwork.media import load_image
 from brushwork.output import Protection
 from brushwork.records import Record, describe_input
-from brushwork.settings import setting
+from brushwork.settings import Checked, check, setting
 from brushwork.style import color
 from brushwork.style.style_library import StylePick
 
@@ -52,6 +53,34 @@ def style_blend_setting():
 
 def backbone_setting(what: str):
     return setting("auto", help=f"the feature network {what} (auto: the model's own)", choices=BACKBONES)
+
+
+def training_backbone_setting():
+    return setting("auto", help="the feature network to train with: auto/vgg19 = VGG-19 (torchvision's weights if "
+                   "cached, else the original ones offline: vgg19-caffe-q8); lite0 = small and fast", choices=BACKBONES,
+                   basic=True)  # fmt: skip
+
+
+def pooling_setting():
+    from brushwork.backbones.vgg import POOLINGS
+
+    return setting("max", help="VGG's pooling layers", choices=POOLINGS)
+
+
+class TrainingSettings(Checked):
+    """What a trainer's ``TrainSettings`` share: the engine's config (its fields, ranges and own checks)
+    plus the feature network to train with, as one settings class for the studio's form. Listed first
+    among the bases, so that its ``validate`` is the one used."""
+
+    config_cls: ClassVar[type]
+
+    def validate(self, n_styles: int | None = None) -> None:
+        self.config().validate()  # the trainer's own checks first: the words the CLI gives
+        check(self)  # then the choices (the backbone's)
+
+    def config(self):
+        """The engine's own config (its fields only, without the backbone's)."""
+        return self.config_cls(**{f.name: getattr(self, f.name) for f in fields(self.config_cls)})
 
 
 def config_of(config_cls, values: dict):

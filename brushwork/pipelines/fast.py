@@ -27,12 +27,15 @@ from brushwork.pipelines.common import (
     ImageSource,
     Model,
     PathLike,
+    TrainingSettings,
     config_of,
     model_of,
     note_pick,
     open_image,
+    pooling_setting,
     preserve_colors_setting,
     strength_setting,
+    training_backbone_setting,
 )
 from brushwork.records import attach, describe_input, new_record
 from brushwork.settings import Checked, setting
@@ -51,6 +54,16 @@ class Settings(Checked):
     preserve_colors: str = preserve_colors_setting()
     image_size: int | None = setting(None, help="resize the long side first", low=MIN_SIZE, high=MAX_SIZE,
                                      basic=True)  # fmt: skip
+
+
+@dataclass
+class TrainSettings(TrainingSettings, FastConfig):
+    """How a feed-forward network is trained: :class:`FastConfig` (stored with the model) and the feature
+    network its losses are measured with. ``values()`` are :func:`fast_train`'s keywords."""
+
+    config_cls = FastConfig
+    backbone: str = training_backbone_setting()
+    pooling: str = pooling_setting()
 
 
 @dataclass

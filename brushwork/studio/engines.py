@@ -41,6 +41,8 @@ class RunContext:
     #: How a file the engine writes itself (a video) is protected; None on a remote worker, which holds no
     #: keys: the server protects what it uploads (``remote.py``). Images are protected by whoever saves them.
     protection: Any = "default"
+    #: install_model(checkpoint, name): a trained model into DATA/models (None: a worker without the data folder).
+    install_model: Callable[[Path, str], Path] | None = None
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Inputs:
     model: Path | None = None
     frames: int | None = None  # a clip's frame count, as counted when it was uploaded
     masks: list[Path] = field(default_factory=list)  # style masks: one per style, or one for two styles
+    contents: list[Path] = field(default_factory=list)  # a training job's photos (``content`` is the first)
+    new_model: str | None = None  # the name of the model a training job makes
 
 
 #: What an engine's run returns: images (the worker saves them with their records) or files it wrote.
@@ -84,6 +88,10 @@ class Engine:
     takes_masks: bool = False
     #: Several jobs with the same params, model and styles at once: inputs of each -> results of each.
     run_batch: Callable[[list[Inputs], dict, str, int], list[Results]] | None = None
+    #: How many content images it takes at most (a trainer: the photos it learns from).
+    contents: int = 1
+    #: It makes a model, named by the job's ``model`` field, instead of applying one.
+    makes_model: bool = False
 
     def controls(self) -> list[api.Control]:
         return api.controls(self.settings)
@@ -93,6 +101,7 @@ class Engine:
         return {"name": self.name, "label": self.label, "needs_content": self.needs_content,
                 "styles": list(self.styles), "needs_model": self.needs_model, "content_kind": self.content_kind,
                 "model_engines": list(self.model_engines or (self.name,)), "takes_masks": self.takes_masks,
+                "contents": self.contents, "makes_model": self.makes_model,
                 "controls": [c.to_dict() for c in self.controls()]}  # fmt: skip
 
     @property
@@ -128,7 +137,7 @@ def _check_limits(params: dict, limits: Limits) -> None:
     sizes = [params.get("image_size"), params.get("style_size"), *(params.get("scales") or [])]
     if any(s is not None and s > limits.max_image_size for s in sizes):
         raise BrushworkError(f"image size above this studio's limit of {limits.max_image_size} px")
-    for name in ("iterations", "fine_iterations"):
+    for name in ("iterations", "fine_iterations", "steps"):
         if (params.get(name) or 0) > limits.max_iterations:
             raise BrushworkError(f"{name} above this studio's limit of {limits.max_iterations}")
     if len(params.get("seeds") or []) > limits.max_seeds:
@@ -254,11 +263,91 @@ def clip_poster(frame: Image.Image, clip: Path, record) -> Path:
     return api.save(frame, clip.with_suffix(".poster.jpg"), copy.deepcopy(record), protection=marking)
 
 
+# ---------------------------------------------------------------------------------------------
+# fast-train, adain-train: a model trained in the studio (brushwork.api.fast_train / adain_train), put in
+# DATA/models under the name the job gives, and shown in the gallery by a picture it painted.
+
+
+def _fast_train_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    return _train_model("fast-train", inputs, params, ctx)
+
+
+def _adain_train_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    return _train_model("adain-train", inputs, params, ctx)
+
+
+def _train_model(engine: str, inputs: Inputs, params: dict, ctx: RunContext) -> Results:
+    if ctx.install_model is None:
+        raise BrushworkError(f"{engine}: training jobs need a worker that shares the studio's data folder")
+    settings = api.SETTINGS[engine].from_values(params)
+    # The checkpoint lives in the job's folder: an attempt after a killed one resumes from it.
+    checkpoint = ctx.workdir / "model.safetensors"
+    photos = _folder(ctx.workdir / "photos", inputs.contents)
+    shown = {"at": None}
+
+    def preview() -> Image.Image:
+        shown["at"] = checkpoint.stat().st_mtime_ns
+        return _painted_by(engine, checkpoint, inputs, settings, ctx)
+
+    def on_step(step) -> None:
+        fresh = checkpoint.exists() and checkpoint.stat().st_mtime_ns != shown["at"]
+        ctx.progress(step.step / max(1, step.total), preview if fresh else None)  # the latest checkpoint's work
+
+    if _steps_done(checkpoint) < settings.steps:  # an attempt killed after the last step has nothing to train
+        options = {"resume": checkpoint.is_file(), "device": ctx.device, "on_step": on_step, **settings.values()}
+        if engine == "fast-train":
+            api.fast_train(inputs.styles[0], photos, checkpoint, max_pixels=ctx.max_pixels, **options)
+        else:
+            api.adain_train(photos, _folder(ctx.workdir / "styles", inputs.styles), checkpoint, **options)
+    ctx.progress(1.0, None)  # cancelled in the last step? then no model is installed
+    model = ctx.install_model(checkpoint, inputs.new_model)
+    picture = _painted_by(engine, model, inputs, settings, ctx)
+    trained = {"engine": engine, "model": inputs.new_model, "settings": settings.values(),
+               "photos": len(inputs.contents)}  # fmt: skip
+    api.record_of(picture).extra["trained"] = trained
+    return [picture]
+
+
+def _folder(folder: Path, images: list[Path]) -> Path:
+    """The trainers read folders: the job's images, copied into one of the job's own."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, image in enumerate(images):
+        target = folder / f"{n:03d}{image.suffix}"
+        if not target.exists():
+            shutil.copyfile(image, target)
+    return folder
+
+
+def _steps_done(checkpoint: Path) -> int:
+    """The steps a checkpoint in the job's folder holds (0: none yet)."""
+    import json
+
+    try:
+        return int(json.loads(checkpoint.with_suffix(".json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _painted_by(engine: str, model_path: Path, inputs: Inputs, settings, ctx: RunContext) -> Image.Image:
+    """The first photo painted by the model (as far as it is trained), at about the training crops' size."""
+    model = api.load_model(model_path, device=ctx.device)
+    size = max(256, settings.image_size)
+    if engine == "fast-train":
+        return api.fast_apply(model, inputs.contents[0], image_size=size, device=ctx.device, max_pixels=ctx.max_pixels)
+    return api.adain_apply(model, inputs.contents[0], inputs.styles[0], image_size=size, device=ctx.device,
+                           max_pixels=ctx.max_pixels)  # fmt: skip
+
+
 def _video_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("av") is not None
 
+
+#: The most photos (and, for AdaIN, paintings) one training job takes: library picks and uploads.
+MAX_TRAINING_PHOTOS = 64
 
 ENGINES: dict[str, Engine] = {
     e.name: e
@@ -272,6 +361,10 @@ ENGINES: dict[str, Engine] = {
         Engine("gan-sample", "GAN samples", False, (0, 0), True, api.SETTINGS["gan-sample"], _gan_run),
         Engine("video", "Video (a model on every frame)", True, (0, 8), True, api.SETTINGS["video"], _video_run,
                available=_video_available, content_kind="video", model_engines=("fast", "adain")),
+        Engine("fast-train", "Train a feed-forward model (one style)", True, (1, 1), False,
+               api.SETTINGS["fast-train"], _fast_train_run, contents=MAX_TRAINING_PHOTOS, makes_model=True),
+        Engine("adain-train", "Train an AdaIN model (any style)", True, (1, MAX_TRAINING_PHOTOS), False,
+               api.SETTINGS["adain-train"], _adain_train_run, contents=MAX_TRAINING_PHOTOS, makes_model=True),
     )
 }  # fmt: skip
 

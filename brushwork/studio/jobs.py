@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +418,7 @@ class _Attempt:
         self.stopped: str | None = None  # why the job must stop, if it must
         self.start = time.monotonic()
         self.fraction = 0.0
+        self.resumed_at: float | None = None  # the fraction this attempt began at (set by its first report)
         self.last_write = 0.0
         self.last_preview = 0.0
         self.preview_step = job.preview_step
@@ -459,7 +461,11 @@ class _Attempt:
         now = time.monotonic()
         self.fraction = min(1.0, max(0.0, fraction))
         elapsed = now - self.start
-        eta = elapsed / self.fraction * (1 - self.fraction) if self.fraction > 0 else None
+        if self.resumed_at is None:  # a retried job may resume (from a checkpoint) where the last attempt was
+            self.resumed_at = self.fraction if self.job.attempts > 1 else 0.0
+        # The pace of this attempt alone: a resumed one did not do the steps before its first.
+        done_here = self.fraction - self.resumed_at
+        eta = elapsed / done_here * (1 - self.fraction) if done_here > 0 else None
         fields: dict[str, Any] = {"progress": self.fraction, "eta": eta}
         if make_preview is not None and (
             now - self.last_preview >= self.store.config.preview_seconds or self.fraction >= 1.0
@@ -497,7 +503,7 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
     :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
     from brushwork.api import record_of, save
     from brushwork.studio.engines import RunContext, Written, get_engine
-    from brushwork.studio.library import resolve_inputs
+    from brushwork.studio.library import install_trained_model, resolve_inputs
 
     config = store.config
     written: list[Path] = []
@@ -522,7 +528,8 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
             engine = get_engine(job.engine)
             inputs = resolve_inputs(config, job.engine, job.inputs)
             ctx = RunContext(attempt.progress, device, config.limits.image_pixels, output, config.job_dir(job.id),
-                             config.intermediate_seconds, config.protection())  # fmt: skip
+                             config.intermediate_seconds, protection=config.protection(),
+                             install_model=partial(install_trained_model, config.models))  # fmt: skip
             if results is None:
                 results = engine.run(inputs, job.params, ctx)
             else:

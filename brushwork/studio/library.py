@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,58 @@ def list_models(config: StudioConfig) -> list[dict]:
     return list(found.values())
 
 
+def check_new_model_name(models: Path, name: str | None) -> str:
+    """A name for a model the studio is to make or keep: valid as add_model names are, and taken by no
+    model yet (bundled or in DATA/models), so that nothing is ever replaced. A BrushworkError if not."""
+    if not name:
+        raise BrushworkError("give the new model a name (the model field)")
+    if not _MODEL_NAME.fullmatch(name) or name == api.MAGENTA_MODEL:
+        raise BrushworkError(f"model name {name[:80]!r}: use letters, digits, '.', '_' and '-' (up to 101)")
+    taken = [EXAMPLES / f"{name}.safetensors", models / f"{name}.safetensors", models / name]
+    if any(path.exists() for path in taken):
+        raise BrushworkError(f"a model named {name!r} is already in the studio; choose another name")
+    return name
+
+
+def install_trained_model(models: Path, checkpoint: Path, name: str) -> Path:
+    """Put a model a job trained (``checkpoint`` and its JSON, in the job's folder) into DATA/models as
+    ``name``. Hard links, made exclusively: an existing name is never replaced, even by a job racing this
+    one; an attempt retried after its model was installed finds its own files there and goes on."""
+    target = models / f"{name}.safetensors"
+    if target.exists() and os.path.samefile(target, checkpoint):
+        return target  # this job's earlier attempt got this far
+    check_new_model_name(models, name)
+    pairs = [(checkpoint.with_suffix(".json"), target.with_suffix(".json")), (checkpoint, target)]  # weights last
+    made: list[Path] = []
+    try:
+        for source, link in pairs:
+            _link_exclusive(source, link)
+            made.append(link)
+    except FileExistsError:
+        for link in made:
+            link.unlink(missing_ok=True)
+        raise BrushworkError(
+            f"a model named {name!r} was added while this job trained; the model is not kept"
+        ) from None
+    return target
+
+
+def _link_exclusive(source: Path, link: Path) -> None:
+    """``link`` made for ``source``'s bytes, never over an existing file (FileExistsError)."""
+    try:
+        os.link(source, link)
+    except FileExistsError:
+        raise
+    except OSError:  # DATA/models on another file system (or one without hard links): a copy beside it, linked in
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=link.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.link(tmp, link)
+        finally:
+            os.unlink(tmp)
+
+
 def resolve_model(config: StudioConfig, name: str, engine: str) -> Path:
     return _find_model(config, name, engine)["path"]
 
@@ -229,16 +282,21 @@ def _find_model(config: StudioConfig, name: str, engine: str) -> dict:
 
 
 def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
-    """A job's stored references -> the files the engine reads."""
-    from brushwork.studio.engines import Inputs
+    """A job's stored references -> the files the engine reads (a training job's model is the name of
+    the model it makes, not a file)."""
+    from brushwork.studio.engines import ENGINES, Inputs
 
     content = inputs.get("content")
+    makes_model = engine in ENGINES and ENGINES[engine].makes_model
+    model = inputs.get("model")
     return Inputs(
         content=resolve_image(config, content, video=engine == "video") if content else None,
         styles=[resolve_image(config, ref) for ref in inputs.get("styles") or []],
-        model=resolve_model(config, inputs["model"], engine) if inputs.get("model") else None,
+        model=resolve_model(config, model, engine) if model and not makes_model else None,
         frames=inputs.get("frames"),
         masks=[resolve_image(config, ref) for ref in inputs.get("masks") or []],
+        contents=[resolve_image(config, ref) for ref in inputs.get("contents") or []],
+        new_model=model if makes_model else None,
     )
 
 

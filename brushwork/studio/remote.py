@@ -585,7 +585,7 @@ class RemoteWorker:
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
         from brushwork.api import MAGENTA_MODEL, gan_run_files
-        from brushwork.studio.engines import Inputs
+        from brushwork.studio.engines import Inputs, get_engine
 
         def fetch(role: str, name: str | Path, n: int = 0) -> Path:
             path = tmp / name
@@ -596,7 +596,9 @@ class RemoteWorker:
         refs = job["inputs"]
         content = refs.get("content")
         model = None
-        if refs.get("model") and job["engine"] == "gan-sample":  # a run folder of the two files sampling reads
+        if refs.get("model") and get_engine(job["engine"]).makes_model:
+            pass  # a trainer's model is the name of the model it makes, not a file to fetch
+        elif refs.get("model") and job["engine"] == "gan-sample":  # a run folder of the two files sampling reads
             model = tmp / "run"
             model.mkdir()
             for role, path in gan_run_files(model).items():

@@ -18,9 +18,16 @@ from pathlib import Path
 from brushwork import api
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import StudioConfig, redact
-from brushwork.studio.engines import get_engine
+from brushwork.studio.engines import ENGINES, get_engine
 from brushwork.studio.jobs import FINAL, Worker, public_record
-from brushwork.studio.library import StagedUpload, model_engine, resolve_image, resolve_model, stage_upload
+from brushwork.studio.library import (
+    StagedUpload,
+    check_new_model_name,
+    model_engine,
+    resolve_image,
+    resolve_model,
+    stage_upload,
+)
 from brushwork.studio.pairs import JudgeRatings, RatingsStore, next_pair, score
 from brushwork.studio.store_postgres import open_store
 
@@ -97,7 +104,7 @@ class Studio:
     # -- jobs --------------------------------------------------------------------------------------
 
     def submit(self, engine_name: str, params_text: str | None, uploads: list[Upload],
-               content_ref: str | None = None, style_refs: list[str] | None = None,
+               content_ref: str | list[str] | None = None, style_refs: list[str] | None = None,
                model: str | None = None) -> str:  # fmt: skip
         """Check everything, store the uploads under their hashes, queue the job; return its id.
         On any refusal nothing is stored."""
@@ -138,30 +145,34 @@ class Studio:
             raise BrushworkError(f"{what} is not valid JSON") from None
 
     def _submit_variants(self, engine_name: str, variants: list, sweeps: list[dict | None],
-                         uploads: list[Upload], content_ref: str | None, style_refs: list[str] | None,
+                         uploads: list[Upload], content_ref: str | list[str] | None, style_refs: list[str] | None,
                          model: str | None) -> list[str]:  # fmt: skip
         """Jobs of one engine and inputs, one per params in ``variants``: every one checked, then the
         uploads stored once, then all queued."""
         limits = self.config.limits
         engine = get_engine(engine_name)
         style_refs = list(style_refs or [])
+        content_refs = [content_ref] if isinstance(content_ref, str) else list(content_ref or [])
         contents = [u for u in uploads if u.role == "content"]
         styles = [u for u in uploads if u.role == "style"]
         masks = [u for u in uploads if u.role == "mask"]
-        if len(contents) + bool(content_ref) > 1:
-            raise BrushworkError("give one content image (an upload or content_ref)")
+        if len(contents) + len(content_refs) > engine.contents:
+            raise BrushworkError("give one content image (an upload or content_ref)" if engine.contents == 1
+                                 else f"{engine.name}: at most {engine.contents} content images")  # fmt: skip
         if len(uploads) + len(style_refs) > limits.files_per_job:
             raise BrushworkError(f"at most {limits.files_per_job} images per job")
-        has_content = bool(contents or content_ref)
+        has_content = bool(contents or content_refs)
         n_styles = len(styles) + len(style_refs)
         variants = [engine.check(params, n_styles, has_content, bool(model), limits) for params in variants]
+        if engine.makes_model and len(variants) > 1:
+            raise BrushworkError(f"{engine.name}: a training job makes one model under one name; no batch or X/Y plot")
         if masks and not engine.takes_masks:
             raise BrushworkError(f"{engine.name}: takes no style masks")
         if masks:
             api.check_mask_count(len(masks), n_styles)
         clip = engine.content_kind == "video"
-        if content_ref:
-            resolve_image(self.config, content_ref, video=clip)
+        for ref in content_refs:
+            resolve_image(self.config, ref, video=clip)
         for ref in style_refs:
             resolve_image(self.config, ref)
         if model and clip:  # a fast model carries its style; an AdaIN model needs style images
@@ -169,6 +180,8 @@ class Studio:
             if (kind == "adain") != (n_styles > 0):
                 raise BrushworkError(f"{engine.name}: an adain model needs style images; a fast model takes none "
                                      f"(model {model!r} is {kind})")  # fmt: skip
+        elif engine.makes_model:
+            self._check_new_model(model)
         elif model:
             resolve_model(self.config, model, engine.name)
 
@@ -179,13 +192,20 @@ class Studio:
                 staged.append(stage_upload(self.config, upload.data, upload.filename, is_clip))
             content_stage = [s for s, u in zip(staged, uploads, strict=True) if u.role == "content"]
             style_stage = [s for s, u in zip(staged, uploads, strict=True) if u.role == "style"]
-            inputs = {"content": content_stage[0].ref if content_stage else content_ref,
+            all_contents = [s.ref for s in content_stage] + content_refs
+            inputs = {"content": all_contents[0] if all_contents else None,
                       "styles": [s.ref for s in style_stage] + style_refs, "model": model}  # fmt: skip
+            if engine.contents > 1:  # a trainer's photos; the first is also the one it paints to show
+                inputs["contents"] = all_contents
             if masks:
                 inputs["masks"] = [s.ref for s, u in zip(staged, uploads, strict=True) if u.role == "mask"]
             if content_stage and content_stage[0].frames:
                 inputs["frames"] = content_stage[0].frames
-            labels = {"content": content_stage[0].label if content_stage else _ref_label(content_ref),
+            content_labels = [s.label for s in content_stage] + [_ref_label(r) for r in content_refs]
+            shown = content_labels[0] if content_labels else None
+            if len(content_labels) > 1:
+                shown = f"{shown} + {len(content_labels) - 1} more"
+            labels = {"content": shown,
                       "styles": [s.label for s in style_stage] + [_ref_label(r) for r in style_refs],
                       "model": model}  # fmt: skip
             for stage in staged:
@@ -201,6 +221,16 @@ class Studio:
         except Exception as exc:  # noqa: BLE001 - the jobs are safe in the store; the dispatcher retries
             log.warning("jobs %s queued in the store only for now: %s", ", ".join(job_ids), exc)
         return job_ids
+
+    def _check_new_model(self, name: str | None) -> None:
+        """A training job's model name: free in the studio, and not the name another training job that has
+        not ended will give its model."""
+        name = check_new_model_name(self.config.models, name)
+        trainers = {n for n, e in ENGINES.items() if e.makes_model}
+        for job in self.store.list(("queued", "running"), limit=5000):
+            if job.engine in trainers and job.inputs.get("model") == name:
+                raise BrushworkError(f"a training job that has not ended ({job.id}) will name its model {name!r}; "
+                                     "choose another name")  # fmt: skip
 
     # -- gallery and ratings -----------------------------------------------------------------------
 

@@ -71,12 +71,12 @@ class Decoder(nn.Module):
 
 @dataclass
 class AdainConfig(TrainingConfig):
-    steps: int = setting(4000, help=help_of(TrainingConfig, "steps"))
-    learning_rate: float = setting(1e-4, help=help_of(TrainingConfig, "learning_rate"))  # the paper's
+    steps: int = setting(4000, help=help_of(TrainingConfig, "steps"), low=1, basic=True)
+    learning_rate: float = setting(1e-4, help=help_of(TrainingConfig, "learning_rate"), low=0)  # the paper's
     encoder_layer: str | None = setting(
         None, help="backbone layer to encode to (default relu4_1 for VGG, block4 for Lite0)"
     )
-    decoder_width: int = setting(256, help="channels of the decoder's first layer")
+    decoder_width: int = setting(256, help="channels of the decoder's first layer", low=16, high=1024)
 
     def validate(self) -> None:
         extra = [(16 <= self.decoder_width <= 1024, "decoder width must be 16..1024")]

@@ -112,9 +112,9 @@ class TransformerNet(nn.Module):
 class FastConfig(TrainingConfig):
     """Training settings, stored beside the weights so apply and resume rebuild the same network."""
 
-    width: int = setting(32, help="channels of the network's first layer (more: slower, finer)")
-    residual_blocks: int = setting(5, help="residual blocks in the middle of the network")
-    tv_weight: float = setting(5.0, help="smoothness (total variation)")
+    width: int = setting(32, help="channels of the network's first layer (more: slower, finer)", low=1, high=256)
+    residual_blocks: int = setting(5, help="residual blocks in the middle of the network", low=0, high=32)
+    tv_weight: float = setting(5.0, help="smoothness (total variation)", low=0)
     style_scale: float = setting(1.0, help="style image size relative to the crops")
     content_layers: list[str] | None = setting(
         None, help="backbone layers for the content loss (default: the backbone's)"

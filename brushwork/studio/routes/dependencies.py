@@ -46,11 +46,13 @@ def read_upload(studio: Studio, upload: UploadFile, what: str) -> bytes:
     return data
 
 
-def read_uploads(studio: Studio, content: UploadFile | None, style: list[UploadFile] | None,
+def read_uploads(studio: Studio, content: UploadFile | list[UploadFile] | None, style: list[UploadFile] | None,
                  mask: list[UploadFile] | None) -> list[Upload]:  # fmt: skip
-    """A job's uploads by role, without the empty file fields a browser form sends."""
+    """A job's uploads by role, without the empty file fields a browser form sends. ``content`` is a list
+    for a job that takes several photos (a trainer's)."""
+    contents = content if isinstance(content, list) else [content] if content else []
     uploads = []
-    for role, files in (("content", [content] if content else []), ("style", style or []), ("mask", mask or [])):
+    for role, files in (("content", contents), ("style", style or []), ("mask", mask or [])):
         for upload in files:
             data = read_upload(studio, upload, role)
             if not data and not upload.filename:

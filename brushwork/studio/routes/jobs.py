@@ -31,19 +31,27 @@ PARAMS_HELP = 'JSON of the engine\'s settings (schema: <Engine>Settings), e.g. {
 @router.post("", status_code=202, response_model=JobQueued, responses=errors(400, 413), summary="Queue a job")
 def submit(
     studio: StudioDep,
-    engine: Annotated[str, Form(description="stylize, fast, adain, gan-sample, video (see GET /api/engines)")],
+    engine: Annotated[
+        str, Form(description="stylize, fast, adain, gan-sample, video, fast-train, adain-train (see GET /api/engines)")
+    ],
     params: Annotated[str, Form(description=PARAMS_HELP)] = "{}",
-    content: Annotated[UploadFile | None, File(description="the content image (video: the clip)")] = None,
+    content: Annotated[
+        list[UploadFile] | None,
+        File(description="the content image (video: the clip; a trainer: its photos, repeat the field)"),
+    ] = None,
     style: Annotated[list[UploadFile] | None, File(description="style images (repeat the field)")] = None,
-    content_ref: Annotated[str | None, Form(description="a library image instead of an upload")] = None,
+    content_ref: Annotated[list[str] | None, Form(description="a library image instead of an upload")] = None,
     style_ref: Annotated[list[str] | None, Form(description="library style images (GET /api/images)")] = None,
-    model: Annotated[str | None, Form(description="a model name (see GET /api/models)")] = None,
+    model: Annotated[
+        str | None, Form(description="a model name (see GET /api/models); a trainer: the new model's name")
+    ] = None,
     mask: Annotated[
         list[UploadFile] | None,
         File(description="style masks: one per style, or one for two (white: the first style's region); stylize only"),
     ] = None,
 ):
-    job_id = studio.submit(engine, params, read_uploads(studio, content, style, mask), content_ref or None,
+    job_id = studio.submit(engine, params, read_uploads(studio, content, style, mask),
+                           [r for r in content_ref or [] if r],
                            [r for r in style_ref or [] if r], model or None)  # fmt: skip
     return {"id": job_id, "url": f"/api/jobs/{job_id}"}
 

@@ -13,6 +13,8 @@ function studio(engines) {
     contentRef: "example:tubingen.jpg",
     styleRefs: ["example:starry_night.jpg"],
     model: "",
+    trainingRefs: ["example:tubingen.jpg"],  // a trainer's photos, picked from the library
+    newModel: "",  // the name a trainer gives the model it makes
     library: [],
     models: [],
     error: "",
@@ -63,6 +65,9 @@ function studio(engines) {
     },
     clip() {
       return this.current().content_kind === "video";
+    },
+    trains() {
+      return Boolean(this.current().makes_model);
     },
     // The video engine applies fast and AdaIN models; the others their own kind.
     fittingModels() {
@@ -225,7 +230,16 @@ function studio(engines) {
       const form = new FormData();
       form.append("engine", this.engine);
       form.append("params", this.paramsJson());
-      if (e.needs_content) {
+      if (this.trains()) {
+        const photos = this.$refs.trainingFiles.files;
+        if (!photos.length && !this.trainingRefs.length) {
+          this.error = "pick or upload the photos to train on";
+          return;
+        }
+        for (const file of photos) form.append("content", file);
+        for (const ref of this.trainingRefs) form.append("content_ref", ref);
+        form.append("model", this.newModel.trim());
+      } else if (e.needs_content) {
         const file = this.$refs.contentFile.files[0];
         if (file && (this.clip() || !this.contentRef)) form.append("content", file);
         else if (this.contentRef) form.append("content_ref", this.contentRef);  // a clip: restored from a job
@@ -273,6 +287,7 @@ function studio(engines) {
           update(event);
           source.close();
           htmx.trigger(document.body, "refresh");
+          if (end === "done") this.loadLibrary();  // a training job's model joins the pickers
         });
       }
     },
@@ -283,14 +298,19 @@ function studio(engines) {
     async restore(jobId) {
       const job = await (await fetch(`/api/jobs/${jobId}`)).json();
       await this.loadLibrary();
-      this.applySettings(job.engine, job.params, job.inputs.content, job.inputs.styles, job.inputs.model);
+      this.applySettings(job.engine, job.params, job.inputs.content, job.inputs.styles, job.inputs.model,
+                         job.inputs.contents);
     },
-    applySettings(engine, params, contentRef, styleRefs, model) {
+    applySettings(engine, params, contentRef, styleRefs, model, trainingRefs) {
       this.engine = engine;
       this.resetParams(params);
       this.contentRef = contentRef || "";
       this.styleRefs = styleRefs || [];
-      if (model) this.model = model;
+      if (this.trains()) {  // a trainer's model is the one it made: the same name again would be refused
+        this.trainingRefs = (trainingRefs || []).filter((ref) => this.library.some((img) => img.ref === ref));
+        this.newModel = model ? `${model}-2` : "";
+      } else if (model) this.model = model;
+      if (this.$refs.trainingFiles) this.$refs.trainingFiles.value = "";
       if (this.$refs.contentFile) this.$refs.contentFile.value = "";
       if (this.$refs.styleFiles) this.$refs.styleFiles.value = "";
       // The live panel shows what the restored settings will paint next, not the last job's picture.
