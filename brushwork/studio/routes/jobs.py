@@ -25,15 +25,14 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 SSE_MAX_SECONDS = 3600
 #: Media types of the outputs by suffix.
 MEDIA_TYPES = {".png": "image/png", ".mp4": "video/mp4"}
+ENGINE_HELP = "stylize, fast, adain, gan-sample, video, fast-train, adain-train (see GET /api/engines)"
 PARAMS_HELP = 'JSON of the engine\'s settings (schema: <Engine>Settings), e.g. {"image_size": 512}'
 
 
 @router.post("", status_code=202, response_model=JobQueued, responses=errors(400, 413), summary="Queue a job")
 def submit(
     studio: StudioDep,
-    engine: Annotated[
-        str, Form(description="stylize, fast, adain, gan-sample, video, fast-train, adain-train (see GET /api/engines)")
-    ],
+    engine: Annotated[str, Form(description=ENGINE_HELP)],
     params: Annotated[str, Form(description=PARAMS_HELP)] = "{}",
     content: Annotated[
         list[UploadFile] | None,
