@@ -149,6 +149,8 @@ class EngineOut(Body):
     content_kind: Literal["image", "video"]
     model_engines: list[str] = Field(description="engines whose models this one applies")
     takes_masks: bool
+    contents: int = Field(description="how many content images it takes at most (a trainer: its photos)")
+    makes_model: bool = Field(description="a trainer: the job's model field names the model it makes")
     controls: list[ControlOut]
 
 
