@@ -1,7 +1,8 @@
 """Host cost of one Gatys L-BFGS step where the network's arithmetic is negligible (32² or 64² on the CPU):
 PyTorch operators dispatched per step, and host milliseconds per step, from ``torch.profiler``.
 
-    python benchmarks/step_ops.py [--sizes 32,64] [--backbone vgg19] [--history 100] [--warmup 105] [--steps 20]
+    PYTHONPATH=. python benchmarks/step_ops.py [--sizes 32,64] [--backbone vgg19] [--history 100]
+        [--warmup 105] [--steps 20]
 
 Three loops on the same backbone (VGG with random weights unless ``--weights``: the same operators) and images:
 * ``brushwork (device L-BFGS)``: brushwork's engine with its on-device compact L-BFGS (what runs on CUDA),
