@@ -38,8 +38,8 @@ class _Gram(torch.autograd.Function):
     products themselves (71 ms per step at 512² for VGG's relu1_1 alone).
 
     ``symmetric``: the caller's loss gives a symmetric dG (a function of G's entries against a symmetric
-    target, as every loss here is; G itself comes out bitwise symmetric), so dG + dGᵀ is 2 dG and the
-    backward is one operator.
+    target, as every loss here is; G itself comes out symmetric, bitwise on the CPU), so dG + dGᵀ is 2 dG
+    and the backward is one operator.
     """
 
     @staticmethod
