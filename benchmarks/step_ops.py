@@ -1,7 +1,8 @@
 """Host cost of one Gatys L-BFGS step where the network's arithmetic is negligible (32² or 64² on the CPU):
 PyTorch operators dispatched per step, and host milliseconds per step, from ``torch.profiler``.
 
-    python benchmarks/step_ops.py [--sizes 32,64] [--backbone vgg19] [--history 100] [--warmup 105] [--steps 20]
+    PYTHONPATH=. python benchmarks/step_ops.py [--sizes 32,64] [--backbone vgg19] [--history 100]
+        [--warmup 105] [--steps 20]
 
 Three loops on the same backbone (VGG with random weights unless ``--weights``: the same operators) and images:
 * ``brushwork (device L-BFGS)``: brushwork's engine with its on-device compact L-BFGS (what runs on CUDA),
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from types import SimpleNamespace
 
@@ -103,6 +105,9 @@ def main() -> None:
     parser.add_argument("--baseline-loss-scale", type=float, default=100.0)
     args = parser.parse_args()
     torch.set_num_threads(1)  # host cost alone: no thread pool in the figures
+    # The engine re-fits its threads to the free cores every few seconds (threads.refit); a second thread
+    # changes which kernels some operators take, and so the nested operators counted.
+    os.environ["BRUSHWORK_THREADS"] = "1"
     for size in args.sizes:
         loops = {"brushwork (device L-BFGS)": lambda size=size: run_engine(args, size, True),
                  "brushwork (torch L-BFGS)": lambda size=size: run_engine(args, size, False),

@@ -40,6 +40,33 @@ def test_caffe_layout_preprocess():
     assert torch.allclose(out, torch.tensor([-103.939, -116.779, 255 - 123.68]))
 
 
+@pytest.mark.parametrize("layout", ["torchvision", "caffe"])
+def test_vgg_folds_its_preprocessing_into_conv1_1_exactly(layout):
+    """The folded first layer gives the features and gradients of the preprocessed image, border pixels
+    included (conv1_1 pads the preprocessed image with zeros), and follows new weights."""
+    torch.manual_seed(0)
+    net = VGG(16, layout=layout).freeze()
+    x = torch.rand(1, 3, 13, 10, requires_grad=True)
+
+    def unfolded(image):
+        features = {}
+        for name, value in net.iter_layers(net.preprocess(image)):
+            features[name] = value
+            if name == "relu2_1":
+                return features["relu1_2"], value
+
+    for _ in range(2):
+        folded = net(x, ["relu1_2", "relu2_1"])
+        expected = unfolded(x)
+        for got, want in zip(folded.values(), expected, strict=True):
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+        (grad,) = torch.autograd.grad(folded["relu2_1"].sum(), x)
+        (want_grad,) = torch.autograd.grad(expected[1].sum(), x)
+        assert torch.allclose(grad, want_grad, rtol=1e-5, atol=1e-5 * want_grad.abs().max().item())
+        with torch.no_grad():
+            net.features[0].weight.mul_(-2)  # new weights: the folded copy must be remade
+
+
 def _vgg_state(depth, prefix="features."):
     return {prefix + k: v.clone() for k, v in VGG(depth).features.state_dict().items()}
 

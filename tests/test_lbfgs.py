@@ -67,3 +67,32 @@ def test_rejected_pairs_do_not_break_it():
     opt.run(closure, 15)
     assert not opt.valid.all()  # some pair was rejected
     assert torch.isfinite(x).all() and (x.abs() <= 0.5 + 1e-6).all()
+
+
+def test_channels_last_image_takes_the_same_steps():
+    """An image in channels-last memory (as on CUDA) is read and moved in its own layout: the same iterates."""
+    gen = torch.Generator().manual_seed(1)
+    target = torch.rand(1, 3, 5, 7, generator=gen, dtype=torch.float64)
+    weights = torch.rand(1, 3, 5, 7, generator=gen, dtype=torch.float64) + 0.5
+
+    def solve(memory_format):
+        x = torch.zeros(1, 3, 5, 7, dtype=torch.float64).contiguous(memory_format=memory_format).requires_grad_()
+
+        def closure():
+            x.grad = None
+            loss = (weights * (x - target) ** 2).sum() + 0.1 * (x**4).sum()
+            loss.backward()
+            return loss
+
+        DeviceLBFGS(x, history=4).run(closure, 12)
+        return x.detach()
+
+    plain, channels_last = solve(torch.contiguous_format), solve(torch.channels_last)
+    assert torch.allclose(plain, channels_last, atol=1e-12, rtol=0)
+    assert (plain - target).abs().max() < 0.2  # it moved towards the minimum
+
+
+def test_strided_image_is_refused():
+    x = torch.zeros(4, 6)[:, ::2].requires_grad_()
+    with pytest.raises(ValueError, match="contiguous"):
+        DeviceLBFGS(x)

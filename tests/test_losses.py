@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from brushwork.style import color
-from brushwork.style.losses import blended_grams, content_loss, gram_matrix, relative_mse, style_loss, tv_loss
+from brushwork.style.losses import (
+    WeightedParts,
+    blended_grams,
+    content_loss,
+    gram_matrix,
+    relative_mse,
+    style_loss,
+    tv_loss,
+)
 
 
 def test_gram_matches_hand_computation():
@@ -87,3 +95,23 @@ def test_gram_gradient_matches_autograd():
     (weights * (flat @ flat.transpose(1, 2) / 12)).sum().backward()
     assert torch.allclose(ours, f.grad)
     assert torch.autograd.gradcheck(gram_matrix, (torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True),))
+
+
+def test_gram_backward_for_a_symmetric_loss_is_the_general_one():
+    f = torch.randn(2, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    target = gram_matrix(torch.randn(2, 4, 3, 5, dtype=torch.float64))
+    grads = []
+    for symmetric in (False, True):
+        (grad,) = torch.autograd.grad(((gram_matrix(f, symmetric_loss=symmetric) - target) ** 2).sum(), f)
+        grads.append(grad)
+    assert torch.allclose(*grads, rtol=1e-12, atol=0)
+    assert grads[0].abs().max() > 0
+
+
+def test_weighted_parts_weigh_and_sum_each_parts_errors():
+    parts = WeightedParts({"a": torch.tensor([1.0, 2.0]), "none": torch.zeros(0), "b": torch.tensor([3.0])})
+    errors = [torch.tensor(5.0, requires_grad=True), torch.tensor(7.0), torch.tensor(11.0, requires_grad=True)]
+    vector = parts(errors)
+    assert parts.names == ["a", "none", "b"] and vector.tolist() == [19.0, 0.0, 33.0]
+    vector.sum().backward()
+    assert errors[0].grad == 1.0 and errors[2].grad == 3.0

@@ -59,6 +59,10 @@ class FeatureExtractor(nn.Module):
         """Yield (layer name, activation) in forward order."""
         raise NotImplementedError
 
+    def layers_of(self, image: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
+        """``iter_layers`` of the preprocessed ``image``; a backbone may fold the preprocessing into its first layer."""
+        return self.iter_layers(self.preprocess(image))
+
     def check_layers(self, layers: Sequence[str]) -> None:
         unknown = [name for name in layers if name not in self.layer_names]
         if unknown:
@@ -70,7 +74,7 @@ class FeatureExtractor(nn.Module):
         self.check_layers(layers)
         wanted = set(layers)
         features: dict[str, torch.Tensor] = {}
-        for name, x in self.iter_layers(self.preprocess(image)):
+        for name, x in self.layers_of(image):
             if name in wanted:
                 features[name] = x
                 if len(features) == len(wanted):

@@ -28,9 +28,11 @@ from brushwork.style.lbfgs import DeviceLBFGS
 from brushwork.style.losses import (
     GuidedTargets,
     RelativeErrors,
+    WeightedParts,
     blended_grams,
     gram_matrix,
     guided_style_loss,
+    tv_errors,
     tv_loss,
 )
 from brushwork.style.tiling import (
@@ -294,7 +296,12 @@ class GatysEngine:
                     content_losses = RelativeErrors(content_targets, scale=cfg.content_weight)
                     if not isinstance(style_targets, GuidedTargets) and style_targets:
                         style_targets = RelativeErrors(style_targets, scale=cfg.style_weight)
-                objective = partial(self._objective, image, cfg, content_losses, style_targets)
+                parts_of = (
+                    None
+                    if isinstance(style_targets, GuidedTargets)
+                    else self._parts_of(cfg, content_losses, style_targets)
+                )
+                objective = partial(self._objective, image, cfg, content_losses, style_targets, parts_of)
             if cfg.style_text:
                 objective = self._with_clip(objective, image, clip, cfg, content_t, len(self.plans))
             done = self._optimise(image, objective, cfg, iterations - already, done, total, size, on_step, history)
@@ -358,26 +365,42 @@ class GatysEngine:
                 per_style.append({k: gram_matrix(v) for k, v in self.backbone(style_t, style_layers).items()})
         return per_style
 
+    @staticmethod
+    def _parts_of(
+        cfg: StyleConfig, content_losses: RelativeErrors, style_targets: RelativeErrors | dict
+    ) -> WeightedParts:
+        """The weights that take a step's errors (content layers, style layers, the two TV terms) to its parts."""
+        style = style_targets.coef if isinstance(style_targets, RelativeErrors) else content_losses.coef[:0]
+        tv = torch.full((2,), cfg.tv_weight, device=content_losses.coef.device)
+        return WeightedParts({"content": content_losses.coef, "style": style, "tv": tv})
+
     def _objective(
         self,
         image: torch.Tensor,
         cfg: StyleConfig,
         content_losses: RelativeErrors,
         style_targets: RelativeErrors | GuidedTargets | dict,
+        parts_of: WeightedParts | None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss and its parts at ``image``; leaves the gradient in ``image.grad``. The content and plain
-        style losses come weighted (``RelativeErrors``' scale): a step dispatches no more operators than it must."""
+        """Loss and its parts (detached) at ``image``; leaves the gradient in ``image.grad``. Without guided
+        style, every error is weighted and summed in one product (``parts_of``): a step dispatches no more
+        operators than it must (#21)."""
         guided = isinstance(style_targets, GuidedTargets)
         style_names = style_targets.layers if guided else list(getattr(style_targets, "targets", style_targets))
         feats = self.backbone(image, list(dict.fromkeys([*content_losses.targets, *style_names])))
-        if guided:
+        if parts_of is None:
+            assert guided
             style = cfg.style_weight * guided_style_loss(feats, style_targets)
-        elif style_targets:
-            style = style_targets(style_targets.grams(feats))
+            parts = {"content": content_losses(feats), "style": style, "tv": cfg.tv_weight * tv_loss(image)}
+            loss = parts["content"] + parts["style"] + parts["tv"]
+            parts = {k: v.detach() for k, v in parts.items()}
         else:
-            style = torch.zeros((), device=image.device)
-        parts = {"content": content_losses(feats), "style": style, "tv": cfg.tv_weight * tv_loss(image)}
-        loss = parts["content"] + parts["style"] + parts["tv"]
+            errors = content_losses.errors(feats)
+            if style_targets:
+                errors += style_targets.errors(style_targets.grams(feats))
+            vector = parts_of([*errors, *tv_errors(image)])
+            loss = vector.sum()
+            parts = dict(zip(parts_of.names, vector.detach().unbind(), strict=True))
         loss.backward()
         return loss, parts
 
@@ -432,7 +455,7 @@ class GatysEngine:
             loss, parts = objective()  # leaves the gradient in image.grad
             counter[0] += 1
             if on_step is not None:
-                parts = {k: v.detach() for k, v in parts.items()}
+                parts = {k: v.detach() if v.requires_grad else v for k, v in parts.items()}
                 parts["total"] = loss.detach()
                 on_step(Step(counter[0], total, size, parts, image.detach()))
             return loss

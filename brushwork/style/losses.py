@@ -17,6 +17,18 @@ import torch.nn.functional as F
 EPS = 1e-8
 
 
+_UNUSED: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _unused(like: torch.Tensor) -> torch.Tensor:
+    """A 0-d tensor for ``baddbmm``'s ``input`` at ``beta=0`` (read by no one): made once per device and dtype,
+    not on every call, since a step's host cost is its operator count (#21)."""
+    key = (like.device, like.dtype)
+    if key not in _UNUSED:
+        _UNUSED[key] = like.new_zeros(())
+    return _UNUSED[key]
+
+
 class _Gram(torch.autograd.Function):
     """G = F W Fᵀ / N with a one-product backward, dF = (dG + dGᵀ) F W / N (W: diagonal position
     weights, none for a plain Gram).
@@ -24,33 +36,42 @@ class _Gram(torch.autograd.Function):
     Left to autograd, F Fᵀ back-propagates through both operands: two products, and then a sum of
     two full-size (C, N) gradients, one of them transposed, which on a CPU cost more than the
     products themselves (71 ms per step at 512² for VGG's relu1_1 alone).
+
+    ``symmetric``: the caller's loss gives a symmetric dG (a function of G's entries against a symmetric
+    target, as every loss here is; G itself comes out symmetric, bitwise on the CPU), so dG + dGᵀ is 2 dG
+    and the backward is one operator.
     """
 
     @staticmethod
-    def forward(ctx, flat: torch.Tensor, n: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(ctx, flat: torch.Tensor, n: float, weight: torch.Tensor | None = None, symmetric: bool = False):
         weighted = flat if weight is None else flat * weight
         ctx.save_for_backward(weighted)
-        ctx.n = n
+        ctx.n, ctx.symmetric = n, symmetric
         if isinstance(n, torch.Tensor):  # a mask's mass, on the device
             return torch.bmm(weighted, flat.transpose(1, 2)) / n
         # One operator for the product and its scale: a step's host cost is its operator count (#21).
-        return torch.baddbmm(flat.new_empty(()), weighted, flat.transpose(1, 2), beta=0, alpha=1 / n)
+        return torch.baddbmm(_unused(flat), weighted, flat.transpose(1, 2), beta=0, alpha=1 / n)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (weighted,) = ctx.saved_tensors
         if isinstance(ctx.n, torch.Tensor):
             # Scale the small (C, C) factor, not the (C, N) result.
-            return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, weighted), None, None
+            return torch.bmm((grad + grad.transpose(1, 2)) / ctx.n, weighted), None, None, None
+        if ctx.symmetric:
+            return torch.baddbmm(_unused(grad), grad, weighted, beta=0, alpha=2 / ctx.n), None, None, None
         both = grad + grad.transpose(1, 2)
-        return torch.baddbmm(both.new_empty(()), both, weighted, beta=0, alpha=1 / ctx.n), None, None
+        return torch.baddbmm(_unused(both), both, weighted, beta=0, alpha=1 / ctx.n), None, None, None
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, C) channel co-activations averaged over positions, in float32 at least."""
+def gram_matrix(features: torch.Tensor, symmetric_loss: bool = False) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C) channel co-activations averaged over positions, in float32 at least.
+    ``symmetric_loss``: the loss this feeds gives a symmetric gradient (``_Gram``), for a one-operator backward."""
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    return _Gram.apply(flat if flat.dtype in (torch.float32, torch.float64) else flat.float(), h * w)
+    return _Gram.apply(
+        flat if flat.dtype in (torch.float32, torch.float64) else flat.float(), h * w, None, symmetric_loss
+    )
 
 
 def weighted_gram(
@@ -149,11 +170,15 @@ def blended_grams(per_style: Sequence[Mapping[str, torch.Tensor]], blend: Sequen
     return {name: sum(w * grams[name] for w, grams in zip(blend, per_style, strict=True)) for name in per_style[0]}
 
 
+def tv_errors(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared difference between horizontal, then vertical, neighbours."""
+    # mse_loss: one operator (and one back) for the difference, its square and its mean.
+    return F.mse_loss(image[..., :, 1:], image[..., :, :-1]), F.mse_loss(image[..., 1:, :], image[..., :-1, :])
+
+
 def tv_loss(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between neighbouring pixels: discourages high-frequency noise."""
-    # mse_loss: one operator (and one back) for the difference, its square and its mean.
-    dx = F.mse_loss(image[..., :, 1:], image[..., :, :-1])
-    dy = F.mse_loss(image[..., 1:, :], image[..., :-1, :])
+    dx, dy = tv_errors(image)
     return dx + dy
 
 
@@ -183,7 +208,26 @@ class RelativeErrors:
 
     def grams(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The Gram matrices of ``features`` at the targets' layers (for a style loss)."""
-        return {name: gram_matrix(features[name]) for name in self.targets}
+        return {name: gram_matrix(features[name], symmetric_loss=True) for name in self.targets}
+
+
+class WeightedParts:
+    """Named losses, each a weighted sum of some errors, taken as one product: ``parts(errors)`` is the
+    (parts,) vector, given every part's errors in turn. One ``stack`` and one ``mv`` for the whole
+    loss, where a sum per part and one per pair of parts would each dispatch their own (#21)."""
+
+    def __init__(self, coefs: Mapping[str, torch.Tensor]):
+        self.names = list(coefs)
+        sizes = [len(c) for c in coefs.values()]
+        device = next(iter(coefs.values())).device
+        self.matrix = torch.zeros(len(sizes), sum(sizes), device=device)
+        start = 0
+        for row, (size, coef) in enumerate(zip(sizes, coefs.values(), strict=True)):
+            self.matrix[row, start : start + size] = coef
+            start += size
+
+    def __call__(self, errors: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.mv(self.matrix, torch.stack(list(errors)))
 
 
 def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
