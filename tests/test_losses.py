@@ -55,13 +55,20 @@ def test_tv_loss():
 
 
 def test_luminance_transfer_keeps_luma_and_takes_chroma():
-    stylised = torch.rand(1, 3, 6, 6) * 0.5 + 0.25
-    content = torch.rand(1, 3, 6, 6) * 0.5 + 0.25
-    out = color.luminance_transfer(stylised, content)
-    yiq_out, yiq_s, yiq_c = color.rgb_to_yiq(out), color.rgb_to_yiq(stylised), color.rgb_to_yiq(content)
-    assert torch.allclose(yiq_out[:, 0], yiq_s[:, 0], atol=1e-4)
-    # Chroma comes from the content wherever no channel had to be clipped.
-    assert torch.allclose(yiq_out[:, 1:], yiq_c[:, 1:], atol=0.05)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):  # some draws need clipping (about one in ten), most do not
+        stylised = torch.rand(1, 3, 6, 6, generator=generator) * 0.5 + 0.25
+        content = torch.rand(1, 3, 6, 6, generator=generator) * 0.5 + 0.25
+        out = color.luminance_transfer(stylised, content)
+        yiq_out, yiq_s, yiq_c = color.rgb_to_yiq(out), color.rgb_to_yiq(stylised), color.rgb_to_yiq(content)
+        # Where the stylised luma and the content's chroma make a colour inside [0, 1], that is the output;
+        # elsewhere a channel is clipped, which moves luma and chroma a little.
+        wanted = color.yiq_to_rgb(torch.cat([yiq_s[:, :1], yiq_c[:, 1:]], 1))
+        exact = ((wanted >= 0) & (wanted <= 1)).all(dim=1)
+        assert out.min() >= 0 and out.max() <= 1
+        assert torch.allclose(yiq_out[:, 0][exact], yiq_s[:, 0][exact], atol=1e-4)
+        assert torch.allclose(yiq_out[:, 1:].movedim(1, -1)[exact], yiq_c[:, 1:].movedim(1, -1)[exact], atol=1e-4)
+        assert (yiq_out[:, 0] - yiq_s[:, 0]).abs().max() < 0.05
 
 
 def test_yiq_round_trip():
