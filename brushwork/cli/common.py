@@ -9,6 +9,7 @@ the command line one to one. Choice lists come from ``brushwork.api``, never res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,8 +179,6 @@ def output_suffix(args: argparse.Namespace) -> str:
 
 def precision(args: argparse.Namespace):
     """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
-    import contextlib
-
     from brushwork import api
 
     return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()

@@ -20,9 +20,11 @@ from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, check_output_path
 from brushwork.gan import sample as gs
 from brushwork.gan.model import image_grid
+from brushwork.media import write_frames
 from brushwork.output import Protection, gif_frame, save_clip
-from brushwork.pipelines.common import DEFAULT_PROTECTION, PathLike, protection_of
+from brushwork.pipelines.common import PathLike
 from brushwork.records import Record, attach, describe_input, new_record
+from brushwork.saving import DEFAULT_PROTECTION, protection_of
 from brushwork.settings import Checked, setting
 
 ENGINE, WALK_ENGINE = "gan-sample", "gan-interpolate"
@@ -126,8 +128,6 @@ def interpolate(inputs: Inputs, settings: Settings, output: PathLike, *, frames:
 
     def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> Path:
         if path.suffix.lower() == ".mp4":
-            from brushwork.media import write_frames
-
             write_frames(images, path, fps=25, comment=comment, mark_frame=mark)
             return path
         shown = [gif_frame(mark(image) if mark else image) for image in images]
