@@ -97,9 +97,12 @@ ENGINES = {"stylize": stylize_pipeline.ENGINE, "fast_apply": fast_pipeline.ENGIN
            "gan_interpolate": gan_sample_pipeline.WALK_ENGINE}  # fmt: skip
 #: Each engine's settings, by the name the studio and the records use: the faces draw their options from these.
 SETTINGS = {"stylize": stylize_pipeline.Settings, "fast": fast_pipeline.Settings, "adain": adain_pipeline.Settings,
-            "video": video_pipeline.Settings, "gan-sample": gan_sample_pipeline.Settings}  # fmt: skip
+            "video": video_pipeline.Settings, "gan-sample": gan_sample_pipeline.Settings,
+            "gan-interpolate": gan_sample_pipeline.Walk}  # fmt: skip
 #: The settings of a GAN run's data, beside :class:`GanConfig`.
 GanData = gan_train_pipeline.Data
+#: How ``gan_evaluate`` measures a run (its files, the run and the classifier, are its inputs).
+GanEvaluation = gan_train_pipeline.Evaluation
 #: A frame shrunk for bigger strokes (audio-reactive scale) keeps at least this side, as the engines need.
 MIN_FRAME_SIDE = video_pipeline.MIN_FRAME_SIDE
 
@@ -130,6 +133,7 @@ __all__ = [
     "GAN_UPSAMPLES",
     "GanConfig",
     "GanData",
+    "GanEvaluation",
     "GanPlan",
     "IMAGE_FILE_SUFFIXES",
     "IMAGE_INFO_KEY",

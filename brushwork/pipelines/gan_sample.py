@@ -47,6 +47,20 @@ class Settings(Checked):
 
 
 @dataclass
+class Walk(Settings):
+    """A latent walk through the seeds (and back to the first): the samples' settings and the frames per leg."""
+
+    frames: int = setting(24, help="frames between two seeds", low=1, high=1000)
+
+    def validate(self, n_styles: int | None = None) -> None:
+        super().validate()
+        if len(self.seeds) < 2:
+            raise BrushworkError("a walk needs at least two seeds")
+        if len(self.seeds) * self.frames > gs.MAX_FRAMES:
+            raise BrushworkError(f"a walk is at most {gs.MAX_FRAMES} frames: {len(self.seeds)} seeds x {self.frames}")
+
+
+@dataclass
 class Inputs:
     run: PathLike  # a run folder from ``gan train``
 
@@ -108,24 +122,25 @@ def grid(inputs: Inputs, settings: Settings, *, device: str = "auto") -> Image.I
     return attach(picture, _record(ENGINE, inputs.run, parameters, seeds[0] if len(seeds) == 1 else None).finish())
 
 
-def interpolate(inputs: Inputs, settings: Settings, output: PathLike, *, frames: int = 24, force: bool = False,
+def interpolate(inputs: Inputs, settings: Walk, output: PathLike, *, force: bool = False,
                 protection: Protection | str | None = DEFAULT_PROTECTION) -> Path:  # fmt: skip
-    """A latent walk through the seeds (and back) as a GIF or MP4, ``frames`` per leg; the record is the
-    file's comment. Protected as a video's clips are (``protection=None`` opts out)."""
+    """A latent walk through the seeds (and back) as a GIF or MP4, ``settings.frames`` per leg; the record
+    is the file's comment. Protected as a video's clips are (``protection=None`` opts out)."""
+    # 1. Check the output and the settings.
     out = check_output_path(output, force, (".gif", ".mp4"))
-    if not 1 <= frames <= 1000:
-        raise BrushworkError("frames must be 1..1000")
     settings.validate()
+    # 2. Walk through the latents.
     g, cfg, classes = gs.load_run(inputs.run)
-    images = gs.interpolate(g, cfg, settings.seeds, gs.class_index(settings.class_name, classes), frames,
+    images = gs.interpolate(g, cfg, settings.seeds, gs.class_index(settings.class_name, classes), settings.frames,
                             settings.truncation)  # fmt: skip
     # GAN images are small: shown at 256 px or more (nearest, so pixels stay pixels).
     scale = max(1, 256 // cfg.resolution)
     images = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in images]
     parameters = {"seeds": settings.seeds, "class_name": settings.class_name, "truncation": settings.truncation,
-                  "frames": frames}  # fmt: skip
+                  "frames": settings.frames}  # fmt: skip
     record = _record(WALK_ENGINE, inputs.run, parameters)
 
+    # 3. Write the clip through the one exit, with its record.
     def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> Path:
         if path.suffix.lower() == ".mp4":
             write_frames(images, path, fps=25, comment=comment, mark_frame=mark)
@@ -164,8 +179,8 @@ def gan_interpolate(run: PathLike, output: PathLike, *, seeds: str | Sequence[in
                     protection: Protection | str | None = DEFAULT_PROTECTION) -> Path:  # fmt: skip
     """A latent walk through ``seeds`` (and back) as a GIF or MP4, ``frames`` per leg; the record is
     the file's comment. Protected as :func:`stylize_video`'s clips are (``protection=None`` opts out)."""
-    return interpolate(Inputs(run), _settings(seeds, class_name, truncation), output, frames=frames, force=force,
-                       protection=protection)  # fmt: skip
+    walk = Walk(seeds=seed_list(seeds), class_name=class_name, truncation=truncation, frames=frames)
+    return interpolate(Inputs(run), walk, output, force=force, protection=protection)
 
 
 def gan_classes(run: PathLike) -> list[str]:
