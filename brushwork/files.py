@@ -8,7 +8,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -230,3 +230,22 @@ def step_name(step: int) -> str:
     stylisation's intermediates (``OUT.step-0000123.png``) and a GAN run's samples
     (``RUN/samples/step-0000123.png``) read alike."""
     return f"step-{step:07d}"
+
+
+#: The still images brushwork reads as inputs (a batch's folder, training data, a style library).
+IMAGE_FILE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+def image_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given, and a folder's images (top level, by name) in its place: the inputs of a batch."""
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_FILE_SUFFIXES)
+            if not inside:
+                raise BrushworkError(f"{path}: no images in this folder ({', '.join(IMAGE_FILE_SUFFIXES)})")
+            found += inside
+        else:
+            found.append(path)
+    return found

@@ -33,6 +33,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from brushwork._version import __version__
 from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write
 
@@ -143,9 +144,7 @@ def new_record(engine: str, parameters: dict, *, inputs: dict | None = None, mod
 
 
 def versions() -> dict[str, str]:
-    import torch
-
-    from brushwork._version import __version__
+    import torch  # loaded to write a record, never to read one: info and verify start without it (#21)
 
     return {"brushwork": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
@@ -171,6 +170,22 @@ def describe_input(source: object) -> dict:
     if path.is_file():
         described["sha256"] = sha256_file(path)
     return described
+
+
+def changed_inputs(record: Record, inputs: dict) -> list[str]:
+    """The roles (``content``, ``styles``, ``model``, …) whose files now differ from those in ``record``
+    (by SHA-256); ``inputs`` maps a role to a path or a list of paths."""
+    changed = []
+    for role, given in inputs.items():
+        stored = record.inputs.get(role, record.models.get(role))
+        if given is None or stored is None:
+            continue
+        now = [describe_input(g).get("sha256") for g in (given if isinstance(given, list) else [given])]
+        then = [s.get("sha256") if isinstance(s, dict) else None for s in (stored if isinstance(stored, list)
+                                                                          else [stored])]  # fmt: skip
+        if len(now) != len(then) or any(a and b and a != b for a, b in zip(now, then, strict=True)):
+            changed.append(role)
+    return changed
 
 
 def attach(image: Image.Image, record: Record) -> Image.Image:

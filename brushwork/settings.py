@@ -39,6 +39,7 @@ def setting(
     basic: bool = False,
     required: bool = False,
     parse: Callable[[str], Any] | None = None,
+    parts: tuple[str, ...] = (),
 ):
     """A dataclass field with what the faces need to show and check it.
 
@@ -46,10 +47,11 @@ def setting(
     ``name`` is the keyword and form field where it differs from the field (the record keeps the field);
     ``flag`` the CLI option where it differs from ``--name``, ``aliases`` hidden older spellings of it.
     ``basic`` puts it among the studio's first controls; ``required`` means it must be given (the field's
-    default is then None); ``parse`` reads it from text where it has its own syntax (``0-63`` seeds)."""
+    default is then None); ``parse`` reads it from text where it has its own syntax (``0-63`` seeds);
+    ``parts`` names the items of a list of fixed length (``("low", "high")``), typed as that many words."""
     metadata = {"help": help, "choices": tuple(choices) if choices is not None else None, "low": low, "high": high,
                 "below": below, "name": name, "flag": flag, "aliases": tuple(aliases), "basic": basic,
-                "required": required, "parse": parse}  # fmt: skip
+                "required": required, "parse": parse, "parts": tuple(parts)}  # fmt: skip
     return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
@@ -92,6 +94,7 @@ class Control:
     flag: str = ""
     aliases: tuple[str, ...] = ()
     parse: Callable[[str], Any] | None = None
+    parts: tuple[str, ...] = ()  # a list of exactly these items (a range's two ends)
 
     def to_dict(self) -> dict:
         """The control as GET /api/engines shows it (the form is drawn from this)."""
@@ -181,7 +184,7 @@ def controls(settings_cls: type) -> list[Control]:
             choices=meta.get("choices") or (), help=meta["help"], low=meta.get("low"), high=meta.get("high"),
             below=meta.get("below"), basic=bool(meta.get("basic")),
             flag=meta.get("flag") or "--" + name.replace("_", "-"), aliases=meta.get("aliases") or (),
-            parse=meta.get("parse"),
+            parse=meta.get("parse"), parts=meta.get("parts") or (),
         ))  # fmt: skip
     return found
 
@@ -199,6 +202,8 @@ def check(settings: Any) -> None:
                 raise BrushworkError(f"{c.name} is required")
             if c.optional:
                 continue
+        if c.parts and len(value) != len(c.parts):
+            raise BrushworkError(f"{c.name}: expected {len(c.parts)} values ({', '.join(c.parts)}), got {len(value)}")
         for item in value if isinstance(value, (list, tuple)) else [value]:
             _check_item(c, item)
 
@@ -242,6 +247,8 @@ def json_schema(settings_cls: type) -> dict:
             target["maximum"] = c.high
         if c.below is not None:
             target["exclusiveMaximum"] = c.below
+        if c.parts:
+            prop["minItems"] = prop["maxItems"] = len(c.parts)
         properties[c.name] = {"anyOf": [prop, {"type": "null"}]} if c.optional and not c.required else prop
     required = [c.name for c in controls(settings_cls) if c.required]
     return {"type": "object", "properties": properties, "additionalProperties": False,

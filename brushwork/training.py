@@ -18,10 +18,9 @@ import torch
 from PIL import Image
 
 from brushwork.errors import MAX_SEED, BrushworkError, non_negative, require, seed_check
+from brushwork.files import IMAGE_FILE_SUFFIXES
 from brushwork.media import image_to_tensor, load_image
 from brushwork.settings import setting
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def list_images(folder: Path, unreadable: list[str] | None = None) -> list[Path]:
@@ -34,7 +33,7 @@ def list_images(folder: Path, unreadable: list[str] | None = None) -> list[Path]
 
     found = []
     for parent, _, files in os.walk(folder, onerror=note):
-        found += [Path(parent, name) for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+        found += [Path(parent, name) for name in files if Path(name).suffix.lower() in IMAGE_FILE_SUFFIXES]
     return sorted(p for p in found if p.is_file())
 
 
@@ -53,7 +52,7 @@ class ImageFolder:
         if not self.paths and self.skipped:
             raise BrushworkError(f"{root}: no readable images ({self.skipped[0]})")
         if not self.paths:
-            raise BrushworkError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise BrushworkError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_FILE_SUFFIXES))})")
 
     @property
     def unreadable(self) -> int:

@@ -81,8 +81,8 @@ def flags_for(c: Control, value) -> list[str]:
     """The value as typed on the command line."""
     if c.kind == "bool":
         return [c.flag if value else "--no-" + c.flag[2:]]
-    if c.kind == "names" and c.choices:
-        return [c.flag, *value]
+    if (c.kind == "names" and c.choices) or c.parts:  # several words: --classifier-range 0.25 0.75
+        return [c.flag, *map(str, value)]
     return [c.flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
 
 
@@ -175,6 +175,68 @@ def test_gan_train_flags_reach_the_pipeline_as_python_gives_them(tmp_path, monke
     (cli_data, cli_config), (py_data, py_config) = seen
     assert cli_data == py_data == api.GanData(**data_values) and cli_data.resolution == 64
     assert cli_config == py_config == config_values
+
+
+#: The GAN verbs that are no studio engine, with their settings: the CLI against the Python API.
+GAN_VERBS = {
+    "interpolate": (api.SETTINGS["gan-interpolate"], "interpolate",
+                    lambda out: ["gan", "interpolate", str(RUN), "-o", str(out / "walk.gif"), "-q"],
+                    lambda out, values: api.gan_interpolate(RUN, out / "walk.gif", **values)),
+    "evaluate": (api.GanEvaluation, "evaluate", lambda out: ["gan", "evaluate", str(RUN)],
+                 lambda out, values: api.gan_evaluate(RUN, **values)),
+}  # fmt: skip
+
+
+def gan_values(settings_cls) -> dict:
+    values = {c.name: value_for(c) for c in api.controls(settings_cls)}
+    if "extractor" in values:
+        values["extractor"] = "inception"  # the extractors are listed at run time, not in the settings
+    return values
+
+
+@pytest.mark.parametrize("verb", sorted(GAN_VERBS))
+def test_gan_walk_and_evaluation_flags_reach_the_pipeline_as_python_gives_them(verb, tmp_path, monkeypatch):
+    """``gan interpolate``'s and ``gan evaluate``'s flags are made from their settings: each one, moved off its
+    default on the command line, reaches the pipeline as the same keyword given to the Python API does."""
+    from brushwork.pipelines import gan_sample, gan_train
+
+    settings_cls, step, argv, python = GAN_VERBS[verb]
+    seen = []
+    monkeypatch.setattr(gan_sample if verb == "interpolate" else gan_train, step,
+                        lambda inputs, settings, *a, **k: seen.append(settings) or {})  # fmt: skip
+    values = gan_values(settings_cls)
+    expected = settings_cls.from_values(values)
+    controls = api.controls(settings_cls)
+    for c in controls:
+        assert getattr(expected, c.field) != c.default, f"{verb}: {c.name} is not moved off its default"
+    assert main([*argv(tmp_path), *[w for c in controls for w in flags_for(c, values[c.name])]]) == 0
+    python(tmp_path, values)
+    from_cli, from_python = seen
+    assert from_cli == from_python == expected
+
+
+def gan_out_of_range() -> list[tuple[str, str, object]]:
+    cases = [("interpolate", "seeds", [7]), ("evaluate", "classifier_range", [1.0, 0.0])]
+    for verb, (settings_cls, *_) in sorted(GAN_VERBS.items()):
+        for c in api.controls(settings_cls):
+            if c.low is not None:
+                cases.append((verb, c.name, c.low - 1))
+            if c.high is not None:
+                cases.append((verb, c.name, c.high + 1))
+    return cases
+
+
+@pytest.mark.parametrize(("verb", "name", "value"), gan_out_of_range())
+def test_gan_walk_and_evaluation_refuse_alike_on_the_cli_and_in_python(verb, name, value, tmp_path, capsys):
+    settings_cls, _, argv, python = GAN_VERBS[verb]
+    control = next(c for c in api.controls(settings_cls) if c.name == name)
+    assert main([*argv(tmp_path), *flags_for(control, value)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("brushwork: error: "), err
+    with pytest.raises(api.BrushworkError) as refused:
+        python(tmp_path, {name: value, **({"seeds": "0-3"} if verb == "interpolate" and name != "seeds" else {})})
+    assert err[0].removeprefix("brushwork: error: ") == str(refused.value)
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_gan_train_with_resolution_runs(tmp_path):

@@ -143,3 +143,16 @@ def test_no_import_cycles():
     graph = {name: imported(path, known) for name, path in known.items()}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_api_only_names_what_lives_below_it():
+    """``brushwork.api`` is the stable set of public names and nothing else: imports, aliases, constants and
+    ``__all__``. A function or class written there would be a second home for code that belongs to an engine,
+    a pipeline or the ground floor (and would be missed by the CLI's and studio's layout rules)."""
+    path = PACKAGE / "api.py"
+    allowed = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)
+    tree = ast.parse(path.read_text(), str(path))
+    docstring = [tree.body[0]] if ast.get_docstring(tree) else []
+    offenders = [f"api.py:{node.lineno}: {type(node).__name__} {getattr(node, 'name', '')}".rstrip()
+                 for node in tree.body if node not in docstring and not isinstance(node, allowed)]  # fmt: skip
+    assert not offenders, offenders

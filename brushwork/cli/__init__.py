@@ -7,6 +7,7 @@ import importlib
 import signal
 import sys
 
+from brushwork._version import __version__
 from brushwork.cli.common import EXAMPLES, missing_sub_verb, parse_with_stored_params
 from brushwork.errors import BrushworkError
 
@@ -74,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         parser, handlers = build_parser(_verb_of(argv))
         args = parse_with_stored_params(parser, argv)
         if args.version:
-            from brushwork._version import __version__
-
             print(__version__)
             return 0
         if args.verb not in handlers:

@@ -9,9 +9,10 @@ the command line one to one. Choice lists come from ``brushwork.api``, never res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from brushwork.errors import BrushworkError
@@ -96,11 +97,13 @@ def add_settings(group, settings_cls, *, only: tuple[str, ...] | None = None, sk
             options["default"] = c.default if keep_defaults else None
         else:
             listed = c.kind == "names" and c.choices  # several words from a list: --audio-reactive strength scale
-            options["type"] = str if listed else _reader(c)
-            options["nargs"] = "+" if listed else None
+            options["type"] = str if listed else _item_reader(c) if c.parts else _reader(c)
+            options["nargs"] = "+" if listed else len(c.parts) if c.parts else None
+            if c.parts:  # a fixed list, a word each: --classifier-range -1 1
+                options["metavar"] = tuple(part.upper() for part in c.parts)
             options["default"] = default if keep_defaults else None
-            if not keep_defaults and default is not None:
-                options["help"] = f"{c.help} (default: {_shown(default)})"
+            if default is not None and (c.parts or not keep_defaults):
+                options["help"] = f"{c.help} (default: {_shown(default, ' ' if c.parts else ',')})"
             if c.name in (choices or {}):
                 options["choices"] = choices[c.name]
             elif c.choices:
@@ -125,8 +128,14 @@ def _reader(control: Control) -> Callable[[str], object]:
     return read
 
 
-def _shown(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+def _item_reader(control: Control) -> Callable[[str], object]:
+    """One word of a list typed as separate words (``parts``): read as the list's items are."""
+    kind = {"floats": "float", "ints": "int"}.get(control.kind, "str")
+    return _reader(replace(control, kind=kind, parts=(), parse=None, optional=False, required=False))
+
+
+def _shown(value, between: str = ",") -> str:
+    return between.join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def settings_values(settings_cls, args: argparse.Namespace, *, given_only: bool = False) -> dict:
@@ -178,8 +187,6 @@ def output_suffix(args: argparse.Namespace) -> str:
 
 def precision(args: argparse.Namespace):
     """Keep the engine's result at 16 bits while it is made, when a 16-bit file is asked for."""
-    import contextlib
-
     from brushwork import api
 
     return api.high_precision() if getattr(args, "bit_depth", 8) == 16 else contextlib.nullcontext()

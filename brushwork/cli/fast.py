@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from brushwork import api
 from brushwork.cli.common import (
@@ -37,8 +38,6 @@ def add_slim(verb_sub, engine: str) -> None:
 
 
 def run_slim(args: argparse.Namespace) -> int:
-    import os
-
     out = api.slim_model(args.model, args.output, force=args.force)
     before, after = os.path.getsize(args.model), os.path.getsize(out)
     print(f"{out}  ({after / 1e6:.2f} MB, was {before / 1e6:.2f} MB)")

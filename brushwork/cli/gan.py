@@ -49,14 +49,10 @@ def register(sub) -> dict:
     p = add_parser(gan_sub, "evaluate", "FID/KID of a run's EMA generator against its training images")
     p.add_argument("run", help="run folder from 'brushwork gan train'")
     p.add_argument("--data", help="the training data, if it has moved (default: where the run recorded it)")
-    p.add_argument("--samples", type=int, default=1000, help="generated and real images compared (as in training)")
-    text = "FID/KID features: lite0 (offline) or inception (as in papers); default: the run's"
-    p.add_argument("--extractor", choices=tuple(api.EXTRACTORS), default=None, help=text)
+    add_settings(p, api.GanEvaluation, choices={"extractor": tuple(api.EXTRACTORS)})
     p.add_argument("--extractor-weights", default=None, help="a local weights file for those features")
     p.add_argument("--classifier", help="an ONNX classifier of the run's classes (scores in the run's class order): "
                    "reports the share of samples it assigns to the class asked for")  # fmt: skip
-    p.add_argument("--classifier-range", type=float, nargs=2, default=(0.0, 1.0), metavar=("LOW", "HIGH"),
-                   help="the pixel range the classifier was trained on")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     for verb, text, default, seeds in (
@@ -65,17 +61,14 @@ def register(sub) -> dict:
     ):
         p = add_parser(gan_sub, verb, text)
         p.add_argument("run", help="run folder from 'brushwork gan train'")
-        add_settings(p, api.SETTINGS["gan-sample"], defaults={"seeds": seeds})
+        add_settings(p, api.SETTINGS["gan-" + verb], defaults={"seeds": seeds})
         add_output_options(p, "output folder, or an image with --grid" if verb == "sample" else "WALK.gif or .mp4",
                            default)  # fmt: skip
         p.add_argument("-q", "--quiet", action="store_true", help="print nothing but the output's name")
+        add_protection_options(p)
         if verb == "sample":
-            add_protection_options(p)
             p.add_argument("--grid", action="store_true", help="one image grid instead of a folder of PNGs")
             p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-        else:
-            add_protection_options(p)
-            p.add_argument("--frames", type=int, default=24, help="frames between two seeds")
         add_params_from(p, Replay(p, api.ENGINES["gan_" + verb], lambda a: {"model": _checkpoint(a.run)}))
     return {"gan": _run_gan}
 
@@ -91,9 +84,9 @@ def _run_gan(args: argparse.Namespace) -> int:
 
 def _run_walk(args: argparse.Namespace) -> int:
     out = args.output or f"{Path(args.run).resolve().name}-walk.gif"
-    settings = settings_from(api.SETTINGS["gan-sample"], args)
-    print(api.gan_interpolate(args.run, out, frames=args.frames, force=args.force,
-                              protection=protection_from_args(args), **settings.values()))  # fmt: skip
+    settings = settings_from(api.SETTINGS["gan-interpolate"], args)
+    print(api.gan_interpolate(args.run, out, force=args.force, protection=protection_from_args(args),
+                              **settings.values()))  # fmt: skip
     return 0
 
 
@@ -148,9 +141,8 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    figures = api.gan_evaluate(
-        args.run, samples=args.samples, extractor=args.extractor, extractor_weights=args.extractor_weights,
-        data=args.data, classifier=args.classifier, classifier_range=tuple(args.classifier_range), device=args.device,
-    )  # fmt: skip
+    settings = settings_from(api.GanEvaluation, args)
+    figures = api.gan_evaluate(args.run, data=args.data, extractor_weights=args.extractor_weights,
+                               classifier=args.classifier, device=args.device, **settings.values())  # fmt: skip
     print(json.dumps(figures))
     return 0

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from brushwork.cli.common import add_parser
+from brushwork.records import read_record  # brushwork.api.info is this function, read without the engines (#21)
 
 
 def register(sub) -> dict:
@@ -16,8 +17,5 @@ def register(sub) -> dict:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    # brushwork.api.info is this function; the records module reads it without the engines (#21).
-    from brushwork.records import read_record
-
     print(json.dumps(read_record(args.image).to_dict(), indent=2, sort_keys=True))
     return 0

@@ -8,6 +8,10 @@ import os
 import secrets
 import sys
 
+from brushwork.errors import BrushworkError
+from brushwork.studio.config import StudioConfig, default_data_dir, env_token
+
+# The server and the workers (FastAPI, torch, Redis) load inside the verbs that run them, when they run.
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -66,8 +70,6 @@ def register(sub) -> dict:
 
 
 def _config(args: argparse.Namespace, token: str | None = None, worker_token: str | None = None, **access):
-    from brushwork.studio.config import StudioConfig, default_data_dir
-
     return StudioConfig(data_dir=args.data or default_data_dir(), device=args.device, queue_url=args.queue,
                         lease_seconds=args.lease, token=token, store_url=args.store,
                         worker_token=worker_token,
@@ -85,9 +87,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from brushwork.errors import BrushworkError
     from brushwork.studio.app import serve_app
-    from brushwork.studio.config import env_token
 
     if not 0 < args.port < 65536:
         raise BrushworkError(f"--port must be 1-65535, not {args.port}")
@@ -154,7 +154,6 @@ def _until_stopped(run) -> int:
 
 def _run_remote_worker(args: argparse.Namespace) -> int:
     """A worker on another host: jobs from the queue, inputs and results through the studio's worker API."""
-    from brushwork.errors import BrushworkError
     from brushwork.studio.remote import WORKER_TOKEN_ENV, RemoteWorker, env_worker_token
 
     token = env_worker_token()

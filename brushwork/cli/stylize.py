@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from brushwork import api
@@ -183,8 +184,6 @@ def _stylize_one(args: argparse.Namespace, settings, content: Path, output: Path
 
 def _run_demo(args: argparse.Namespace) -> int:
     """The optimisation engine on the bundled photo, then the bundled feed-forward and AdaIN models, timed."""
-    import time
-
     photo = EXAMPLES / "tubingen.jpg"
     output = Path(args.output or "brushwork-demo.png")
     fast_out = output.with_name(output.stem + "-fast.png")

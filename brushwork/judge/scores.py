@@ -31,13 +31,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from brushwork.errors import BrushworkError
+from brushwork.files import IMAGE_FILE_SUFFIXES
 
 #: Long side, in pixels, at which every image is scored (bounds time and memory).
 SCORE_SIZE = 256
 PATCH = 32
 BINS = 4
-#: What a folder of outputs is searched for.
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 
@@ -143,7 +142,7 @@ class StyleScorer:
         return StyleScore(path, content, style, gram, colour, (1 + content) * (1 + style), lpips)
 
 
-def image_files(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...] = INPUT_SUFFIXES) -> list[Path]:
+def image_files(inputs: Sequence[str | os.PathLike], suffixes: tuple[str, ...] = IMAGE_FILE_SUFFIXES) -> list[Path]:
     """Files and folders (their images, or files with ``suffixes``, sorted) -> paths."""
     paths: list[Path] = []
     for item in inputs:

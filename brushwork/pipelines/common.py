@@ -1,5 +1,9 @@
-"""What every pipeline takes from the same place: opening inputs, trained style models, the choice of
-protection, and the account of a style picked by words. Pipelines import this, never each other."""
+"""What every pipeline takes from the same place: opening inputs, trained style models and the account of a
+style picked by words (the choice of protection is ``brushwork.saving``'s). Pipelines import this, never each
+other.
+
+Loading it sizes torch's CPU threads to the cores free now (``brushwork/threads.py``, #21): whatever loads
+an engine, the API or a pipeline alone, starts with as many threads as it can run."""
 
 from __future__ import annotations
 
@@ -11,25 +15,24 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
-from brushwork import backbones, networks
+from brushwork import backbones, networks, threads
 from brushwork.backbones import BACKBONES
 from brushwork.checkpoints import load_meta
 from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
 from brushwork.media import load_image
-from brushwork.output import Protection
 from brushwork.records import Record, describe_input
+from brushwork.saving import PathLike
 from brushwork.settings import Checked, check, setting
-from brushwork.style import color
+from brushwork.style import adain, color, feedforward, magenta
 from brushwork.style.style_library import StylePick
 
 ImageSource = str | os.PathLike | Image.Image
-PathLike = str | os.PathLike
 FAST_KIND, ADAIN_KIND = "fast-style", "adain"
 #: The model name that applies Magenta's arbitrary network (brushwork.style.magenta) instead of a decoder file.
 MAGENTA_MODEL = "magenta"
-#: ``protection``'s default: a fresh :class:`brushwork.protect.Protection` (watermark, provenance, registry).
-DEFAULT_PROTECTION = "default"
+
+threads.fit()
 
 
 # The settings several engines share: the same name, help and range on each.
@@ -103,17 +106,6 @@ def described(sources) -> list[dict]:
     return [describe_input(s) for s in sources]
 
 
-def protection_of(protection: Protection | str | None) -> Protection | None:
-    """``"default"``: a fresh protection (watermark, provenance, registry); None: none; or the one given."""
-    if isinstance(protection, str):
-        if protection != DEFAULT_PROTECTION:
-            raise BrushworkError(f"protection is {DEFAULT_PROTECTION!r}, None or a brushwork.protect.Protection")
-        from brushwork.protect import Protection as Protect
-
-        return Protect()
-    return protection
-
-
 @dataclass
 class Model:
     """A trained style model loaded once, for applying it to many images (``load_model``)."""
@@ -152,8 +144,6 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
                weights_layout: str = "torchvision", pooling: str = "max", device: str = "auto") -> Model:  # fmt: skip
     """A fast or AdaIN model, ready for ``fast_apply``/``adain_apply`` (and for several images); or the
     best match of a ``rank_styles`` ranking of fast models, remembering the ranking for records."""
-    from brushwork.style import adain, feedforward
-
     if str(path) == MAGENTA_MODEL:
         return _magenta_model()
     pick, path = picked(path, "fast")
@@ -170,8 +160,6 @@ def load_model(path: PathLike | StylePick, *, backbone: str = "auto", weights: P
 
 def _magenta_model() -> Model:
     """Magenta's arbitrary network as an AdaIN-kind model: any style image, no decoder file, on the CPU."""
-    from brushwork.style import magenta
-
     net = magenta.MagentaNetwork()
     files = {role: describe_input(path) for role, path in net.files.items()}
     described = {"name": magenta.NAME, "files": files, "credit": magenta.CREDIT}
@@ -184,14 +172,11 @@ def paint_any_style(model: Model, contents: list[Image.Image], styles: list[Imag
                     image_size: int | None, style_size: int | None) -> list[Image.Image]:  # fmt: skip
     """The one path for every any-style picture (alone, batched or a video frame): an AdaIN decoder, or
     Magenta's network under the same contract."""
-    from brushwork.style.adain import apply_adain
-    from brushwork.style.magenta import MagentaNetwork, apply_magenta
-
-    if isinstance(model.net, MagentaNetwork):
-        return apply_magenta(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size,
-                             style_size)  # fmt: skip
-    return apply_adain(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size, style_size,
-                       model.device)  # fmt: skip
+    if isinstance(model.net, magenta.MagentaNetwork):
+        return magenta.apply_magenta(model.net, contents, styles, weights, strength, mask, preserve_colors,
+                                     image_size, style_size)  # fmt: skip
+    return adain.apply_adain(model.net, contents, styles, weights, strength, mask, preserve_colors, image_size,
+                             style_size, model.device)  # fmt: skip
 
 
 def _file_key(path: PathLike | None) -> tuple | str | None:

@@ -21,9 +21,11 @@ from brushwork.errors import BrushworkError
 from brushwork.files import atomic_write, check_output_path
 from brushwork.gan import sample as gs
 from brushwork.gan.model import image_grid
+from brushwork.media import write_frames
 from brushwork.output import Protection, gif_frame, save_clip
-from brushwork.pipelines.common import DEFAULT_PROTECTION, PathLike, protection_of
+from brushwork.pipelines.common import PathLike
 from brushwork.records import Record, attach, describe_input, new_record
+from brushwork.saving import DEFAULT_PROTECTION, protection_of
 from brushwork.settings import Checked, setting
 
 ENGINE, WALK_ENGINE = "gan-sample", "gan-interpolate"
@@ -43,6 +45,20 @@ class Settings(Checked):
     def validate(self, n_styles: int | None = None) -> None:
         super().validate()
         gs.parse_seeds(",".join(str(int(s)) for s in self.seeds))  # how many, and each within 63 bits
+
+
+@dataclass
+class Walk(Settings):
+    """A latent walk through the seeds (and back to the first): the samples' settings and the frames per leg."""
+
+    frames: int = setting(24, help="frames between two seeds", low=1, high=1000)
+
+    def validate(self, n_styles: int | None = None) -> None:
+        super().validate()
+        if len(self.seeds) < 2:
+            raise BrushworkError("a walk needs at least two seeds")
+        if len(self.seeds) * self.frames > gs.MAX_FRAMES:
+            raise BrushworkError(f"a walk is at most {gs.MAX_FRAMES} frames: {len(self.seeds)} seeds x {self.frames}")
 
 
 @dataclass
@@ -114,28 +130,27 @@ def grid(inputs: Inputs, settings: Settings, *, device: str = "auto") -> Image.I
     return attach(picture, _record(ENGINE, inputs.run, parameters, seeds[0] if len(seeds) == 1 else None).finish())
 
 
-def interpolate(inputs: Inputs, settings: Settings, output: PathLike, *, frames: int = 24, force: bool = False,
+def interpolate(inputs: Inputs, settings: Walk, output: PathLike, *, force: bool = False,
                 protection: Protection | str | None = DEFAULT_PROTECTION) -> Path:  # fmt: skip
-    """A latent walk through the seeds (and back) as a GIF or MP4, ``frames`` per leg; the record is the
-    file's comment. Protected as a video's clips are (``protection=None`` opts out)."""
+    """A latent walk through the seeds (and back) as a GIF or MP4, ``settings.frames`` per leg; the record
+    is the file's comment. Protected as a video's clips are (``protection=None`` opts out)."""
+    # 1. Check the output and the settings.
     out = check_output_path(output, force, (".gif", ".mp4"))
-    if not 1 <= frames <= 1000:
-        raise BrushworkError("frames must be 1..1000")
     settings.validate()
+    # 2. Walk through the latents.
     g, cfg, classes = gs.load_run(inputs.run)
-    images = gs.interpolate(g, cfg, settings.seeds, gs.class_index(settings.class_name, classes), frames,
+    images = gs.interpolate(g, cfg, settings.seeds, gs.class_index(settings.class_name, classes), settings.frames,
                             settings.truncation)  # fmt: skip
     # GAN images are small: shown at 256 px or more (nearest, so pixels stay pixels).
     scale = max(1, 256 // cfg.resolution)
     images = [f.resize((f.width * scale, f.height * scale), Image.Resampling.NEAREST) for f in images]
     parameters = {"seeds": settings.seeds, "class_name": settings.class_name, "truncation": settings.truncation,
-                  "frames": frames}  # fmt: skip
+                  "frames": settings.frames}  # fmt: skip
     record = _record(WALK_ENGINE, inputs.run, parameters)
 
+    # 3. Write the clip through the one exit, with its record.
     def write(path: Path, comment: str, mark: Callable[[Image.Image], Image.Image] | None) -> Path:
         if path.suffix.lower() == ".mp4":
-            from brushwork.media import write_frames
-
             write_frames(images, path, fps=25, comment=comment, mark_frame=mark)
             return path
         shown = [gif_frame(mark(image) if mark else image) for image in images]
@@ -172,8 +187,8 @@ def gan_interpolate(run: PathLike, output: PathLike, *, seeds: str | Sequence[in
                     protection: Protection | str | None = DEFAULT_PROTECTION) -> Path:  # fmt: skip
     """A latent walk through ``seeds`` (and back) as a GIF or MP4, ``frames`` per leg; the record is
     the file's comment. Protected as :func:`stylize_video`'s clips are (``protection=None`` opts out)."""
-    return interpolate(Inputs(run), _settings(seeds, class_name, truncation), output, frames=frames, force=force,
-                       protection=protection)  # fmt: skip
+    walk = Walk(seeds=seed_list(seeds), class_name=class_name, truncation=truncation, frames=frames)
+    return interpolate(Inputs(run), walk, output, force=force, protection=protection)
 
 
 def gan_classes(run: PathLike) -> list[str]:

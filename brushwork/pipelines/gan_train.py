@@ -16,8 +16,12 @@ from brushwork.checkpoints import load_meta
 from brushwork.device import pick_device
 from brushwork.distributed import launched_rank
 from brushwork.errors import BrushworkError
-from brushwork.gan.model import GanConfig
+from brushwork.gan.data import load_dataset
+from brushwork.gan.evaluate import evaluate_run
+from brushwork.gan.model import GanConfig, read_options
 from brushwork.gan.nets import RESOLUTIONS
+from brushwork.gan.train import CHECKPOINT, SCHEDULE, prepare_run_folder, train_gan
+from brushwork.judge.classes import class_consistency
 from brushwork.pipelines.common import PathLike
 from brushwork.settings import Checked, controls, setting
 from brushwork.training import TrainStep, config_from_dict
@@ -36,6 +40,32 @@ class Data(Checked):
 class Inputs:
     data: PathLike  # an image folder, a folder of Fashion-MNIST IDX files, or 'fashion-mnist'
     output: PathLike  # the run folder (created, with its parents)
+
+
+@dataclass
+class Evaluation(Checked):
+    """How a run is measured (the files it is measured with are :class:`EvaluationInputs`)."""
+
+    samples: int = setting(1000, help="generated and real images compared (as in training)", low=2, high=100_000)
+    # Any registered extractor (judge.distribution.EXTRACTORS, open to more at run time): the faces list them.
+    extractor: str | None = setting(None, help="FID/KID features: lite0 (offline) or inception (as in papers); "
+                                    "default: the run's")  # fmt: skip
+    classifier_range: list[float] = setting(default_factory=lambda: [0.0, 1.0], parts=("low", "high"),
+                                            help="the pixel range the classifier was trained on")  # fmt: skip
+
+    def validate(self, n_styles: int | None = None) -> None:
+        super().validate()
+        low, high = self.classifier_range
+        if not low < high:
+            raise BrushworkError(f"classifier range: low ({low:g}) must be below high ({high:g})")
+
+
+@dataclass
+class EvaluationInputs:
+    run: PathLike  # a run folder from ``gan train``
+    data: PathLike | None = None  # the training data, if it has moved since (default: where the run recorded it)
+    extractor_weights: PathLike | None = None  # a local weights file for the extractor's features
+    classifier: PathLike | None = None  # an ONNX classifier of the run's classes (scores in the run's class order)
 
 
 @dataclass
@@ -59,9 +89,6 @@ def run(inputs: Inputs, data: Data, config: dict, on_progress: Callable[[TrainSt
     """Train; ``config`` holds the :class:`GanConfig` settings given (unset ones keep the defaults, or on
     resume the run's own); ``on_start`` sees every setting before the first step (under torchrun, in the
     first process only)."""
-    from brushwork.gan.data import load_dataset
-    from brushwork.gan.train import CHECKPOINT, SCHEDULE, prepare_run_folder, train_gan
-
     out = Path(inputs.output)
     # 1. Check the run folder and the settings before the data loads (train_gan clears and creates it).
     prepare_run_folder(out, inputs.data, force, resume, check_only=True)
@@ -90,33 +117,24 @@ def run(inputs: Inputs, data: Data, config: dict, on_progress: Callable[[TrainSt
                      force=force)  # fmt: skip
 
 
-def evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = None,
-             extractor_weights: PathLike | None = None, data: PathLike | None = None,
-             classifier: PathLike | None = None, classifier_range: tuple[float, float] = (0.0, 1.0),
-             device: str = "auto") -> dict:  # fmt: skip
-    """FID/KID and precision/recall of a run's EMA generator against its training images (``data`` if
-    they have moved), on the run's own feature extractor unless one is named (``lite0`` offline,
-    ``inception`` as in papers); with ``classifier`` (an ONNX file taking images in
-    ``classifier_range``), the share of samples it assigns to the class asked for. The figures come
-    with a ``protocol`` card."""
-    from brushwork.gan.data import load_dataset
-    from brushwork.gan.evaluate import evaluate_run
-    from brushwork.gan.model import read_options
-
-    if not 2 <= samples <= 100_000:
-        raise BrushworkError("samples must be 2..100000")
-    cfg, recorded = read_options(run)
-    source = str(data) if data is not None else recorded["source"]
+def evaluate(inputs: EvaluationInputs, settings: Evaluation, *, device: str = "auto") -> dict:
+    """FID/KID and precision/recall of a run's EMA generator against its training images, with a
+    ``protocol`` card; with a classifier, the share of samples it assigns to the class asked for."""
+    # 1. Check the settings, then read the run's options and its data.
+    settings.validate()
+    cfg, recorded = read_options(inputs.run)
+    source = str(inputs.data) if inputs.data is not None else recorded["source"]
     dataset = load_dataset(source, cfg.classes > 0, cfg.resolution, cfg.channels)
-    weights = str(extractor_weights) if extractor_weights is not None else None
+    weights = str(inputs.extractor_weights) if inputs.extractor_weights is not None else None
+    # 2. The judge's class metric, handed to the GAN's evaluation (which never imports the judge).
     check = None
-    if classifier is not None:  # a metric of the judge's, handed to the GAN's evaluation (which never imports it)
-        from brushwork.judge.classes import class_consistency
+    if inputs.classifier is not None:
 
         def check(images, labels, names) -> dict:
-            return class_consistency(classifier, images, labels, names, classifier_range)
+            return class_consistency(inputs.classifier, images, labels, names, tuple(settings.classifier_range))
 
-    return evaluate_run(run, dataset, samples, pick_device(device), extractor, weights, check)
+    # 3. Measure.
+    return evaluate_run(inputs.run, dataset, settings.samples, pick_device(device), settings.extractor, weights, check)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,4 +153,14 @@ def gan_train(data: PathLike, output: PathLike, *, conditional: bool = False, re
                force=force, device=device, on_start=on_start)  # fmt: skip
 
 
-gan_evaluate = evaluate
+def gan_evaluate(run: PathLike, *, samples: int = 1000, extractor: str | None = None,
+                 extractor_weights: PathLike | None = None, data: PathLike | None = None,
+                 classifier: PathLike | None = None, classifier_range: tuple[float, float] = (0.0, 1.0),
+                 device: str = "auto") -> dict:  # fmt: skip
+    """FID/KID and precision/recall of a run's EMA generator against its training images (``data`` if
+    they have moved), on the run's own feature extractor unless one is named (``lite0`` offline,
+    ``inception`` as in papers); with ``classifier`` (an ONNX file taking images in
+    ``classifier_range``), the share of samples it assigns to the class asked for. The figures come
+    with a ``protocol`` card."""
+    inputs = EvaluationInputs(run, data, extractor_weights, classifier)
+    return evaluate(inputs, Evaluation(samples, extractor, list(classifier_range)), device=device)

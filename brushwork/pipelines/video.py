@@ -21,7 +21,6 @@ from brushwork.media import CRF_RANGE, DEFAULT_MAX_PIXELS
 from brushwork.output import Protection, save_clip
 from brushwork.pipelines.common import (
     ADAIN_KIND,
-    DEFAULT_PROTECTION,
     MAX_SIZE,
     MIN_SIZE,
     ImageSource,
@@ -34,11 +33,11 @@ from brushwork.pipelines.common import (
     open_image,
     paint_any_style,
     preserve_colors_setting,
-    protection_of,
     strength_setting,
     style_blend_setting,
 )
 from brushwork.records import Record, describe_input, new_record
+from brushwork.saving import DEFAULT_PROTECTION, protection_of
 from brushwork.settings import Checked, setting
 from brushwork.style.audio import MODES as AUDIO_MODES
 from brushwork.style.feedforward import apply_feedforward

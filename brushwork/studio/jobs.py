@@ -31,10 +31,13 @@ from typing import Any
 from PIL import Image
 
 from brushwork import threads
+from brushwork.api import new_record, record_of, save
 from brushwork.database import check_database, damaged, immediate_transaction, use_wal
 from brushwork.errors import BrushworkError
 from brushwork.files import remove_stale_temps
 from brushwork.studio.config import StudioConfig
+from brushwork.studio.engines import RunContext, Written, batchable_engines, get_engine
+from brushwork.studio.library import install_trained_model, resolve_inputs
 
 log = logging.getLogger("brushwork.studio")
 
@@ -482,8 +485,6 @@ class _Attempt:
             raise JobStopped(self.stopped)
 
     def _write_preview(self, image: Image.Image) -> dict:
-        from brushwork.api import new_record, save
-
         self.preview_step += 1
         name = f"{self.job.id}-{self.token[:8]}-{self.preview_step:05d}.jpg"
         record = new_record(self.job.engine, self.job.params, extra={"preview": True, "progress": self.fraction,
@@ -501,10 +502,6 @@ def run_job(store: JobStore, job: Job, token: str, device: str = "auto", results
             attempt: _Attempt | None = None) -> str:  # fmt: skip
     """Run a claimed job through the API and publish its outputs; return its final status. From
     :func:`run_batch`: ``results``, what the batch made for this job, and ``attempt``, its held lease."""
-    from brushwork.api import record_of, save
-    from brushwork.studio.engines import RunContext, Written, get_engine
-    from brushwork.studio.library import install_trained_model, resolve_inputs
-
     config = store.config
     written: list[Path] = []
     # Named by job and attempt: a late duplicate can never overwrite a published output.
@@ -576,9 +573,6 @@ def run_batch(store: JobStore, claims: list[tuple[Job, str]], device: str = "aut
     """Run claimed jobs of one engine with the same settings, model and styles as one batch (one forward
     pass through the model), then publish each job's results on its own. If the batch fails, each job runs
     alone, so a bad input fails its own job only."""
-    from brushwork.studio.engines import get_engine
-    from brushwork.studio.library import resolve_inputs
-
     config = store.config
     engine = get_engine(claims[0][0].engine)
     if len(claims) == 1 or engine.run_batch is None:
@@ -613,8 +607,6 @@ class Worker:
     def run_once(self, job_id: str | None = None) -> str | None:
         """Claim and run the oldest job (or ``job_id``), with compatible queued jobs as one batch where its
         engine allows; return the (first) job's final status, or None when there was nothing to do."""
-        from brushwork.studio.engines import batchable_engines
-
         limit = self.store.config.batch_for(self.device) if job_id is None else 1
         claims = self.store.claim_batch(job_id, self.name, limit, batchable_engines())
         if not claims:

@@ -17,10 +17,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from brushwork import api
 from brushwork.api import load_image, require_av, video_stream
 from brushwork.errors import BrushworkError
 from brushwork.studio.config import Limits, StudioConfig
+from brushwork.studio.engines import ENGINES, Inputs, available_engines
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 IMAGE_EXTS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
@@ -98,8 +101,6 @@ def stage_upload(config: StudioConfig, data: bytes, filename: str | None, video:
 def _check_image(path: Path, config: StudioConfig, label: str) -> str:
     image = load_image(path, config.limits.image_pixels)  # refuses non-images and bombs
     image.close()
-    from PIL import Image
-
     with Image.open(path) as probe:
         ext = IMAGE_EXTS.get(probe.format or "")
     if ext is None:
@@ -284,8 +285,6 @@ def _find_model(config: StudioConfig, name: str, engine: str) -> dict:
 def resolve_inputs(config: StudioConfig, engine: str, inputs: dict):
     """A job's stored references -> the files the engine reads (a training job's model is the name of
     the model it makes, not a file)."""
-    from brushwork.studio.engines import ENGINES, Inputs
-
     content = inputs.get("content")
     makes_model = engine in ENGINES and ENGINES[engine].makes_model
     model = inputs.get("model")
@@ -304,9 +303,6 @@ def picture_settings(config: StudioConfig, data: bytes, filename: str | None) ->
     """PNG Info: what a dropped picture says of how it was made. A brushwork output gives its engine,
     settings (the studio's names) and the library refs and model its inputs match by hash, ready for
     the form; another tool's picture (AUTOMATIC1111, ComfyUI) gives its own text, to read. Nothing is kept."""
-    from PIL import Image
-
-    from brushwork.studio.engines import available_engines
 
     staged = stage_upload(config, data, filename)  # an image within the pixel limit: its chunks are safe to read
     try:

@@ -27,12 +27,15 @@ from PIL import Image, ImageOps
 
 from brushwork.checkpoints import load_meta
 from brushwork.database import immediate_transaction, use_wal
+from brushwork.device import pick_device
 from brushwork.errors import BrushworkError
+from brushwork.files import IMAGE_FILE_SUFFIXES
 from brushwork.media import image_to_tensor, load_image
 from brushwork.records import sha256_file
-from brushwork.style.clip_guidance import Clip
+from brushwork.style import clip_guidance
+from brushwork.style.clip_guidance import DEFAULT_MODEL, DEFAULT_PRETRAINED, Clip
+from brushwork.style.feedforward import apply_feedforward, load_feedforward
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MAX_LIBRARY = 5000  # files ranked at most: a library, not a dataset
 KINDS = ("images", "fast")  # what a library holds: style images (AdaIN), or fast models
 #: The photo a model without its style image at hand paints, to be embedded in the style image's place.
@@ -148,7 +151,7 @@ def _library_files(library) -> tuple[list[Path], list[Path]]:
         else:
             raise BrushworkError(f"{root}: no such style library (a folder, or style files)")
     files = list(dict.fromkeys(files))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    images = [p for p in files if p.suffix.lower() in IMAGE_FILE_SUFFIXES]
     return images, [p for p in files if p.suffix == ".safetensors"]
 
 
@@ -195,8 +198,6 @@ def _entries(candidates: list[Path], images: list[Path], notes: list[str]) -> li
 
 def _render(model: Path) -> Image.Image:
     """A fast model's picture of the reference photo: its style, where its style image is not at hand."""
-    from brushwork.style.feedforward import apply_feedforward, load_feedforward
-
     net, _ = load_feedforward(model)
     return apply_feedforward(net, [load_image(REFERENCE_PHOTO)], image_size=REFERENCE_SIZE)[0]
 
@@ -247,6 +248,34 @@ class EmbeddingCache:
 
 
 def default_cache() -> Path:
-    import platformdirs
+    import platformdirs  # only where a ranking keeps its embeddings in the user's cache
 
     return Path(platformdirs.user_cache_dir("brushwork", appauthor=False)) / "clip-embeddings.sqlite"
+
+
+def rank_styles(
+    text: str,
+    library: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    kind: str = "images",
+    clip: Clip | None = None,
+    clip_model: str = DEFAULT_MODEL,
+    clip_pretrained: str = DEFAULT_PRETRAINED,
+    clip_weights: str | os.PathLike | None = None,
+    cache: str | os.PathLike | bool = True,
+    device: str = "auto",
+) -> StylePick:
+    """Rank a style library by CLIP similarity to ``text``, best first: style images (``kind="images"``, for
+    :func:`adain_apply`) or fast models (``kind="fast"``, for :func:`fast_apply`), in a folder (searched
+    recursively) or given as files. Pass the result as ``adain_apply``'s style or ``fast_apply``'s model to
+    use the best match; the record then keeps the text, the choice and its score.
+
+    CLIP is ``clip`` if given, else ``clip_model``/``clip_pretrained`` from the Hugging Face cache, or
+    ``clip_weights`` (a file). Image embeddings are cached by SHA-256 in ``cache`` (True: the user's
+    cache folder; False: none), so a big library is embedded once.
+    """
+    dev = pick_device(device)
+    # clip_guidance.load_clip is looked up when called: a stand-in CLIP (tests, a notebook) can take its place.
+    clip = clip.to(dev) if clip is not None else clip_guidance.load_clip(clip_model, clip_pretrained, clip_weights, dev)
+    store = default_cache() if cache is True else (cache or None)
+    return rank_library(clip, text, library, kind, store, dev)
