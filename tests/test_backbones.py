@@ -240,3 +240,23 @@ def test_offline_vgg19_file_given_as_weights_and_damaged_files(tmp_path):
     torch.save({k: v for k, v in raw.items() if not k.startswith("block5_conv4")}, tmp_path / "short.bin")
     with pytest.raises(BrushworkError, match="no block5_conv4"):
         load_backbone("auto", tmp_path / "short.bin")
+
+
+def test_vgg_exports_with_its_preprocessing_unfolded():
+    """torch.export (ONNX export of an AdaIN model's encoder) traces fake tensors, which have no storage
+    for the folded copy's key: it takes the plain path and matches the folded one (README's adain export)."""
+    torch.manual_seed(0)
+    net = VGG(16, layout="caffe").freeze()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, image):
+            return self.net(image, ["relu1_2"])["relu1_2"]
+
+    x = torch.rand(1, 3, 12, 10)
+    folded = Encoder()(x)  # the folded copy exists before the export
+    exported = torch.export.export(Encoder(), (x,)).module()
+    assert torch.allclose(exported(x), folded, rtol=1e-5, atol=1e-5 * folded.abs().max().item())

@@ -101,8 +101,11 @@ class VGG(FeatureExtractor):
         in the backward pass (#21). Exact up to rounding, at the borders too: conv1_1 pads with zeros, and
         zero scaled is zero; the shift, which zero padding would not commute with, stays in front."""
         first = self.features[0]
-        if first.weight.requires_grad or first.bias is None or first.bias.requires_grad:
-            yield from super().layers_of(image)  # being trained: the folded copy would not follow
+        trained = first.weight.requires_grad or first.bias is None or first.bias.requires_grad
+        # Being trained, the folded copy would not follow; traced for ONNX, the weights are fake tensors
+        # without the storage the copy is keyed by, and the export should hold the plain network anyway.
+        if trained or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            yield from super().layers_of(image)
             return
         conv, shift = self._folded_first_conv()
         x = conv(image - shift)
