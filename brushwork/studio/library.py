@@ -210,13 +210,19 @@ def list_models(config: StudioConfig) -> list[dict]:
     return list(found.values())
 
 
+def check_model_name(name: str) -> str:
+    """A model name the studio can keep, uploaded or trained: a plain file stem, not Magenta's."""
+    if not _MODEL_NAME.fullmatch(name) or name == api.MAGENTA_MODEL:
+        raise BrushworkError(f"model name {name[:80]!r}: use letters, digits, '.', '_' and '-' (up to 101)")
+    return name
+
+
 def check_new_model_name(models: Path, name: str | None) -> str:
     """A name for a model the studio is to make or keep: valid as add_model names are, and taken by no
     model yet (bundled or in DATA/models), so that nothing is ever replaced. A BrushworkError if not."""
     if not name:
         raise BrushworkError("give the new model a name (the model field)")
-    if not _MODEL_NAME.fullmatch(name) or name == api.MAGENTA_MODEL:
-        raise BrushworkError(f"model name {name[:80]!r}: use letters, digits, '.', '_' and '-' (up to 101)")
+    check_model_name(name)
     taken = [EXAMPLES / f"{name}.safetensors", models / f"{name}.safetensors", models / name]
     if any(path.exists() for path in taken):
         raise BrushworkError(f"a model named {name!r} is already in the studio; choose another name")
@@ -362,9 +368,7 @@ def add_model(config: StudioConfig, weights: bytes, description: bytes, filename
     """A fast or AdaIN model uploaded to the studio (its ``.safetensors`` and the ``.json`` brushwork writes
     beside it): checked by loading it as the engine would, then put in DATA/models under its file's name.
     safetensors holds tensors only (nothing runs when it is read); an existing name is never replaced."""
-    name = Path(check_client_filename(filename)).stem
-    if not _MODEL_NAME.fullmatch(name) or name == api.MAGENTA_MODEL:
-        raise BrushworkError(f"model name {name[:80]!r}: use letters, digits, '.', '_' and '-'")
+    name = check_model_name(Path(check_client_filename(filename)).stem)
     if len(description) > _MAX_MODEL_JSON:
         raise BrushworkError(f"{name}.json is larger than {_MAX_MODEL_JSON // 1024} KiB")
     target = config.models / f"{name}.safetensors"
