@@ -136,7 +136,8 @@ def test_gan_from_python(tmp_path):
     assert [record_of(i).parameters["class_name"] for i in every] == ["bright", "dark"]
     grid = brushwork.gan_grid(run, seeds="0-2")
     assert grid.size == (3 * 34, 2 * 34) and record_of(grid).parameters["grid"]
-    walk = brushwork.gan_interpolate(run, tmp_path / "walk.gif", seeds=[0, 1], frames=2)
+    # Unprotected: marking every frame is test_protect_video's subject, and costs a minute here.
+    walk = brushwork.gan_interpolate(run, tmp_path / "walk.gif", seeds=[0, 1], frames=2, protection=None)
     assert brushwork.info(walk).engine == "gan-interpolate"
     register_extractor("tiny", lambda device, weights: FeatureEmbedder("tiny", TinyFeatures().to(device), "out", 16))
     figures = brushwork.gan_evaluate(run, samples=8, extractor="tiny")

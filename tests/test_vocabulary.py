@@ -190,8 +190,9 @@ def test_params_from_gan_sample_and_interpolate(tmp_path, capsys):
     assert Image.open(grid).tobytes() == Image.open(again).tobytes()
     assert read_record(again).parameters["seeds"] == [2, 3, 4]
     walk, walk2 = tmp_path / "w.gif", tmp_path / "w2.gif"
-    assert main(["gan", "interpolate", str(run), "--seeds", "1,2", "--frames", "3", "-o", str(walk)]) == 0
-    assert main(["gan", "interpolate", str(run), "--params-from", str(walk), "-o", str(walk2)]) == 0
+    assert main(["gan", "interpolate", str(run), "--seeds", "1,2", "--frames", "3", "-o", str(walk),
+                 "--no-watermark"]) == 0  # fmt: skip
+    assert main(["gan", "interpolate", str(run), "--params-from", str(walk), "-o", str(walk2), "--no-watermark"]) == 0
     assert Image.open(walk2).n_frames == 6
     assert main(["gan", "sample", str(run), "--params-from", str(walk), "-o", str(tmp_path / "s")]) == 2
     assert "'gan-interpolate' engine" in capsys.readouterr().err
@@ -206,7 +207,8 @@ def test_info_reads_every_output(tmp_path, suffix, capsys):
     run = brushwork.gan_train(write_classes(tmp_path / "d"), tmp_path / "run", **tiny(steps=1))
     out = tmp_path / f"out{suffix}"
     verb = ["sample", "--grid"] if suffix == ".png" else ["interpolate", "--frames", "1"]
-    assert main(["gan", *verb, str(run), "-o", str(out), "--seeds", "0,1"]) == 0
+    # Unmarked: what info reads is the record, and marking every frame of a clip costs a minute here.
+    assert main(["gan", *verb, str(run), "-o", str(out), "--seeds", "0,1", "--no-watermark"]) == 0
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert '"engine": "gan-' in capsys.readouterr().out
