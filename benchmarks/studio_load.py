@@ -7,9 +7,12 @@ processes on loopback, in a temporary data folder, and prints:
 2. a queue of M jobs with kill -9 of the worker, then of the server, mid-queue (submissions still
    arriving) -> after restarting both, every acknowledged job done, each published once;
 3. oversized upload, non-image, pixel bomb, path-trick file names, huge JSON, wrong token ->
-   status codes, and whether anything was stored.
+   status codes, and whether anything was stored;
+4. video jobs (a tiny clip, the bundled fast model) through the server's in-process worker, then through
+   one remote worker (``brushwork worker --server``, its own scratch folder, nothing shared but loopback)
+   -> clips per minute, once each worker is warm.
 
-    PYTHONPATH=. python benchmarks/studio_load.py [--jobs 100] [--fault-jobs 40]
+    PYTHONPATH=. python benchmarks/studio_load.py [--jobs 100] [--fault-jobs 40] [--video-clips 6] [--video-only]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -63,8 +67,8 @@ class Processes:
         STARTED.append(subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return STARTED[-1]
 
-    def start_server(self) -> None:
-        self.server = self._start("serve", "--port", str(self.port), "--no-worker")
+    def start_server(self, worker: bool = False) -> None:
+        self.server = self._start("serve", "--port", str(self.port), *(() if worker else ("--no-worker",)))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -232,10 +236,76 @@ def bomb() -> bytes:
     return buf.getvalue()
 
 
+WORKER_TOKEN = "bench-worker-token-0123456789"
+
+
+def tiny_clip(frames: int = 12, size: tuple[int, int] = (66, 50)) -> bytes:
+    """A square sliding over grey, 12 fps, no sound (the plumbing is measured, not the painting)."""
+    from fractions import Fraction
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            arr = np.full((size[1], size[0], 3), 90, np.uint8)
+            arr[10:30, 4 + 3 * i : 24 + 3 * i] = (240, 200, 40)
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def video_throughput(data: Path, clips: int, remote: bool) -> dict:
+    """Clips per minute through the server's own worker, or through one remote worker process."""
+    procs = Processes(data, free_port(), 30)
+    procs.env["BRUSHWORK_WORKER_TOKEN"] = WORKER_TOKEN
+    # Clips are signed and registered: with keys and a registry of this run's own, not the user's.
+    procs.env.update(BRUSHWORK_DATA_DIR=str(data / "user"), BRUSHWORK_CONFIG_DIR=str(data / "config"))
+    clip = tiny_clip()
+    form = {"engine": "video", "model": "starry_night-fast", "params": "{}"}
+
+    def submit_clips(n: int) -> list[str]:
+        ids = []
+        for k in range(n):
+            r = httpx.post(procs.url("/api/jobs"), headers=auth(), timeout=60, data=form,
+                           files={"content": (f"clip{k}.mp4", clip, "video/mp4")})  # fmt: skip
+            r.raise_for_status()
+            ids.append(r.json()["id"])
+        return ids
+
+    try:
+        procs.start_server(worker=not remote)
+        if remote:  # its own scratch folder; it reaches the server only through the worker API
+            scratch = data / "remote-worker"
+            scratch.mkdir(parents=True)
+            cmd = [sys.executable, "-m", "brushwork", "worker", "--server", procs.url(""), "--name", "remote-1",
+                   "--device", "cpu"]  # fmt: skip
+            STARTED.append(subprocess.Popen(cmd, env={**procs.env, "TMPDIR": str(scratch)}, cwd=scratch,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+            procs.worker = STARTED[-1]
+        warm = submit_clips(1)
+        if wait_done(data, warm, 300)[0] != 1:
+            raise SystemExit("the warm-up clip did not finish")
+        began = time.monotonic()
+        ids = submit_clips(clips)
+        done, _ = wait_done(data, ids, 900)
+        seconds = time.monotonic() - began
+    finally:
+        procs.stop()
+    return {"worker": "remote (worker API)" if remote else "in-process", "clips done": f"{done}/{clips}",
+            "seconds": round(seconds, 1), "clips per minute": round(60 * done / seconds, 1)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--fault-jobs", type=int, default=40)
+    parser.add_argument("--video-clips", type=int, default=6, help="clips per video throughput run (0: none)")
+    parser.add_argument("--video-only", action="store_true", help="only the video throughput runs")
     args = parser.parse_args()
     try:
         run_all(args)
@@ -247,14 +317,19 @@ def main() -> None:
 
 
 def run_all(args: argparse.Namespace) -> None:
+    runs = [] if args.video_only else [
+        (f"{args.jobs} concurrent submissions", lambda d: load(Processes(d, free_port(), 5), args.jobs)),
+        (f"kill -9 of worker and server, {args.fault_jobs} jobs", lambda d: faults(Processes(d, free_port(), 2),
+                                                                                  args.fault_jobs)),
+        ("hostile requests", lambda d: hostile(Processes(d, free_port(), 5))),
+    ]  # fmt: skip
+    if args.video_clips:
+        runs += [(f"{args.video_clips} video clips, {where} worker", partial(video_throughput, clips=args.video_clips,
+                                                                             remote=where == "remote"))
+                 for where in ("in-process", "remote")]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for title, run in (
-            (f"{args.jobs} concurrent submissions", lambda d: load(Processes(d, free_port(), 5), args.jobs)),
-            (f"kill -9 of worker and server, {args.fault_jobs} jobs", lambda d: faults(Processes(d, free_port(), 2),
-                                                                                      args.fault_jobs)),
-            ("hostile requests", lambda d: hostile(Processes(d, free_port(), 5))),
-        ):  # fmt: skip
-            data = Path(tmp) / title.split()[0]
+        for n, (title, run) in enumerate(runs):
+            data = Path(tmp) / f"{n}-{title.split()[0]}"
             print(f"\n## {title}")
             for key, value in run(data).items():
                 print(f"  {key}: {value}")

@@ -195,15 +195,3 @@ def test_urls_in_messages_and_logs_lose_their_passwords():
     with pytest.raises(Exception) as refused:
         StudioConfig(queue_url="http://user:s3cret@host/")
     assert "s3cret" not in str(refused.value)
-
-
-def test_a_training_job_ends_with_its_reason_on_a_worker_without_the_data_folder(client, config):
-    params = {"backbone": "lite0", "image_size": 32, "steps": 1}
-    response = client.post("/api/jobs", data={"engine": "fast-train", "model": "mine", "params": json.dumps(params),
-                                              "content_ref": "example:tubingen.jpg",
-                                              "style_ref": "example:starry_night.jpg"})  # fmt: skip
-    assert response.status_code == 202, response.text
-    assert remote_worker(client, "host-b:1").run_once() == "failed"  # the model name is not fetched as a model
-    job = client.get(f"/api/jobs/{response.json()['id']}").json()
-    assert "need a worker that shares the studio's data folder" in job["error"]
-    assert not (config.models / "mine.safetensors").exists()

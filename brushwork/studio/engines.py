@@ -41,8 +41,12 @@ class RunContext:
     #: How a file the engine writes itself (a video) is protected; None on a remote worker, which holds no
     #: keys: the server protects what it uploads (``remote.py``). Images are protected by whoever saves them.
     protection: Any = "default"
-    #: install_model(checkpoint, name): a trained model into DATA/models (None: a worker without the data folder).
+    #: install_model(checkpoint, name) -> the model to paint with: a trained model into DATA/models (a remote
+    #: worker keeps it to upload with its results: the server installs it as it publishes them).
     install_model: Callable[[Path, str], Path] | None = None
+    #: checkpointed(checkpoint): each new checkpoint a trainer saved in ``workdir`` (a remote worker uploads it,
+    #: so that an attempt on another host resumes from it; a local worker needs nothing: it is in DATA/jobs).
+    checkpointed: Callable[[Path], None] | None = None
 
 
 @dataclass
@@ -276,20 +280,30 @@ def _adain_train_run(inputs: Inputs, params: dict, ctx: RunContext) -> Results:
     return _train_model("adain-train", inputs, params, ctx)
 
 
+#: The trainer's checkpoint in a training job's folder (with its .json): what a later attempt resumes from.
+TRAINING_CHECKPOINT = "model.safetensors"
+
+
 def _train_model(engine: str, inputs: Inputs, params: dict, ctx: RunContext) -> Results:
     if ctx.install_model is None:
-        raise BrushworkError(f"{engine}: training jobs need a worker that shares the studio's data folder")
+        raise BrushworkError(f"{engine}: this worker has nowhere to keep a trained model")
     settings = api.SETTINGS[engine].from_values(params)
     # The checkpoint lives in the job's folder: an attempt after a killed one resumes from it.
-    checkpoint = ctx.workdir / "model.safetensors"
+    checkpoint = ctx.workdir / TRAINING_CHECKPOINT
     photos = _folder(ctx.workdir / "photos", inputs.contents)
     shown = {"at": None}
+    # The checkpoint this attempt resumes from (if any) came from where it would be handed back to.
+    handed = {"at": checkpoint.stat().st_mtime_ns if checkpoint.exists() else None}
 
     def preview() -> Image.Image:
         shown["at"] = checkpoint.stat().st_mtime_ns
         return _painted_by(engine, checkpoint, inputs, settings, ctx)
 
     def on_step(step) -> None:
+        # A trainer saves its checkpoint after the step's report: a new one is seen at the next step.
+        if ctx.checkpointed is not None and checkpoint.exists() and checkpoint.stat().st_mtime_ns != handed["at"]:
+            handed["at"] = checkpoint.stat().st_mtime_ns
+            ctx.checkpointed(checkpoint)
         fresh = checkpoint.exists() and checkpoint.stat().st_mtime_ns != shown["at"]
         ctx.progress(step.step / max(1, step.total), preview if fresh else None)  # the latest checkpoint's work
 

@@ -27,10 +27,18 @@ Every engine runs remotely. A video job's clip is fetched, painted into an unpro
 through the exit a local video job's clip takes (``api.publish_clip``: each frame marked, the file
 signed and registered), which re-encodes it once. A GAN run folder is served as the two files sampling
 reads (``api.gan_run_files``), each by its role, never by a path; the worker rebuilds the run from them.
+
+A training job (``fast-train``, ``adain-train``) fetches its photos and styles and trains on the worker.
+Each checkpoint the trainer saves (its safetensors + JSON pair, never a pickle) is handed back and kept in
+the job's folder on the server, where a local worker keeps its own, so the next attempt resumes from it on
+any host. The finished model goes back with the job's picture: the server checks it as it checks a user's
+model upload (loaded as the engine loads it), and links it into DATA/models (never over a model of that
+name) in the same step that marks the job done, so a publish sent again installs nothing twice.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import io
 import json
@@ -42,6 +50,7 @@ import socket
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -62,7 +71,7 @@ _CLAIM = re.compile(r"[0-9a-f]{32}")
 _WORKER_NAME = re.compile(r"[A-Za-z0-9_.:@-]{1,100}")
 #: Roles of a job's input files as the worker API names them; a GAN run's files by ``gan-`` and the
 #: role ``brushwork.api.gan_run_files`` gives each (never a path: nothing else of a run folder is served).
-_ROLES = ("content", "style", "mask", "model", "model-json", "gan-checkpoint", "gan-checkpoint-json")
+_ROLES = ("content", "contents", "style", "mask", "model", "model-json", "gan-checkpoint", "gan-checkpoint-json")
 _GAN_PREFIX = "gan-"
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
@@ -121,8 +130,10 @@ def create_worker_app(studio, token: str):
             return {"job": None}
         job, token = claimed
         log.info("job %s: attempt %d by remote worker %s", job.id, job.attempts, worker)
+        # checkpoint: the steps of the training checkpoint an earlier attempt handed back (0: none).
         return {"job": {"id": job.id, "engine": job.engine, "params": job.params, "inputs": job.inputs,
-                        "attempts": job.attempts, "preview_step": job.preview_step}, "claim": token,
+                        "attempts": job.attempts, "preview_step": job.preview_step,
+                        "checkpoint": _stored_steps(config, job)}, "claim": token,
                 "limits": {"upload_bytes": config.limits.upload_bytes}}  # fmt: skip
 
     @app.get("/jobs/{job_id}/input/{role}")
@@ -137,6 +148,8 @@ def create_worker_app(studio, token: str):
         inputs = job.inputs
         if role == "content" and inputs.get("content"):
             path = resolve_image(config, inputs["content"], video=job.engine == "video")
+        elif role == "contents" and 0 <= n < len(inputs.get("contents") or []):  # a trainer's photos
+            path = resolve_image(config, inputs["contents"][n])
         elif role == "style" and 0 <= n < len(inputs.get("styles") or []):
             path = resolve_image(config, inputs["styles"][n])
         elif role == "mask" and 0 <= n < len(inputs.get("masks") or []):
@@ -183,12 +196,34 @@ def create_worker_app(studio, token: str):
             (config.previews / job.preview).unlink(missing_ok=True)
         return {"ok": True}
 
+    @app.get("/jobs/{job_id}/checkpoint/{part}")
+    def checkpoint(job_id: str, part: str, claim: str):
+        """The training checkpoint (``weights`` or its ``json``) an earlier attempt handed back: what this
+        attempt resumes from."""
+        job = held(job_id, claim)
+        path = _checkpoint_path(config, job)
+        path = path.with_suffix(".json") if part == "json" else path if part == "weights" else None
+        if path is None or not path.is_file():
+            raise HTTPException(404, f"job {job_id} has no stored checkpoint {part[:20]!r}")
+        return FileResponse(path, media_type="application/octet-stream")
+
+    @app.post("/jobs/{job_id}/checkpoint")
+    def keep_checkpoint(job_id: str, claim: Annotated[str, Form()], weights: Annotated[UploadFile, File()],
+                        meta: Annotated[UploadFile, File()]):  # fmt: skip
+        """A training checkpoint of the attempt holding the job, checked and kept (atomically) in the job's
+        folder, where a local worker keeps its own: the next attempt, on any host, resumes from it."""
+        with job_lock(job_id):
+            job = held(job_id, claim)
+            return {"ok": True, "step": _keep_checkpoint(config, job, weights, meta)}
+
     @app.post("/jobs/{job_id}/publish")
     def publish(job_id: str, claim: Annotated[str, Form()], records: Annotated[str, Form()],
                 image: Annotated[list[UploadFile] | None, File()] = None,
-                video: Annotated[UploadFile | None, File()] = None):  # fmt: skip
-        """The results of an attempt (images, or a video job's one clip): published (protected, recorded)
-        once, whatever the retries."""
+                video: Annotated[UploadFile | None, File()] = None,
+                model: Annotated[UploadFile | None, File()] = None,
+                model_json: Annotated[UploadFile | None, File()] = None):  # fmt: skip
+        """The results of an attempt (images, or a video job's one clip; a training job's model with its
+        picture): published (protected, recorded, the model installed) once, whatever the retries."""
         if not _JOB_ID.fullmatch(job_id):
             raise HTTPException(404, "no such job")
         with job_lock(job_id):
@@ -198,7 +233,8 @@ def create_worker_app(studio, token: str):
                     return {"status": "done", "outputs": json.loads(done["outputs"]), "again": True}
                 raise HTTPException(409, "the job was already published by another attempt")
             job = held(job_id, claim)
-            return {"status": "done", "outputs": _publish(studio, job, claim, records, image or [], video)}
+            trained = (model, model_json) if model is not None or model_json is not None else None
+            return {"status": "done", "outputs": _publish(studio, job, claim, records, image or [], video, trained)}
 
     @app.post("/jobs/{job_id}/end")
     def end(job_id: str, body: dict):
@@ -261,26 +297,37 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _publish(studio, job, claim: str, records_json: str, files, clip=None) -> list[str]:
-    """Check, protect and save an attempt's images (or its clip), then mark the job done in one
-    transaction with its publication row; on any failure nothing stays behind."""
+def _publish(studio, job, claim: str, records_json: str, files, clip=None, trained=None) -> list[str]:
+    """Check, protect and save an attempt's images (or its clip), install a training job's model, then mark
+    the job done in one transaction with its publication row; on any failure nothing stays behind."""
     from brushwork.api import IMAGE_INFO_KEY, save
+    from brushwork.studio.engines import get_engine
 
     config: StudioConfig = studio.config
     if (job.engine == "video") != (clip is not None) or (clip is not None and files):
         raise BrushworkError("a video job publishes one clip (video) and no images; other jobs images only")
     if clip is None and not 1 <= len(files) <= config.limits.files_per_job:
         raise BrushworkError(f"publish 1 to {config.limits.files_per_job} images")
+    makes_model = get_engine(job.engine).makes_model
+    if makes_model != (trained is not None) or (trained is not None and None in trained):
+        raise BrushworkError("a training job publishes its model (model and model_json) with its picture; "
+                             "other jobs no model")  # fmt: skip
     records = _worker_records(records_json, job, 1 if clip is not None else len(files), config)
     if clip is not None:
         return _publish_clip(studio, job, claim, records[0], clip)
+    if makes_model and (records[0].extra.get("trained") or {}).get("model") != job.inputs.get("model"):
+        raise BrushworkError(f"a training job's picture must be the one its model {job.inputs.get('model')} painted")
     pictures = []
     for upload, record in zip(files, records, strict=True):
         picture = _load_upload(upload.file.read(config.limits.upload_bytes + 1), config)
         picture.info[IMAGE_INFO_KEY] = record
         pictures.append(picture)
+    # The model is checked (loaded as the engine loads it) before anything is written.
+    staged = _stage_model(config, job, claim, *trained) if trained is not None else None
     written: list[Path] = []
     try:
+        if staged is not None:  # hard links made exclusively: never over a model of that name
+            written += _install_trained(config, job, staged)
         for n, picture in enumerate(pictures):
             path = config.outputs / f"{job.id}-{claim[:8]}-{n}.png"
             written.append(save(picture, path, protection=config.protection()))
@@ -377,6 +424,132 @@ def _receive(upload, config: StudioConfig, suffix: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp)
+
+
+# A training job's model and checkpoints: the trainer's own safetensors + JSON pair (never a pickle), checked
+# by loading it as the engine does, kept in the job's folder on the server.
+
+#: The kind (the "kind" in a model's JSON) of the model each trainer makes.
+_TRAINED_KINDS = {"fast-train": "fast-style", "adain-train": "adain"}
+_MAX_MODEL_JSON = 1024 * 1024  # as a user's model upload's description
+
+
+def _checkpoint_path(config: StudioConfig, job) -> Path:
+    """Where a training job's checkpoint lives on the server (a local worker's trainer writes it there)."""
+    from brushwork.studio.engines import TRAINING_CHECKPOINT
+
+    if job.engine not in _TRAINED_KINDS:
+        raise HTTPException(404, f"a {job.engine} job has no training checkpoint")
+    return config.job_dir(job.id) / TRAINING_CHECKPOINT
+
+
+def _stored_steps(config: StudioConfig, job) -> int:
+    """The steps of the training checkpoint kept for ``job`` (0: none, or not a training job)."""
+    if job.engine not in _TRAINED_KINDS:
+        return 0
+    path = _checkpoint_path(config, job)
+    try:
+        step = json.loads(path.with_suffix(".json").read_text())["step"] if path.is_file() else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return step if isinstance(step, int) and step > 0 else 0
+
+
+def _receive_pair(config: StudioConfig, job, weights, meta, folder: Path, what: str) -> tuple[Path, dict]:
+    """A trainer's safetensors + JSON pair a worker sent, into a new staging folder inside ``folder``:
+    each within the limits of a user's model upload, the JSON of the kind this job's trainer makes, the
+    weights loaded as the engine loads a model. Returns the staged weights' path and the JSON."""
+    from brushwork import api
+
+    description = meta.file.read(_MAX_MODEL_JSON + 1)
+    if len(description) > _MAX_MODEL_JSON:
+        raise BrushworkError(f"a worker's {what} refused: its JSON is larger than {_MAX_MODEL_JSON // 1024} KiB")
+    try:
+        data = json.loads(description)
+    except (ValueError, RecursionError):
+        raise BrushworkError(f"a worker's {what} refused: its JSON is not valid") from None
+    kind = _TRAINED_KINDS[job.engine]
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        raise BrushworkError(f"a worker's {what} refused: not a {kind} model (its JSON's kind)")
+    step = data.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise BrushworkError(f"a worker's {what} refused: its JSON has no step count")
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
+    staged = staging / "model.safetensors"
+    try:
+        shutil.move(_receive(weights, config, ".safetensors"), staged)
+        staged.with_suffix(".json").write_bytes(description)
+        try:
+            api.load_model(staged, device="cpu")  # safetensors: tensors only, nothing runs as it is read
+        except BrushworkError as exc:  # said without the server's staging path
+            raise BrushworkError(f"a worker's {what} refused: {str(exc).replace(str(staged), 'it')}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staged, data
+
+
+def _keep_checkpoint(config: StudioConfig, job, weights, meta) -> int:
+    """Keep an attempt's training checkpoint in the job's folder in place of the one there, weights then
+    JSON (as the trainer writes its own: the JSON says which step the pair holds). Returns its step."""
+    from brushwork.studio.engines import get_engine
+
+    target = _checkpoint_path(config, job)
+    staged, data = _receive_pair(config, job, weights, meta, target.parent, "checkpoint")
+    try:
+        steps = get_engine(job.engine).settings.from_values(job.params).steps
+        if data["step"] > steps or data["step"] < _stored_steps(config, job):
+            raise BrushworkError(f"a worker's checkpoint refused: step {data['step']} of a job of {steps} steps "
+                                 f"whose kept checkpoint is at step {_stored_steps(config, job)}")  # fmt: skip
+        if "optim" not in data:
+            raise BrushworkError("a worker's checkpoint refused: it has no training state to resume from")
+        os.replace(staged, target)
+        os.replace(staged.with_suffix(".json"), target.with_suffix(".json"))
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+    return data["step"]
+
+
+def _stage_model(config: StudioConfig, job, claim: str, weights, meta) -> Path:
+    """A training job's finished model, checked and staged in the job's folder as ``published-<claim>``:
+    the files :func:`_install_trained` links into DATA/models."""
+    from brushwork.studio.engines import get_engine
+
+    folder = config.job_dir(job.id)
+    staged, data = _receive_pair(config, job, weights, meta, folder, "model")
+    try:
+        steps = get_engine(job.engine).settings.from_values(job.params).steps
+        if data["step"] != steps:
+            raise BrushworkError(f"a worker's model refused: trained {data['step']} of the job's {steps} steps")
+        _drop_unfinished_install(config, job)
+        target = folder / f"published-{claim[:8]}.safetensors"
+        os.replace(staged.with_suffix(".json"), target.with_suffix(".json"))
+        os.replace(staged, target)
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+    return target
+
+
+def _drop_unfinished_install(config: StudioConfig, job) -> None:
+    """A publish of this job that installed its model and died before the job was marked done (the server
+    killed) left links in DATA/models to a file still in the job's folder: this job's own, never published,
+    so they go (rather than be taken for another model of that name). A finished publish removed the folder."""
+    target = config.models / f"{job.inputs['model']}.safetensors"
+    for earlier in config.job_dir(job.id).glob("published-*.safetensors"):
+        for mine, link in ((earlier, target), (earlier.with_suffix(".json"), target.with_suffix(".json"))):
+            if link.exists() and mine.exists() and os.path.samefile(mine, link):
+                link.unlink()
+            mine.unlink(missing_ok=True)
+
+
+def _install_trained(config: StudioConfig, job, staged: Path) -> list[Path]:
+    """Link a staged model into DATA/models under the job's model name (as a local training job's model:
+    hard links made exclusively, never over a model of that name); returns the links made."""
+    from brushwork.studio.library import install_trained_model
+
+    target = install_trained_model(config.models, staged, job.inputs["model"])
+    return [target, target.with_suffix(".json")]
 
 
 def _without_paths(value):
@@ -558,13 +731,28 @@ class RemoteWorker:
             ok = self.client.call("POST", f"/jobs/{job['id']}/end", json=body).json()["ok"]
             return status if ok else "lost"
 
+        trained: list[Path] = []
+        hand = functools.partial(self._hand_checkpoint, job, claim, upload_bytes=upload_bytes)
+
+        def keep_model(checkpoint: Path, name: str) -> Path:
+            """A trained model goes back to the server with the job's picture: the server installs it."""
+            kept = tmp / "trained" / f"{name if _MODEL_NAME.fullmatch(name or '') else 'model'}.safetensors"
+            kept.parent.mkdir(exist_ok=True)
+            shutil.copyfile(checkpoint.with_suffix(".json"), kept.with_suffix(".json"))
+            shutil.copyfile(checkpoint, kept)
+            trained[:] = [kept]
+            return kept
+
         with _RemoteAttempt(self.client, job, claim, self.lease) as attempt:
             try:
                 inputs = self._fetch_inputs(job, claim, tmp)
+                work = tmp / "work"
+                work.mkdir()
+                if job.get("checkpoint"):  # an earlier attempt's, maybe on another host: resume from it
+                    self._fetch_checkpoint(job, claim, work)
                 # A clip is written unprotected: the server marks, signs and registers it as it publishes.
                 ctx = RunContext(attempt.progress, self.device, self.max_pixels, lambda suffix: tmp / f"out{suffix}",
-                                 tmp / "work", protection=None)  # fmt: skip
-                (tmp / "work").mkdir()
+                                 work, protection=None, install_model=keep_model, checkpointed=hand)  # fmt: skip
                 results = get_engine(job["engine"]).run(inputs, job["params"], ctx)
                 if attempt.stopped:
                     raise JobStopped(attempt.stopped)
@@ -579,9 +767,38 @@ class RemoteWorker:
                 return end("failed", f"{type(exc).__name__}: {exc}"[:2000])
             # Still renewing the lease: the server may take longer than one to mark a clip frame by frame.
             try:
-                return self._publish(job, claim, results, upload_bytes)
+                return self._publish(job, claim, results, upload_bytes, trained[0] if trained else None)
             except BrushworkError as exc:  # the server refused the results (too large, not images): say why
                 return end("failed", str(exc))
+
+    def _fetch_checkpoint(self, job: dict, claim: str, work: Path) -> None:
+        """The training checkpoint the server keeps for the job, where the trainer resumes from it (weights
+        first, JSON last, as the trainer writes it)."""
+        from brushwork.studio.engines import TRAINING_CHECKPOINT
+
+        path = work / TRAINING_CHECKPOINT
+        for part, target in (("weights", path), ("json", path.with_suffix(".json"))):
+            self.client.call("GET", f"/jobs/{job['id']}/checkpoint/{part}", params={"claim": claim}, save_to=target,
+                             limit=self.max_download_bytes)  # fmt: skip
+        log.info("job %s: resuming from the checkpoint of step %d", job["id"], job["checkpoint"])
+
+    def _hand_checkpoint(self, job: dict, claim: str, path: Path, upload_bytes: int) -> None:
+        """A new training checkpoint, handed to the server (it keeps the latest in the job's folder), so that
+        the next attempt resumes from it on whatever host it runs. One the server refuses (too large for its
+        upload limit, say) is not fatal: the job goes on, a later attempt resumes from an older one."""
+        meta = path.with_suffix(".json")
+        size = path.stat().st_size + meta.stat().st_size
+        if upload_bytes and size > upload_bytes:
+            log.warning("job %s: checkpoint of %.1f MB not handed back (over the upload limit of %.1f MB)",
+                        job["id"], size / 2**20, upload_bytes / 2**20)  # fmt: skip
+            return
+        with open(path, "rb") as weights, open(meta, "rb") as description:
+            try:
+                self.client.call("POST", f"/jobs/{job['id']}/checkpoint", data={"claim": claim}, timeout=300,
+                                 files=[("weights", ("model.safetensors", weights, "application/octet-stream")),
+                                        ("meta", ("model.json", description, "application/json"))])  # fmt: skip
+            except BrushworkError as exc:
+                log.warning("job %s: %s", job["id"], exc)
 
     def _fetch_inputs(self, job: dict, claim: str, tmp: Path):
         from brushwork.api import MAGENTA_MODEL, gan_run_files
@@ -610,8 +827,11 @@ class RemoteWorker:
             model = fetch("model", f"{name}.safetensors")
             fetch("model-json", f"{name}.json")
         suffix = Path(content.split(":", 1)[1]).suffix if content else ""
+        # A trainer's photos (the first is also its content: fetched once).
+        contents = [fetch("contents", f"photo-{n}{Path(ref.split(':', 1)[1]).suffix}", n)
+                    for n, ref in enumerate(refs.get("contents") or [])]  # fmt: skip
         return Inputs(
-            content=fetch("content", f"content{suffix}") if content else None,
+            content=contents[0] if contents else fetch("content", f"content{suffix}") if content else None,
             styles=[
                 fetch("style", f"style-{n}{Path(ref.split(':', 1)[1]).suffix}", n)
                 for n, ref in enumerate(refs.get("styles") or [])
@@ -622,9 +842,11 @@ class RemoteWorker:
                 fetch("mask", f"mask-{n}{Path(ref.split(':', 1)[1]).suffix}", n)
                 for n, ref in enumerate(refs.get("masks") or [])
             ],  # fmt: skip
+            contents=contents,
+            new_model=refs.get("model") if get_engine(job["engine"]).makes_model else None,
         )
 
-    def _publish(self, job: dict, claim: str, results: list, upload_bytes: int = 0) -> str:
+    def _publish(self, job: dict, claim: str, results: list, upload_bytes: int = 0, model: Path | None = None) -> str:
         from brushwork.api import record_of
         from brushwork.studio.engines import Written
 
@@ -654,9 +876,21 @@ class RemoteWorker:
             if record is None:
                 raise BrushworkError(f"engine {job['engine']} made an image without a record")
             records.append(record.to_dict())
-        # The server marks, signs and registers each picture before it answers: give it time.
-        self.client.call("POST", path, data={"claim": claim, "records": json.dumps(records)},
-                         files=files, timeout=300)  # fmt: skip
+        with ExitStack() as opened:
+            if model is not None:  # a training job's model: the server checks and installs it as it publishes
+                size = model.stat().st_size + model.with_suffix(".json").stat().st_size
+                size += sum(len(f[1][1].getbuffer()) for f in files)
+                if upload_bytes and size > upload_bytes:
+                    raise BrushworkError(f"the trained model and its picture are {size / 2**20:.1f} MB, over the "
+                                         f"studio's upload limit of {upload_bytes / 2**20:.1f} MB")  # fmt: skip
+                files.append(("model", (model.name, opened.enter_context(open(model, "rb")),
+                                        "application/octet-stream")))  # fmt: skip
+                files.append(("model_json", (model.with_suffix(".json").name,
+                                             opened.enter_context(open(model.with_suffix(".json"), "rb")),
+                                             "application/json")))  # fmt: skip
+            # The server marks, signs and registers each picture before it answers: give it time.
+            self.client.call("POST", path, data={"claim": claim, "records": json.dumps(records)},
+                             files=files, timeout=300)  # fmt: skip
         return "done"
 
     def run_forever(self, poll: float = 0.5) -> None:
