@@ -486,6 +486,26 @@ def test_xy_sweep_and_batch_queue_one_job_per_cell(client, config):
     assert [c["job"]["params"]["seed"] for c in batch["cells"]] == [5, 6, 7]
 
 
+def test_a_sweep_is_found_by_its_column_behind_many_newer_jobs(client, config):
+    """The sweep view reads the indexed sweep_id, not a window of the newest jobs (it once scanned 5000)."""
+    import sqlite3
+
+    made = sweep(client, {"batch": 2}, {**FAST, "seed": 1}).json()
+    later = time.time() + 1
+    with sqlite3.connect(config.db_path) as db:  # 6000 newer jobs, inserted directly: the API is not under test
+        db.executemany(
+            "INSERT INTO jobs (id, engine, params, inputs, labels, created) VALUES (?, 'stylize', '{}', '{}', ?, ?)",
+            [(f"n{i}", json.dumps({"sweep": {"id": "other"}} if i % 2 else {}), later + i) for i in range(6000)],
+        )
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE sweep_id = ?", ("x",)).fetchall()
+    assert "jobs_sweep" in " ".join(str(tuple(r)) for r in plan)
+    grid = client.get(made["url"]).json()
+    assert [c["job"]["id"] for c in grid["cells"]] == made["jobs"] and [c["seed"] for c in grid["cells"]] == [1, 2]
+    # Read from the column: a label alone (as the direct inserts wrote) counts only when an old database is migrated.
+    assert JobStore(config).jobs_of_sweep("other") == []
+    assert client.get("/api/sweeps/" + "0" * 32).status_code == 404
+
+
 @pytest.mark.parametrize(
     ("spec", "message", "engine", "extra"),
     [
@@ -629,7 +649,7 @@ def test_docs_page_works_offline(client):
 
 
 def test_a_job_database_from_before_favourites_and_trash_opens(config):
-    """A studio.db made by an earlier release (no worker, favourite or trashed columns) gains them."""
+    """A studio.db made by an earlier release (no worker, favourite, trashed or sweep_id columns) gains them."""
     import sqlite3
 
     config.prepare()
@@ -643,7 +663,15 @@ def test_a_job_database_from_before_favourites_and_trash_opens(config):
         )
         db.execute("INSERT INTO jobs (id, engine, params, inputs, labels, status, created, outputs) "
                    "VALUES ('a', 'stylize', '{}', '{}', '{}', 'done', 1, '[]')")  # fmt: skip
+        # A sweep's two cells, named only in their labels as before the sweep_id column.
+        for job_id, created in (("s1", 2), ("s2", 3)):
+            labels = json.dumps({"sweep": {"id": "old-sweep", "seed": created}})
+            db.execute("INSERT INTO jobs (id, engine, params, inputs, labels, status, created, outputs) "
+                       "VALUES (?, 'stylize', '{}', '{}', ?, 'done', ?, '[]')", (job_id, labels, created))  # fmt: skip
     store = JobStore(config)
-    (job,) = store.list()
+    job = store.get("a")
     assert job.favourite is False and job.trashed is None and job.worker is None
     assert store.set_favourite("a", True).favourite is True
+    assert [j.id for j in store.jobs_of_sweep("old-sweep")] == ["s1", "s2"]  # back-filled from the labels
+    assert [c["seed"] for c in Studio(config).sweep("old-sweep")["cells"]] == [2, 3]
+    assert [j.id for j in JobStore(config).jobs_of_sweep("old-sweep")] == ["s1", "s2"]  # opened again: unchanged

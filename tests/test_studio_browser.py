@@ -3,7 +3,8 @@
 Submit a job, watch the live preview change, find it in the gallery, restore its settings into the
 form, rate a pair, star, view and delete a picture, read one back by PNG Info, an X/Y plot, a painted
 mask. Skips when chromium or Playwright is absent; CI installs chromium (scripts/test).
-With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of the main views there (docs/studio/).
+With BRUSHWORK_SCREENSHOTS=DIR it also writes screenshots of its views there, to look at (its pictures are
+tiny); docs/studio/ comes from benchmarks/studio_screens.py, at real sizes.
 """
 
 from __future__ import annotations
@@ -330,4 +331,46 @@ def test_a_model_trained_in_the_page_joins_the_picker(studio_url):
 
         page.select_option("#engine", "fast")  # the new model is offered with the bundled one
         sync_api.expect(page.locator("#model")).to_contain_text("my-brush (yours)")
+        assert not errors, errors
+
+
+def test_the_canvas_view_shows_the_picture_large_and_is_remembered(studio_url):
+    """The canvas switch (or key c): the form a narrow column, the picture at its real size up to the window,
+    never scaled up unless clicked; kept across visits; a gallery picture opens in it with Large."""
+    with studio_page(studio_url) as (page, errors):
+        page.select_option("#engine", "fast")
+        page.fill("#p-image_size", "640")
+        page.click("#submit")
+        done = "(s => s && s.textContent === 'done')(document.querySelector('#live-status'))"
+        page.wait_for_function(done, timeout=120_000)
+        page.wait_for_function("document.querySelector('#live-preview').complete")
+        natural = page.evaluate("document.querySelector('#live-preview').naturalWidth")
+        form, small = page.locator("#job-form").bounding_box(), page.locator("#live-preview").bounding_box()
+        assert natural == 640 and small["width"] < 560  # the full form leaves the picture a side panel
+
+        page.click("#canvas-toggle")
+        sync_api.expect(page.locator("#canvas-toggle")).to_have_attribute("aria-pressed", "true")
+        large = page.locator("#live-preview").bounding_box()
+        assert large["width"] == pytest.approx(natural, abs=1)  # its real size: the window has room for it
+        assert page.locator("#job-form").bounding_box()["width"] < form["width"] / 1.5
+        page.click("#live-preview")  # scaled up to fill the window only when asked
+        assert page.locator("#live-preview").bounding_box()["width"] > natural + 50
+        shot(page, "canvas")
+
+        page.reload()  # remembered, as the theme is
+        sync_api.expect(page.locator("#canvas-toggle")).to_have_attribute("aria-pressed", "true")
+        assert page.locator("#job-form").bounding_box()["width"] < form["width"] / 1.5
+        key(page, "3")  # a gallery picture, large
+        page.locator(".card button.view-large").first.click()
+        page.wait_for_function(done)
+        page.wait_for_function("document.querySelector('#live-preview').complete")
+        assert page.locator("#live-preview").bounding_box()["width"] == pytest.approx(natural, abs=1)
+
+        key(page, "c")  # the key switches back
+        sync_api.expect(page.locator("#canvas-toggle")).to_have_attribute("aria-pressed", "false")
+        assert page.locator("#live-preview").bounding_box()["width"] == pytest.approx(small["width"], abs=1)
+        page.reload()
+        sync_api.expect(page.locator("#canvas-toggle")).to_have_attribute("aria-pressed", "false")
+        page.click("#keys-help summary")  # the shortcuts are listed in the page
+        sync_api.expect(page.locator("#keys-help dl")).to_contain_text("canvas")
         assert not errors, errors

@@ -151,3 +151,17 @@ def test_the_studio_on_postgres_with_a_remote_worker(store, postgres_url, tmp_pa
         assert (job["status"], job["worker"], job["attempts"]) == ("done", "elsewhere", 1)
         assert client.get(job["images"][0]).headers["content-type"] == "image/png"
         assert [item["job"] for item in client.get("/api/gallery").json()] == [job_id]
+
+
+def test_sweeps_by_column_and_an_old_table_back_filled(store):
+    """sweep_id is filled on add; a table from before the column gets it, filled from the labels, on opening."""
+    inputs = {"content": "example:tubingen.jpg", "styles": [], "model": "starry_night-fast"}
+    cells = [store.add("fast", {"image_size": 32}, inputs, {"sweep": {"id": "new", "x": i}}) for i in range(3)]
+    add(store, 2)
+    assert [j.id for j in store.jobs_of_sweep("new")] == cells
+    with store.transaction() as db:  # as an earlier release left it: no column, the id only in the labels
+        db.execute("DROP INDEX jobs_sweep")
+        db.execute("ALTER TABLE jobs DROP COLUMN sweep_id")
+    reopened = PostgresJobStore(store.config)
+    assert [j.id for j in reopened.jobs_of_sweep("new")] == cells
+    assert reopened.jobs_of_sweep("none") == []

@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     record TEXT,                   -- JSON record of the first output
     enqueued REAL,                 -- when it was last handed to the distributed queue
     favourite INTEGER NOT NULL DEFAULT 0,
-    trashed REAL                   -- when a finished job was deleted: its files moved to trash/
+    trashed REAL,                  -- when a finished job was deleted: its files moved to trash/
+    sweep_id TEXT                  -- the batch or X/Y plot it is a cell of (also in labels["sweep"]["id"])
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
 -- One row per published job (remote workers): the primary key makes a second publication impossible.
@@ -80,7 +81,14 @@ CREATE TABLE IF NOT EXISTS publications (
     published REAL NOT NULL
 );
 """
-_ADDED_COLUMNS = {"worker": "TEXT", "favourite": "INTEGER NOT NULL DEFAULT 0", "trashed": "REAL"}
+_ADDED_COLUMNS = {"worker": "TEXT", "favourite": "INTEGER NOT NULL DEFAULT 0", "trashed": "REAL", "sweep_id": "TEXT"}
+# After the added columns: an old database has no sweep_id until then.
+_SWEEP_INDEX = "CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs(sweep_id, created)"
+# A sweep's cells made before the column: their id is in the labels.
+_SWEEP_BACKFILL = (
+    "UPDATE jobs SET sweep_id = json_extract(labels, '$.sweep.id') "
+    "WHERE sweep_id IS NULL AND json_extract(labels, '$.sweep.id') IS NOT NULL"
+)
 
 
 class JobStopped(Exception):
@@ -175,6 +183,9 @@ def public_record(record: dict | None) -> dict | None:
 class JobStore:
     """The jobs table. One short connection per operation, so any thread or process may use it."""
 
+    #: Queue order; rowid breaks a tie of two jobs added within the clock's resolution.
+    _QUEUED_ORDER = "created, rowid"
+
     def __init__(self, config: StudioConfig):
         self.config = config.prepare()
         with self._connect() as db:
@@ -182,10 +193,14 @@ class JobStore:
             use_wal(db)
             db.executescript(_SCHEMA)
             # Columns added after the first release of the table, for databases made before them.
-            have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, kind in _ADDED_COLUMNS.items():
-                if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+            with immediate_transaction(db):  # one process adds them; another then sees them
+                have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+                for column, kind in _ADDED_COLUMNS.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+                if "sweep_id" not in have:
+                    db.execute(_SWEEP_BACKFILL)
+                db.execute(_SWEEP_INDEX)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -215,7 +230,7 @@ class JobStore:
         job_id = uuid.uuid4().hex
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO jobs (id, engine, params, inputs, labels, created) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, engine, params, inputs, labels, created, sweep_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 # Keys sorted: jobs with the same settings have the same text, which batching compares.
                 (
                     job_id,
@@ -224,9 +239,18 @@ class JobStore:
                     json.dumps(inputs),
                     json.dumps(labels),
                     time.time(),
+                    (labels.get("sweep") or {}).get("id"),
                 ),  # fmt: skip
             )
         return job_id
+
+    def jobs_of_sweep(self, sweep_id: str) -> list[Job]:
+        """A sweep's jobs in the order they were queued, less deleted ones (through the index on sweep_id)."""
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT * FROM jobs WHERE sweep_id = ? AND trashed IS NULL ORDER BY {self._QUEUED_ORDER}", (sweep_id,)
+            ).fetchall()
+        return [Job.from_row(r) for r in rows]
 
     def get(self, job_id: str) -> Job | None:
         with self._connect() as db:

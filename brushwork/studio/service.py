@@ -127,8 +127,7 @@ class Studio:
 
     def sweep(self, sweep_id: str) -> dict | None:
         """A sweep's cells (each a job with its x, y and seed), in the order they were queued."""
-        jobs = [j for j in self.store.list(limit=5000, newest_first=False)
-                if (j.labels.get("sweep") or {}).get("id") == sweep_id]  # fmt: skip
+        jobs = self.store.jobs_of_sweep(sweep_id)
         if not jobs:
             return None
         cells = [{**{k: v for k, v in j.labels["sweep"].items() if k != "id"}, "job": j.public()} for j in jobs]

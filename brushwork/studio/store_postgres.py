@@ -45,11 +45,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     record TEXT,
     enqueued DOUBLE PRECISION,
     favourite INTEGER NOT NULL DEFAULT 0,
-    trashed DOUBLE PRECISION
+    trashed DOUBLE PRECISION,
+    sweep_id TEXT
 );
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS favourite INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS trashed DOUBLE PRECISION;
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS sweep_id TEXT;
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, created);
+CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs(sweep_id, created);
 CREATE TABLE IF NOT EXISTS publications (
     job_id TEXT PRIMARY KEY,
     claim TEXT NOT NULL,
@@ -66,6 +69,15 @@ _REWRITES = [
     ("json_extract(inputs, '$.styles') IS json_extract(:inputs, '$.styles')",
      "(inputs::jsonb -> 'styles') IS NOT DISTINCT FROM (CAST(:inputs AS jsonb) -> 'styles')"),
 ]  # fmt: skip
+# Run once, when the schema above has just added sweep_id: a sweep's cells made before it name it in labels.
+_SWEEP_BACKFILL = (
+    "UPDATE jobs SET sweep_id = labels::jsonb -> 'sweep' ->> 'id' "
+    "WHERE sweep_id IS NULL AND (labels::jsonb -> 'sweep' ->> 'id') IS NOT NULL"
+)
+_HAS_SWEEP_ID = (
+    "SELECT 1 FROM information_schema.columns "
+    "WHERE table_schema = current_schema() AND table_name = 'jobs' AND column_name = 'sweep_id'"
+)
 _NAMED = re.compile(r"(?<!:):([A-Za-z_]\w*)")
 
 
@@ -116,6 +128,8 @@ class _Connection:
 class PostgresJobStore(JobStore):
     """:class:`JobStore` on PostgreSQL at ``config.store_url``."""
 
+    _QUEUED_ORDER = "created"  # no rowid here
+
     def __init__(self, config: StudioConfig):
         try:
             import psycopg  # noqa: F401
@@ -124,9 +138,12 @@ class PostgresJobStore(JobStore):
         self.config = config.prepare()
         self.url = config.store_url
         with self.transaction() as db:
+            had_sweep_id = db.execute(_HAS_SWEEP_ID).fetchone() is not None
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if not had_sweep_id:
+                db.execute(_SWEEP_BACKFILL)
 
     @contextmanager
     def _connect(self) -> Iterator[_Connection]:

@@ -1,3 +1,6 @@
+// The canvas view as the page opens, before Alpine starts: no flash of the full form on a reload.
+if (localStorage.getItem("brushwork-canvas") === "on") document.documentElement.dataset.canvas = "on";
+
 // The studio page's state (Alpine.js). Everything it shows comes from the REST API or from
 // server-rendered fragments (htmx); this file only wires the form, the live view and the keys.
 function studio(engines) {
@@ -37,6 +40,8 @@ function studio(engines) {
     maskDown: false,
     useMask: false,
     dark: false,
+    canvas: false,  // the canvas view: the form a narrow column, the picture large
+    canvasFit: false,  // in it, the picture scaled up to fill the window (else its real size, at most the window)
     modelMessage: "",
 
     async init() {
@@ -47,8 +52,22 @@ function studio(engines) {
       system.addEventListener("change", (e) => {
         if (!localStorage.getItem("brushwork-theme")) this.dark = e.matches;  // follow the system until chosen
       });
+      this.canvas = localStorage.getItem("brushwork-canvas") === "on";
       this.resetParams();
       await this.loadLibrary();
+    },
+    toggleCanvas(on = !this.canvas) {
+      this.canvas = on;
+      this.canvasFit = false;
+      if (on) document.documentElement.dataset.canvas = "on";
+      else delete document.documentElement.dataset.canvas;
+      localStorage.setItem("brushwork-canvas", on ? "on" : "off");
+      if (on) this.show("create");  // the canvas is the Create view's
+    },
+    // A gallery picture, large: the canvas view with the job in the live panel.
+    viewLarge(jobId) {
+      this.toggleCanvas(true);
+      this.watch(jobId);
     },
     toggleTheme() {
       this.dark = !this.dark;
@@ -101,6 +120,7 @@ function studio(engines) {
       if (typing || event.ctrlKey || event.altKey || event.metaKey) return;
       const n = parseInt(event.key, 10);
       if (n >= 1 && n <= this.tabs.length) { this.show(this.tabs[n - 1].id); return; }
+      if (event.key === "c") { this.toggleCanvas(); return; }
       if (this.tab === "rate" && this.pair.length === 2) {
         if (event.key === "ArrowLeft") this.rate(0);
         else if (event.key === "ArrowRight") this.rate(1);
