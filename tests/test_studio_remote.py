@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,10 +40,24 @@ def config(tmp_path) -> StudioConfig:
                         limits=Limits(upload_bytes=400_000, image_pixels=200_000))  # fmt: skip
 
 
+def browser_client(config) -> TestClient:
+    """The studio without its in-process worker, as a browser with the token reaches it (the other remote
+    test files use it too)."""
+    return TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1",
+                      headers={"Authorization": f"Bearer {BROWSER_TOKEN}"})  # fmt: skip
+
+
+def worker_scratch_folder(tmp_path, monkeypatch) -> Path:
+    """The workers' own folder, apart from the server's data folder: their jobs' temporary folders go here."""
+    folder = tmp_path / "worker"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1",
-                    headers={"Authorization": f"Bearer {BROWSER_TOKEN}"}) as c:  # fmt: skip
+    with browser_client(config) as c:
         yield c
 
 

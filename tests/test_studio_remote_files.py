@@ -5,18 +5,22 @@ role), done by a worker whose scratch folder is not the server's data folder."""
 from __future__ import annotations
 
 import json
-import tempfile
 
 import pytest
 
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
 
 from brushwork.records import read_record, sha256_file  # noqa: E402
-from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
-from tests.test_studio_remote import BROWSER_TOKEN, WORKER_TOKEN, remote_worker, worker_api  # noqa: E402
+from tests.test_studio_remote import (  # noqa: E402
+    BROWSER_TOKEN,
+    WORKER_TOKEN,
+    browser_client,
+    remote_worker,
+    worker_api,
+    worker_scratch_folder,
+)
 
 FRAMES = 6
 
@@ -31,18 +35,14 @@ def config(tmp_path) -> StudioConfig:
 
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1",
-                    headers={"Authorization": f"Bearer {BROWSER_TOKEN}"}) as c:  # fmt: skip
+    with browser_client(config) as c:
         yield c
 
 
 @pytest.fixture
 def worker_scratch(tmp_path, monkeypatch):
     """The worker's own folder, apart from the server's data folder: its jobs' temporary folders go here."""
-    scratch = tmp_path / "worker"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return scratch
+    return worker_scratch_folder(tmp_path, monkeypatch)
 
 
 def submit_clip(client, data: bytes, params=None) -> str:

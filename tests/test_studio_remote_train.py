@@ -10,20 +10,25 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 
 import pytest
 
 pytest.importorskip("fastapi")
 
-from fastapi.testclient import TestClient  # noqa: E402
 
 from brushwork import api  # noqa: E402
-from brushwork.studio.app import asgi_app  # noqa: E402
 from brushwork.studio.config import Limits, StudioConfig  # noqa: E402
 from brushwork.studio.library import EXAMPLES  # noqa: E402
-from tests.test_studio_remote import BROWSER_TOKEN, WORKER_TOKEN, config_db, remote_worker, worker_api  # noqa: E402
+from tests.test_studio_remote import (  # noqa: E402
+    BROWSER_TOKEN,
+    WORKER_TOKEN,
+    browser_client,
+    config_db,
+    remote_worker,
+    worker_api,
+    worker_scratch_folder,
+)
 from tests.test_studio_train import PHOTOS, TRAINERS  # noqa: E402
 
 
@@ -36,18 +41,14 @@ def config(tmp_path) -> StudioConfig:
 
 @pytest.fixture
 def client(config):
-    with TestClient(asgi_app(config, worker=False), base_url="http://127.0.0.1",
-                    headers={"Authorization": f"Bearer {BROWSER_TOKEN}"}) as c:  # fmt: skip
+    with browser_client(config) as c:
         yield c
 
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
     """The workers' own folder, apart from the server's data folder: their jobs' temporary folders go here."""
-    folder = tmp_path / "worker"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
+    return worker_scratch_folder(tmp_path, monkeypatch)
 
 
 def train(client, engine="fast-train", name="mine", params=None) -> str:
